@@ -1,0 +1,1 @@
+"""Course-staff tooling: the handout release and (later) the grader."""

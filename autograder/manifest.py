@@ -1,0 +1,48 @@
+"""The one place that declares which files are what.
+
+- HANDOUT_FILES: copied into the student handout (fenced blocks replaced by TODOs).
+- GRADABLE_FILES: what a student may change and submit; the grader takes only these.
+- PREDICTION_FILES: prediction outputs a submission must carry (graded by the judge alone).
+- STAFF_ONLY: never leave the staff tree (hidden cases, labels, staff tests, CI).
+Paths are relative to the repository root and use "/".
+"""
+
+from __future__ import annotations
+
+HANDOUT_FILES: tuple[str, ...] = (
+    "config.py",
+    "utils.py",
+    "models/__init__.py",
+    "models/base_gpt.py",
+    "models/gpt2.py",
+    "modules/__init__.py",
+    "modules/attention.py",
+    "modules/gpt2_layer.py",
+    "optimizer.py",
+    "optimizer_test.py",
+    "optimizer_test.npy",
+    "sanity_check.py",
+    "pyproject.toml",
+    "setup.sh",
+    "autograder/__init__.py",
+    "autograder/__main__.py",
+    "autograder/manifest.py",
+    "autograder/release.py",
+)
+
+GRADABLE_FILES: tuple[str, ...] = (
+    "models/gpt2.py",
+    "models/base_gpt.py",
+    "modules/attention.py",
+    "modules/gpt2_layer.py",
+    "optimizer.py",
+)
+
+PREDICTION_FILES: tuple[str, ...] = ()
+
+STAFF_ONLY: tuple[str, ...] = (
+    "tests/",
+    "bench/",
+    ".ci/",
+    "autograder/hidden/",
+)

@@ -1,0 +1,38 @@
+"""What every model of the kit shares: the weight init and device/dtype helpers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from config import GPT2Config
+
+
+class GPTPreTrainedModel(nn.Module):
+    def __init__(self, config: GPT2Config):
+        super().__init__()
+        self.config = config
+
+    def init_weights(self) -> None:
+        """GPT-2's init: normal(0, initializer_range) weights, zero biases, unit LayerNorms."""
+        self.apply(self._init_module)
+
+    def _init_module(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

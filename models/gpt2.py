@@ -1,0 +1,221 @@
+"""GPT-2: embeddings, a stack of `GPT2Layer`s, a final LayerNorm, and the tied output.
+
+Loading Hugging Face weights lives here too (`GPT2Model.from_pretrained`), the one place
+that maps their parameter names onto ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from config import GPT2Config
+from models.base_gpt import GPTPreTrainedModel
+from modules.attention import KVCache
+from modules.gpt2_layer import GPT2Layer
+from utils import get_extended_attention_mask
+
+HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+
+class GPT2Model(GPTPreTrainedModel):
+    def __init__(self, config: GPT2Config):
+        super().__init__(config)
+        self.word_embedding = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.pos_embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.embed_dropout = nn.Dropout(config.hidden_dropout_prob)
+        # [1, T_max]: 0, 1, ..., T_max - 1, the positions of an unpadded sequence.
+        position_ids = torch.arange(config.max_position_embeddings).unsqueeze(0)
+        self.register_buffer("position_ids", position_ids, persistent=False)
+        self.gpt_layers = nn.ModuleList(
+            [GPT2Layer(config) for _ in range(config.num_hidden_layers)])
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.init_weights()
+
+    def embed(self, input_ids: torch.Tensor,
+              position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Token plus position embeddings, then dropout (handout 3.3).  [B, T] -> [B, T, D].
+
+        Token t at position p gives word_embedding[t] + pos_embedding[p].  Positions are
+        0 .. T-1 (`self.position_ids[:, :T]`) unless `position_ids` [B, T] is given (the
+        KV-cache path passes it).  Apply `self.embed_dropout` to the sum.
+        """
+        ### BEGIN SOLUTION
+        if position_ids is None:
+            position_ids = self.position_ids[:, : input_ids.shape[1]]  # (1, T)
+        embeddings = self.word_embedding(input_ids) + self.pos_embedding(position_ids)
+        return self.embed_dropout(embeddings)  # (B, T, D)
+        ### END SOLUTION
+
+    def encode(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
+               cache: KVCache | None = None) -> torch.Tensor:
+        """Run every layer.  hidden_states [B, T, D], attention_mask [B, T_k] 0/1 -> [B, T, D]."""
+        extended_mask = get_extended_attention_mask(attention_mask, hidden_states.dtype)
+        for index, layer in enumerate(self.gpt_layers):
+            layer_cache = None if cache is None else cache.layer(index)
+            hidden_states = layer(hidden_states, extended_mask, layer_cache)
+        return hidden_states
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                cache: KVCache | None = None) -> dict[str, torch.Tensor]:
+        """input_ids [B, T], attention_mask [B, T] (1 = real token, 0 = pad, right-padded).
+
+        Returns {'last_hidden_state': [B, T, D] after the final LayerNorm,
+                 'last_token': [B, D], the state at each row's last real token}.
+
+        With a `KVCache` (generation), attention_mask covers the cached positions too,
+        [B, cache.length + T], any padding pattern is allowed (left-padded prompts),
+        positions are counted over real tokens only (cumsum(mask) - 1), the cache grows by
+        T, and 'last_token' is the state at the last position.
+        """
+        self._check_inputs(input_ids, attention_mask, cache)
+        T = input_ids.shape[1]
+        position_ids = None
+        if cache is not None:
+            position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, -T:]
+        hidden_states = self.embed(input_ids, position_ids)  # (B, T, D)
+        hidden_states = self.encode(hidden_states, attention_mask, cache)
+        hidden_states = self.final_layer_norm(hidden_states)  # (B, T, D)
+        if cache is not None:
+            cache.advance(T)
+            return {"last_hidden_state": hidden_states, "last_token": hidden_states[:, -1]}
+        last_index = attention_mask.long().sum(dim=1) - 1  # (B,)
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+        return {"last_hidden_state": hidden_states,
+                "last_token": hidden_states[rows, last_index.clamp(min=0)]}
+
+    def hidden_state_to_token(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        """Logits through the tied word embedding (handout 3.3).  [..., D] -> [..., V].
+
+        GPT-2 has no separate output matrix: logits = hidden_state @ word_embedding.weight^T.
+        """
+        ### BEGIN SOLUTION
+        return F.linear(hidden_state, self.word_embedding.weight)
+        ### END SOLUTION
+
+    def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      cache: KVCache | None) -> None:
+        """Raise ValueError, naming the problem and the sizes, for inputs the model can't take."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be 2-D [batch, seq_len], got shape "
+                             f"{tuple(input_ids.shape)}")
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+        B, T = input_ids.shape
+        past = 0 if cache is None else cache.length
+        if tuple(attention_mask.shape) != (B, past + T):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)} but "
+                             f"input_ids has {(B, T)}" + (f" and the cache holds {past} "
+                                                          f"positions" if cache else ""))
+        if T == 0:
+            raise ValueError("input_ids has no positions (seq_len 0)")
+        if past + T > self.config.max_position_embeddings:
+            raise ValueError(f"sequence length {past + T} exceeds the context length "
+                             f"{self.config.max_position_embeddings}")
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"input_ids holds token id {bad}, outside the vocabulary "
+                             f"[0, {self.config.vocab_size})")
+        if ((attention_mask != 0) & (attention_mask != 1)).any():
+            raise ValueError("attention_mask must hold only 0 and 1")
+        if cache is None and T > 1:
+            bad_rows = (attention_mask[:, 1:] > attention_mask[:, :-1]).any(dim=1)
+            if bad_rows.any():
+                row = int(bad_rows.nonzero()[0])
+                raise ValueError(f"attention_mask row {row} is not right-padded: a real token "
+                                 "follows a pad (put padding at the end of each row)")
+
+    @classmethod
+    def from_pretrained(cls, model: str = "gpt2", **config_overrides: Any) -> GPT2Model:
+        """Load Hugging Face GPT-2 weights: a hub name (`gpt2`, `gpt2-medium`, `gpt2-large`,
+        `gpt2-xl`; from the Hugging Face cache or the network) or a local folder holding a
+        checkpoint (`config.json` + `model.safetensors`, as `save_pretrained` writes).
+
+        The sizes come from the checkpoint's config; `config_overrides` change the rest
+        (e.g. `attention_impl="sdpa"`, `hidden_dropout_prob=0.0`).  The model is returned
+        in training mode, like any new `nn.Module`.
+        """
+        from transformers import GPT2Model as HFGPT2Model
+
+        try:
+            hf_model = HFGPT2Model.from_pretrained(model)
+        except OSError as error:
+            raise OSError(
+                f"could not load GPT-2 weights {model!r} ({error}).\n"
+                "Without network access and without a Hugging Face cache holding them, pass a "
+                "local folder with a Hugging Face GPT-2 checkpoint (config.json + "
+                "model.safetensors) instead, e.g. `--model_path DIR`.  Make one on a machine "
+                "with network: `python -c \"from transformers import GPT2LMHeadModel; "
+                "GPT2LMHeadModel.from_pretrained('gpt2').save_pretrained('DIR')\"`."
+            ) from error
+        config = GPT2Config.from_hf(hf_model.config, **config_overrides)
+        ours = cls(config)
+        copy_checked(ours, hf_to_ours(hf_model.state_dict(), config.num_hidden_layers))
+        return ours
+
+
+def hf_to_ours(hf_state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """Map a Hugging Face `GPT2Model` state dict onto this model's names (handout 3.4).
+
+    Hugging Face names (no `transformer.` prefix), layer i:
+      wte.weight [V, D], wpe.weight [T_max, D], ln_f.{weight,bias} [D],
+      h.i.ln_1, h.i.ln_2 ({weight,bias} [D]),
+      h.i.attn.c_attn.{weight [D, 3D], bias [3D]}  (query | key | value, in that order),
+      h.i.attn.c_proj.{weight [D, D], bias [D]},
+      h.i.mlp.c_fc.{weight [D, 4D], bias [4D]}, h.i.mlp.c_proj.{weight [4D, D], bias [D]}.
+    Their projections are `Conv1D`s, which store weight as [in, out]; `nn.Linear` stores
+    [out, in], so every projection weight is transposed.  Ours, layer i:
+      word_embedding, pos_embedding, final_layer_norm,
+      gpt_layers.i.{attention_layer_norm <- ln_1, out_layer_norm <- ln_2,
+                    self_attention.{query, key, value} <- c_attn split in three,
+                    attention_dense <- attn.c_proj, interm_dense <- c_fc,
+                    out_dense <- mlp.c_proj}.
+    Returns {our name: tensor} for every parameter of ours.
+    """
+    ### BEGIN SOLUTION
+    ours = {
+        "word_embedding.weight": hf_state["wte.weight"],
+        "pos_embedding.weight": hf_state["wpe.weight"],
+        "final_layer_norm.weight": hf_state["ln_f.weight"],
+        "final_layer_norm.bias": hf_state["ln_f.bias"],
+    }
+    for i in range(num_layers):
+        hf, mine = f"h.{i}.", f"gpt_layers.{i}."
+        q_w, k_w, v_w = hf_state[hf + "attn.c_attn.weight"].chunk(3, dim=1)  # 3 x (D, D)
+        q_b, k_b, v_b = hf_state[hf + "attn.c_attn.bias"].chunk(3, dim=0)  # 3 x (D,)
+        for name, weight, bias in (("query", q_w, q_b), ("key", k_w, k_b), ("value", v_w, v_b)):
+            ours[f"{mine}self_attention.{name}.weight"] = weight.t()
+            ours[f"{mine}self_attention.{name}.bias"] = bias
+        for our_name, hf_name in (("attention_dense", "attn.c_proj"), ("interm_dense", "mlp.c_fc"),
+                                  ("out_dense", "mlp.c_proj")):
+            ours[f"{mine}{our_name}.weight"] = hf_state[f"{hf}{hf_name}.weight"].t()
+            ours[f"{mine}{our_name}.bias"] = hf_state[f"{hf}{hf_name}.bias"]
+        for our_name, hf_name in (("attention_layer_norm", "ln_1"), ("out_layer_norm", "ln_2")):
+            ours[f"{mine}{our_name}.weight"] = hf_state[f"{hf}{hf_name}.weight"]
+            ours[f"{mine}{our_name}.bias"] = hf_state[f"{hf}{hf_name}.bias"]
+    return ours
+    ### END SOLUTION
+
+
+def copy_checked(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy every tensor of `state` into `model`'s parameter of the same name.
+
+    Raises ValueError naming the key and both shapes on a shape mismatch, and naming the
+    keys when `state` misses a parameter or has one the model lacks.
+    """
+    params = dict(model.named_parameters())
+    missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+    if missing or unexpected:
+        raise ValueError(f"weights do not match the model: missing {missing}, "
+                         f"unexpected {unexpected}")
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if tuple(tensor.shape) != tuple(params[name].shape):
+                raise ValueError(f"shape mismatch for {name}: checkpoint has "
+                                 f"{tuple(tensor.shape)}, model expects "
+                                 f"{tuple(params[name].shape)}")
+            params[name].copy_(tensor)

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Create .venv (idempotently), install the pinned packages from pyproject.toml, and
+# verify that every one of them imports.  Fails loudly on any error.
+#
+#   bash setup.sh          # runtime + test + dev tools
+#   PYTHON=python3.11 bash setup.sh
+#
+# On a CUDA cluster: activate .venv and `pip install torch==2.13.0 --index-url
+# https://download.pytorch.org/whl/cu126` before (or after) running this script;
+# the pin is then already satisfied and the CUDA build is kept.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+"$PY" - <<'PYEOF' > "$VENV/requirements.txt"
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for req in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    print(req)
+PYEOF
+
+# Skip pip entirely when every pin is already installed (fast re-runs, offline re-runs).
+if "$PY" - "$VENV/requirements.txt" <<'PYEOF'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+missing = []
+for line in open(sys.argv[1]):
+    name, _, pin = line.strip().partition("==")
+    try:
+        if version(name).split("+")[0] != pin:
+            missing.append(line.strip())
+    except PackageNotFoundError:
+        missing.append(line.strip())
+sys.exit(1 if missing else 0)
+PYEOF
+then
+    echo "[setup] all pinned packages already installed"
+else
+    echo "[setup] installing pinned packages"
+    "$PY" -m pip install --quiet --disable-pip-version-check -r "$VENV/requirements.txt"
+fi
+
+"$PY" - <<'PYEOF'
+import importlib
+modules = ["torch", "transformers", "safetensors", "numpy", "sklearn", "sacrebleu", "tqdm",
+           "regex", "matplotlib", "pytest", "hypothesis", "tiktoken", "tokenizers", "psutil"]
+for name in modules:
+    importlib.import_module(name)
+import torch, transformers
+print(f"[setup] ok: torch {torch.__version__} (cuda={torch.cuda.is_available()}), "
+      f"transformers {transformers.__version__}")
+PYEOF
