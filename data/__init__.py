@@ -1,0 +1,1 @@
+"""The course data folder: ``prepare.py`` imports the course files here (git-ignored)."""
