@@ -230,7 +230,7 @@ def update_pair_counts(
             counts[pair] = left
         else:
             del counts[pair]
-            where.pop(pair, None)
+            del where[pair]
     for pair in pairwise(new_ids):
         counts[pair] = counts.get(pair, 0) + freq
         where.setdefault(pair, set()).add(w)
@@ -315,7 +315,7 @@ def train_bpe(
         vocab[new_id] = vocab[a] + vocab[b]
         merges.append((vocab[a], vocab[b]))
         new_pairs = set()
-        for w in where.pop(pair):
+        for w in list(where[pair]):  # a copy: the updates delete where[pair]
             old = words[w]
             new = merge_ids(old, pair, new_id)
             if len(new) == len(old):
@@ -422,9 +422,10 @@ class Tokenizer:
         for i, token in sorted(self.vocab.items()):
             id_of.setdefault(token, i)
         for token in self.special_tokens:
-            if token.encode("utf-8") not in id_of:
-                new_id = max(self.vocab, default=-1) + 1
-                self.vocab[new_id] = id_of[token.encode("utf-8")] = token.encode("utf-8")
+            data = token.encode("utf-8")
+            if data not in id_of:
+                id_of[data] = max(self.vocab, default=-1) + 1
+                self.vocab[id_of[data]] = data
         self.special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
         self._id_of = id_of
         missing = [b for b in range(256) if bytes([b]) not in id_of]
