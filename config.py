@@ -89,7 +89,7 @@ class GPT2Config:
                 f"checkpoint uses activation {hf_config.activation_function!r}; this model "
                 "implements GPT-2's tanh-approximated GELU only"
             )
-        return cls(
+        sizes = dict(
             vocab_size=hf_config.vocab_size,
             max_position_embeddings=hf_config.n_positions,
             hidden_size=hf_config.n_embd,
@@ -99,8 +99,8 @@ class GPT2Config:
             layer_norm_eps=hf_config.layer_norm_epsilon,
             hidden_dropout_prob=hf_config.resid_pdrop,
             attention_probs_dropout_prob=hf_config.attn_pdrop,
-            **overrides,
         )
+        return cls(**{**sizes, **overrides})
 
     def with_changes(self, **changes: Any) -> GPT2Config:
         """A copy with some fields changed (validated again)."""

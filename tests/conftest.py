@@ -1,0 +1,46 @@
+"""Shared fixtures: the course data folder and tiny Hugging Face GPT-2 checkpoints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from config import GPT2Config
+from utils import save_random_hf_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small shapes used across the tests: (layers, heads, width, vocab, context).
+TINY = dict(num_hidden_layers=2, num_attention_heads=2, hidden_size=32, intermediate_size=128,
+            vocab_size=97, max_position_embeddings=64)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The course data (`BUILD_GPT2_DATA`, default ../shared/data beside the repository)."""
+    path = Path(os.environ.get("BUILD_GPT2_DATA", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"course data not found at {path}; set BUILD_GPT2_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """make_checkpoint(seed=0, **GPT2Config fields) -> folder with a random HF GPT-2 checkpoint.
+
+    Checkpoints are cached per (seed, sizes) for the session.
+    """
+    made: dict[tuple, Path] = {}
+
+    def make(seed: int = 0, **sizes: int | float) -> Path:
+        fields = {**TINY, **sizes}
+        key = (seed, tuple(sorted(fields.items())))
+        if key not in made:
+            folder = tmp_path_factory.mktemp("checkpoint")
+            made[key] = save_random_hf_checkpoint(folder, GPT2Config(**fields), seed=seed)
+        return made[key]
+
+    return make
