@@ -23,6 +23,8 @@ VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 CASE_MODULES = ("autograder.cases.visible", "autograder.cases.hidden_model",
                 "autograder.cases.hidden_optim", "autograder.cases.hidden_bpe")
 
+GROUP_ORDER = ("attention", "sdpa", "layer", "embed", "output", "model", "pretrained",
+               "optimizer", "bpe")
 # Wall-clock seconds the child may spend on one group (imports of the student's modules
 # included); `pretrained` also imports transformers.
 GROUP_TIMEOUT_S = {"pretrained": 60.0}
@@ -112,8 +114,8 @@ def all_cases(include_hidden: bool = True) -> list[Case]:
         if unknown or case.visibility not in VISIBILITIES:
             raise ValueError(f"case {case.name}: unknown rules {sorted(unknown)} or "
                              f"visibility {case.visibility!r}")
-    order = {group: i for i, group in enumerate(dict.fromkeys(c.group for c in cases))}
-    return sorted(cases, key=lambda c: order[c.group])
+    order = {group: i for i, group in enumerate(GROUP_ORDER)}
+    return sorted(cases, key=lambda c: order.get(c.group, len(order)))
 
 
 def select(cases: list[Case], only: list[str] | None) -> list[Case]:

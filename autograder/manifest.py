@@ -38,7 +38,16 @@ GRADABLE_FILES: tuple[str, ...] = (
     "optimizer.py",
 )
 
-PREDICTION_FILES: tuple[str, ...] = ()
+PREDICTION_FILES: tuple[str, ...] = (
+    "predictions/sst-dev-output.csv",
+    "predictions/sst-test-output.csv",
+    "predictions/cfimdb-dev-output.csv",
+    "predictions/cfimdb-test-output.csv",
+    "predictions/para-dev-output.csv",
+    "predictions/para-test-output.csv",
+    "predictions/generated_sonnets_dev.txt",
+    "predictions/generated_sonnets.txt",
+)
 
 STAFF_ONLY: tuple[str, ...] = (
     "tests/",

@@ -1,0 +1,79 @@
+"""Hidden cases for the model parts (staff-only: never in the handout).
+
+Shapes are tiny so that a whole grading run takes seconds; the rules a case checks are
+listed with it (see `autograder.case.RULES`), and the mutants in `tests/` prove them.
+"""
+
+from __future__ import annotations
+
+from autograder.case import ATTENTION_RULES, MODEL_RULES, Case
+
+NO_PAD = ("attn_scale", "attn_mask_before_softmax", "attn_causal", "attn_heads")
+SMALL = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 128,
+         "num_hidden_layers": 3}
+
+
+def _attention(name, points, rules, title, **params):
+    return Case(f"attention/{name}", "attention", params, points, rules, title)
+
+
+def _sdpa(name, title, **params):
+    return Case(f"sdpa/{name}", "attention", {**params, "impl": "sdpa"}, 2.0, ("sdpa",), title)
+
+
+CASES = [
+    _attention("causal", 3.0, NO_PAD, "causal mask, no padding (B=2, H=2, T=5, d=4)",
+               B=2, H=2, T_q=5, T_k=5, d=4, seed=1),
+    _attention("padded", 3.0, ATTENTION_RULES, "right padding: rows of 6, 3 and 1 real keys",
+               B=3, H=2, T_q=6, T_k=6, d=4, lengths=[6, 3, 1], seed=2),
+    _attention("kv_offset", 3.0, ATTENTION_RULES,
+               "2 new queries over 7 keys (KV cache): causal offset and padding",
+               B=2, H=3, T_q=2, T_k=7, d=4, lengths=[7, 5], seed=3),
+    _attention("gradients", 3.0, ATTENTION_RULES, "gradients dQ, dK, dV through the attention",
+               B=2, H=3, T_q=5, T_k=5, d=8, lengths=[5, 4], grad=True, seed=4),
+    _attention("wide", 3.0, ATTENTION_RULES, "4 heads of 16, 16 positions, padding",
+               B=1, H=4, T_q=16, T_k=16, d=16, lengths=[11], seed=5),
+    Case("attention/dropout", "attention",
+         {"B": 2, "H": 2, "T_q": 6, "T_k": 6, "d": 4, "dropout": 0.5, "seed": 6}, 3.0,
+         NO_PAD + ("attn_dropout",), "dropout on the probabilities in training, off in eval",
+         dropout_keys=("train",), extra={"dropout_pattern": "differs", "eval_key": "out"}),
+    _sdpa("causal", "fused path, causal, no padding", B=2, H=2, T_q=5, T_k=5, d=4, seed=11),
+    _sdpa("padded", "fused path, right padding", B=3, H=2, T_q=6, T_k=6, d=4,
+          lengths=[6, 3, 1], seed=12),
+    _sdpa("kv_offset", "fused path, 2 queries over 7 keys", B=2, H=3, T_q=2, T_k=7, d=4,
+          lengths=[7, 5], seed=13),
+    Case("layer/add_attention", "layer_add", {"B": 2, "T": 4, "seed": 21}, 3.0, ("add",),
+         "add: dropout on the projected branch only, no layer norm"),
+    Case("layer/add_mlp", "layer_add", {"B": 2, "T": 3, "mlp": True, "seed": 22}, 3.0,
+         ("add",), "add: residual around the MLP projection (D_out = 4D)"),
+    Case("layer/forward", "layer_forward", {"B": 2, "T": 5, "lengths": [5, 3], "seed": 23},
+         3.0, ("pre_ln", "gelu_tanh"), "forward: pre-LN attention and MLP, with padding"),
+    Case("layer/forward_wide", "layer_forward",
+         {"B": 1, "T": 8, "seed": 24, "config": SMALL}, 3.0, ("pre_ln", "gelu_tanh"),
+         "forward: D=32, 4 heads, and the input gradient"),
+    Case("embed/positions", "embed", {"B": 3, "T": 6, "seed": 31}, 4.0, ("embed",),
+         "embed: token + position, default and given position_ids"),
+    Case("embed/dropout", "embed",
+         {"B": 4, "T": 8, "seed": 32, "config": {"hidden_dropout_prob": 0.5}}, 4.0, ("embed",),
+         "embed: dropout on the sum in training (0 or x/(1-p)), none in eval",
+         dropout_keys=("train",), extra={"dropout_pattern": "zeros", "p": 0.5,
+                                         "eval_key": "eval"}),
+    Case("output/logits", "output_logits", {"shape": [2, 3], "seed": 41}, 3.0,
+         ("tied_output",), "hidden_state_to_token: logits [B, T, V] and the tied gradient"),
+    Case("output/last_token", "output_logits", {"shape": [4], "seed": 42}, 3.0,
+         ("tied_output",), "hidden_state_to_token on [B, D]"),
+    Case("model/padded", "model_forward", {"B": 3, "T": 7, "lengths": [7, 4, 1], "seed": 51},
+         5.0, MODEL_RULES + ("tied_output",),
+         "whole model: padded batch, last_hidden_state, last_token, logits"),
+    Case("model/three_layers", "model_forward",
+         {"B": 2, "T": 9, "seed": 52, "config": SMALL}, 5.0, MODEL_RULES + ("tied_output",),
+         "whole model: 3 layers, D=32, 4 heads", atol=2e-5),
+    Case("pretrained/mapping", "hf_mapping", {"seed": 61}, 4.0, ("hf_mapping",),
+         "hf_to_ours: every parameter, split and transposed"),
+    Case("pretrained/mapping_three_layers", "hf_mapping", {"seed": 62, "config": SMALL}, 4.0,
+         ("hf_mapping",), "hf_to_ours: 3 layers, D=32", atol=0.0, rtol=0.0),
+    Case("pretrained/from_pretrained", "from_pretrained",
+         {"B": 2, "T": 6, "lengths": [6, 2], "seed": 63}, 6.0,
+         MODEL_RULES + ("tied_output", "hf_mapping"),
+         "from_pretrained(folder) on a save_pretrained checkpoint, then forward", atol=2e-5),
+]

@@ -1,0 +1,161 @@
+"""Grade one submission: unpack, stage, produce in the sandbox, judge, report.
+
+Where the handout and the secrets come from depends on the tree this package sits in
+(`Layout.detect`): the staff repository (the handout is released on the fly), the
+Gradescope bundle (`handout/` beside `autograder/`), or a student's handout (`check`: the
+student's own files, visible cases only).  `grade` never raises: any failure becomes a
+valid results.json with score 0 and the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autograder import npzio, sandbox
+from autograder.case import Case, all_cases, select
+from autograder.judge import judge_all
+from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
+from autograder.report import Results, TestResult, crash_results, to_json, write_json
+from autograder.unpack import SubmissionError, read_submission
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD_FILES = ("autograder/__init__.py", "autograder/child.py", "autograder/npzio.py",
+               "autograder/producers/__init__.py", "autograder/producers/model.py",
+               "autograder/producers/optim.py", "autograder/producers/bpe.py")
+
+
+@dataclass
+class Layout:
+    root: Path  # the tree holding this autograder package
+    handout: Path | None  # a released handout to stage onto (None: release from root)
+    hidden_cases: bool  # whether hidden cases (and their reference) are here
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.root / "autograder" / "reference"
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.root / "autograder" / "hidden"
+
+    @classmethod
+    def detect(cls, root: Path = ROOT) -> Layout:
+        hidden = (root / "autograder" / "cases" / "hidden_model.py").is_file()
+        if (root / "handout" / "config.py").is_file():
+            return cls(root, root / "handout", hidden)
+        if hidden:
+            return cls(root, None, True)
+        return cls(root, root, False)
+
+
+def load_reference(layout: Layout) -> dict[str, np.ndarray]:
+    """All reference arrays of this tree, keyed `<case name>/<array>`."""
+    arrays: dict[str, np.ndarray] = {}
+    for name in ("visible.npz", "hidden.npz"):
+        path = layout.reference_dir / name
+        if path.is_file():
+            arrays.update(npzio.load(path))
+    return arrays
+
+
+def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> tuple[Path, Path]:
+    """`run_dir/stage`: the handout with the submission's gradable files on top, and
+    `run_dir/trusted`: the child's own code.  Both read-only for the sandbox user."""
+    stage, trusted = run_dir / "stage", run_dir / "trusted"
+    handout = layout.handout
+    if handout is None:
+        from autograder.release import release
+
+        handout = run_dir / "handout"
+        release(layout.root, handout)
+    for rel in HANDOUT_FILES:
+        if rel.startswith("autograder/") or not (handout / rel).is_file():
+            continue
+        (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(handout / rel, stage / rel)
+    for rel, data in files.items():
+        if rel in GRADABLE_FILES:
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(data)
+    for rel in CHILD_FILES:
+        if (layout.root / rel).is_file():
+            (trusted / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(layout.root / rel, trusted / rel)
+    for folder in (stage, trusted):
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return stage, trusted
+
+
+def case_tests(cases: list[Case], verdicts) -> list[TestResult]:
+    groups = list(dict.fromkeys(c.group for c in cases))
+    counters: dict[str, int] = {}
+    tests = []
+    for verdict in verdicts:
+        case = verdict.case
+        counters[case.group] = counters.get(case.group, 0) + 1
+        tests.append(TestResult(
+            name=f"{case.group}: {case.title}", number=f"{groups.index(case.group) + 1}."
+            f"{counters[case.group]}", score=verdict.score, max_score=case.points,
+            output=f"[{case.name}] rules: {', '.join(case.rules)}\n{verdict.feedback}",
+            visibility=case.visibility, group=case.group))
+    return tests
+
+
+def grade(submission: str | Path, *, json_path: str | Path | None = None,
+          only: list[str] | None = None, layout: Layout | None = None,
+          visible_only: bool = False, predictions: bool = True,
+          limits: sandbox.Limits | None = None) -> dict:
+    """Grade `submission` (zip or folder); returns the results.json dict (also written to
+    `json_path` when given, whatever happens)."""
+    start = time.monotonic()
+    layout = layout or Layout.detect()
+    try:
+        results = _grade(Path(submission), layout, only, visible_only, predictions,
+                         limits or sandbox.Limits(), start)
+        data = to_json(results)
+    except SubmissionError as error:
+        data = crash_results(str(error), time.monotonic() - start)
+    except Exception as error:  # the grader's own failure still yields a results.json
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        data = crash_results(f"internal grader error: {detail}", time.monotonic() - start)
+    if json_path is not None:
+        write_json(json_path, data)
+    return data
+
+
+def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_only: bool,
+           predictions: bool, limits: sandbox.Limits, start: float) -> Results:
+    files, notes = read_submission(submission)
+    missing = [rel for rel in GRADABLE_FILES if rel not in files]
+    if missing:
+        notes.append(f"not in the submission, the handout's version is used: {missing}")
+    cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only), only)
+    sandbox.lock_secrets([layout.reference_dir, layout.labels_dir])
+    reference = load_reference(layout)
+    tests: list[TestResult] = []
+    run_dir = Path(tempfile.mkdtemp(prefix="gpt2-grade-"))
+    try:
+        if cases:
+            stage, trusted = stage_submission(layout, files, run_dir)
+            runs, child_log, iso_notes = sandbox.run_cases(cases, run_dir, stage, trusted, limits)
+            tests += case_tests(cases, judge_all(cases, runs, run_dir / "out", reference))
+            notes += iso_notes
+            if child_log.strip():
+                notes.append("your code's printed output (cut):\n" + child_log[-2000:])
+        leaderboard = []
+        if predictions and not only and layout.labels_dir.is_dir():
+            from autograder.predictions import grade_predictions
+
+            prediction_tests, leaderboard = grade_predictions(files, layout.labels_dir)
+            tests += prediction_tests
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return Results(tests, time.monotonic() - start, notes, leaderboard)

@@ -1,0 +1,145 @@
+"""The trusted judge: score each case from the plain arrays the child left behind.
+
+For every array the reference holds, in this order: the output must exist, have the
+reference's dtype and shape, be finite wherever the reference is, and then agree within
+`|out - ref| <= atol + rtol * |ref|`.  Feedback names the array, the shapes, the largest
+absolute difference and the first mismatching index, never a reference value.  A case
+scores all its points or none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autograder import npzio
+from autograder.case import Case
+from autograder.sandbox import CaseRun
+
+MAX_FEEDBACK = 4000  # characters per case (Gradescope output is capped at 4 KB too)
+
+
+@dataclass
+class Verdict:
+    case: Case
+    score: float
+    feedback: str
+    seconds: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.case.points
+
+
+def output_file(out_dir: Path, case: Case, suffix: str) -> Path:
+    return out_dir / (case.name.replace("/", "__") + suffix)
+
+
+def reference_arrays(reference: dict[str, np.ndarray], case: Case) -> dict[str, np.ndarray]:
+    prefix = case.name + "/"
+    return {k[len(prefix):]: v for k, v in reference.items() if k.startswith(prefix)}
+
+
+def _index(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+
+
+def compare(key: str, out: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> str | None:
+    """The problem with `out` as a stand-in for `ref`, or None when it matches."""
+    if out.dtype != ref.dtype:
+        return f"{key}: dtype {out.dtype}, expected {ref.dtype}"
+    if out.shape != ref.shape:
+        return f"{key}: shape {out.shape}, expected {ref.shape}"
+    finite_ref = np.isfinite(ref)
+    bad_finite = ~np.isfinite(out) & finite_ref
+    if bad_finite.any():
+        first = _index(int(np.flatnonzero(bad_finite)[0]), out.shape)
+        return (f"{key}: {int(bad_finite.sum())} NaN/inf values where finite numbers were "
+                f"expected (first at index {first}), shape {out.shape}")
+    out64, ref64 = out.astype(np.float64), ref.astype(np.float64)
+    diff = np.where(finite_ref, np.abs(out64 - ref64), 0.0)
+    bad = diff > atol + rtol * np.abs(np.where(finite_ref, ref64, 0.0))
+    if bad.any() or not finite_ref.all() and (out64[~finite_ref] != ref64[~finite_ref]).any():
+        first = _index(int(np.flatnonzero(bad)[0]), out.shape) if bad.any() else "non-finite"
+        return (f"{key}: values differ: max abs diff {diff.max():.3g}, "
+                f"{int(bad.sum())} of {bad.size} elements outside atol={atol:g} rtol={rtol:g}, "
+                f"first mismatching index {first}, shape {out.shape}")
+    return None
+
+
+def check_dropout(key: str, train: np.ndarray, evaluated: np.ndarray, case: Case) -> str | None:
+    """Training-mode output `train` against the eval-mode output of the same inputs.
+
+    extra["dropout_pattern"]: "differs" (dropout must change something) or "zeros"
+    (each element is 0 or eval / (1 - p), with about a fraction p of zeros).
+    """
+    if train.shape != evaluated.shape or train.dtype != evaluated.dtype:
+        return f"{key}: shape {train.shape} / dtype {train.dtype}, expected {evaluated.shape} / {evaluated.dtype}"
+    if not np.isfinite(train).all():
+        return f"{key}: NaN/inf values in training mode"
+    changed = np.abs(train.astype(np.float64) - evaluated) > 1e-6
+    if not changed.any():
+        return f"{key}: training-mode output equals the eval-mode output: is dropout applied?"
+    if case.extra.get("dropout_pattern") == "zeros":
+        p = case.extra["p"]
+        zero = train == 0
+        scaled = np.isclose(train, evaluated / (1 - p), atol=1e-5, rtol=1e-4)
+        if not (zero | scaled).all():
+            first = _index(int(np.flatnonzero(~(zero | scaled))[0]), train.shape)
+            return (f"{key}: in training mode each element must be 0 or eval/(1-p); "
+                    f"first other element at index {first}")
+        if abs(zero.mean() - p) > 0.1:
+            return f"{key}: {zero.mean():.2f} of the elements dropped, expected about p={p}"
+    return None
+
+
+def judge_case(case: Case, run: CaseRun, out_dir: Path,
+               reference: dict[str, np.ndarray]) -> Verdict:
+    """Score one case; every failure path still returns a Verdict with feedback."""
+    expected = reference_arrays(reference, case)
+    if not expected:
+        return Verdict(case, 0.0, "no reference output for this case on this grader "
+                                  "(run `python -m autograder build-reference`)")
+    error_file = output_file(out_dir, case, ".err")
+    if run.status != "done":
+        return Verdict(case, 0.0, f"{run.status}: {run.note}".strip(": "), run.seconds)
+    if error_file.is_file() and not error_file.is_symlink():
+        text = error_file.read_bytes()[:MAX_FEEDBACK].decode("utf-8", "replace")
+        return Verdict(case, 0.0, f"error while running your code:\n{text}", run.seconds)
+    try:
+        produced = npzio.load(output_file(out_dir, case, ".npz"))
+    except ValueError as error:
+        return Verdict(case, 0.0, f"no usable output: {error}", run.seconds)
+    problems, notes = [], []
+    for key, ref in expected.items():
+        if key not in produced:
+            problems.append(f"{key}: missing from the output")
+        elif key in case.dropout_keys:
+            eval_key = case.extra.get("eval_key", "out")
+            problem = check_dropout(key, produced[key], expected[eval_key], case)
+            problems += [problem] if problem else []
+        else:
+            problem = compare(key, produced[key], ref, case.atol, case.rtol)
+            if problem:
+                problems.append(problem)
+            elif ref.size:
+                diff = np.abs(produced[key].astype(np.float64) - ref.astype(np.float64))
+                notes.append(f"{key}: ok, shape {ref.shape}, max abs diff "
+                             f"{np.nanmax(np.where(np.isfinite(diff), diff, 0.0)):.2g}")
+    extra = sorted(set(produced) - set(expected))
+    if extra:
+        notes.append(f"unexpected arrays ignored: {extra[:10]}")
+    if problems:
+        return Verdict(case, 0.0, "\n".join(problems + notes)[:MAX_FEEDBACK], run.seconds)
+    if case.time_limit_s is not None and (run.seconds or 0.0) > case.time_limit_s:
+        return Verdict(case, 0.0, f"correct but took {run.seconds:.2f}s (measured by the "
+                                  f"grader), limit {case.time_limit_s:.2f}s", run.seconds)
+    return Verdict(case, case.points, "\n".join(notes)[:MAX_FEEDBACK], run.seconds)
+
+
+def judge_all(cases: list[Case], runs: dict[str, CaseRun], out_dir: Path,
+              reference: dict[str, np.ndarray]) -> list[Verdict]:
+    return [judge_case(case, runs.get(case.name, CaseRun("not_run")), out_dir, reference)
+            for case in cases]

@@ -1,0 +1,332 @@
+"""Run the producer child in a sandbox and supervise it from outside (the parent side).
+
+The child (`autograder/child.py`) runs as
+
+    [unshare --net --pid --fork --kill-child --]  python -I <trusted>/autograder/child.py plan
+
+- with a scrubbed environment (no inherited variables; HOME/TMPDIR in a private scratch
+  folder; one thread for torch),
+- in its own session and process group, killed with SIGKILL as soon as the cases are done
+  or time runs out; with the PID namespace, killing it takes every process the student
+  started (daemons included) with it,
+- under `setrlimit` caps on CPU seconds, address space, processes, file size, open files,
+- in a fresh network namespace (no interfaces: connections fail at once) when the OS
+  allows, else with a note in the report,
+- as the unprivileged user `gpt2grader` when the grader runs as root (created on first use;
+  `setup.sh` of the Gradescope bundle creates it too).  Folders holding reference outputs and
+  hidden labels are then made root-only (mode 0700), so the child cannot read them.
+
+Each group of cases has a wall-clock budget.  If the child overruns it or dies, the case
+it was in and the rest of its group are marked, and a fresh child continues with the next
+group, so one hostile function costs only its own group.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pwd
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.case import Case, group_timeout
+
+SANDBOX_USER = "gpt2grader"
+NAMESPACE_PREFIX = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--"]
+LOG_KEEP = 4096  # bytes of the child's stdout/stderr kept from the start and from the end
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_s: int = 300  # RLIMIT_CPU per process
+    memory_bytes: int = 6 << 30  # RLIMIT_AS (virtual; torch alone maps about 1 GB)
+    processes: int = 512  # RLIMIT_NPROC for the sandbox user (threads count too)
+    file_bytes: int = 64 << 20  # RLIMIT_FSIZE
+    open_files: int = 256  # RLIMIT_NOFILE
+    total_s: float = 300.0  # wall-clock budget of the whole run, all groups
+
+
+@dataclass
+class Isolation:
+    """What this machine lets the grader do; `notes` end up in the report."""
+
+    prefix: list[str]  # command prefix for the namespaces ([] when unavailable)
+    user: tuple[int, int] | None  # (uid, gid) the child drops to
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaseRun:
+    status: str  # "done", "timeout", "crashed", "skipped", "not_run"
+    seconds: float | None = None
+    note: str = ""
+
+
+def _works(command: list[str]) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _sandbox_user() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        if not _works(["useradd", "--system", "--no-create-home", "--shell",
+                       "/usr/sbin/nologin", SANDBOX_USER]):
+            return None
+        entry = pwd.getpwnam(SANDBOX_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _user_can_run_python(user: tuple[int, int]) -> bool:
+    uid, gid = user
+    return _works(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                   sys.executable, "-I", "-c", "import sys, numpy, torch; "
+                   f"sys.exit(sys.base_prefix != {sys.base_prefix!r})"])
+
+
+def _open_path_to_python() -> list[str]:
+    """Add o+x (traverse, not list) to folders above the interpreter that lack it,
+    e.g. /root when Python lives in /root/.pyenv."""
+    opened = []
+    for start in {Path(sys.base_prefix), Path(sys.prefix), Path(sys.executable).resolve()}:
+        for folder in start.parents:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod(mode | 0o001)
+                opened.append(str(folder))
+    return sorted(set(opened))
+
+
+@functools.cache
+def isolation() -> Isolation:
+    """Probe once per process: namespaces (root or user namespaces) and the sandbox user."""
+    notes = []
+    root = os.geteuid() == 0
+    prefix = NAMESPACE_PREFIX if root else NAMESPACE_PREFIX[:1] + ["-r"] + NAMESPACE_PREFIX[1:]
+    if not _works(prefix + ["true"]):
+        prefix = []
+        notes.append("no network/PID namespace on this machine (unshare refused): the "
+                     "child keeps network access and daemons are killed by user id only")
+    user = _sandbox_user() if root else None
+    if root and user is None:
+        notes.append(f"could not create the user {SANDBOX_USER}: the child runs as root")
+    if user and not _user_can_run_python(user):
+        opened = _open_path_to_python()
+        notes.append(f"made {opened} traversable (o+x) so that {SANDBOX_USER} can run Python")
+        if not _user_can_run_python(user):
+            user = None
+            notes.append(f"{SANDBOX_USER} cannot run {sys.executable}: the child runs as root")
+    if not root:
+        notes.append("not run as root: the child runs as the grading user, so it can read "
+                     "any file that user can (reference outputs included)")
+    return Isolation(prefix, user, notes)
+
+
+def lock_secrets(folders: list[Path]) -> None:
+    """Make folders of reference outputs / hidden labels root-only (when run as root)."""
+    if os.geteuid() != 0:
+        return
+    for folder in folders:
+        if folder.is_dir():
+            folder.chmod(0o700)
+
+
+def prepare_run_dir(run_dir: Path, iso: Isolation) -> tuple[Path, Path]:
+    """Make `out/` and `scratch/` owned by the sandbox user; everything else read-only."""
+    run_dir.chmod(0o755)
+    out, scratch = run_dir / "out", run_dir / "scratch"
+    for folder in (out, scratch):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o700)
+        if iso.user:
+            os.chown(folder, *iso.user)
+    return out, scratch
+
+
+def _limits(limits: Limits):
+    def apply() -> None:
+        for kind, value in ((resource.RLIMIT_CPU, limits.cpu_s),
+                            (resource.RLIMIT_AS, limits.memory_bytes),
+                            (resource.RLIMIT_NPROC, limits.processes),
+                            (resource.RLIMIT_FSIZE, limits.file_bytes),
+                            (resource.RLIMIT_NOFILE, limits.open_files),
+                            (resource.RLIMIT_CORE, 0)):
+            resource.setrlimit(kind, (value, value))
+
+    return apply
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(scratch),
+            "TMPDIR": str(scratch), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(scratch),
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1",
+            "TRANSFORMERS_VERBOSITY": "error"}
+
+
+class _Log:
+    """The child's stdout/stderr: first and last LOG_KEEP bytes, plus the total size."""
+
+    def __init__(self) -> None:
+        self.head, self.tail, self.total = b"", b"", 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        if len(self.head) < LOG_KEEP:
+            take = LOG_KEEP - len(self.head)
+            self.head, data = self.head + data[:take], data[take:]
+        self.tail = (self.tail + data)[-LOG_KEEP:]
+
+    def text(self) -> str:
+        cut = self.total - len(self.head) - len(self.tail)
+        middle = f"\n[... {cut} bytes of output left out ...]\n" if cut > 0 else ""
+        return (self.head + middle.encode() + self.tail).decode("utf-8", "replace")
+
+
+def kill_group(process: subprocess.Popen, iso: Isolation) -> None:
+    """SIGKILL the child's process group (and, without a PID namespace, the sandbox user)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    if iso.user and not iso.prefix:
+        _kill_user(iso.user[0])
+
+
+def _kill_user(uid: int) -> None:
+    """SIGKILL every process of the sandbox user until none is left (at most ~2 s)."""
+    for _ in range(20):
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _owner(int(p)) == uid]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def _owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,
+              limits: Limits, deadline: float, runs: dict[str, CaseRun], log: _Log) -> str:
+    """One child over `cases` until it ends, overruns its group, or the run's deadline.
+
+    Fills `runs` for the cases it finished and for the one it was in when it failed.
+    Returns how it ended: "finished", "timed out" or "crashed (exit status N)".
+    """
+    out, scratch = prepare_run_dir(run_dir, iso)
+    plan_path = run_dir / "plan.json"
+    marker_read, marker_write = os.pipe()
+    plan = {"stage": str(stage), "out": str(out), "marker_fd": marker_write,
+            "user": list(iso.user) if iso.user else None,
+            "cases": [case.plan_entry() for case in cases]}
+    plan_path.write_text(json.dumps(plan))
+    plan_path.chmod(0o644)
+    command = iso.prefix + [sys.executable, "-I", str(trusted / "autograder" / "child.py"),
+                            str(plan_path)]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=_environment(scratch),
+                               cwd=str(scratch), pass_fds=(marker_write,),
+                               start_new_session=True, preexec_fn=_limits(limits))
+    os.close(marker_write)
+    names = {case.name: case for case in cases}
+    group, current, started = cases[0].group, None, time.monotonic()
+    group_end = started + group_timeout(group)
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    selector.register(marker_read, selectors.EVENT_READ)
+    buffer, ended, exited_at = b"", "finished", None
+    try:
+        while not (exited_at and (not selector.get_map() or time.monotonic() - exited_at > 1.0)):
+            if time.monotonic() > min(group_end, deadline):
+                ended = "timed out"
+                break
+            if not selector.get_map():
+                time.sleep(0.1)
+            for key, _ in selector.select(timeout=0.2) if selector.get_map() else ():
+                fd = marker_read if key.fileobj is marker_read else process.stdout.fileno()
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    selector.unregister(key.fileobj)
+                elif key.fileobj is marker_read:
+                    buffer += data[: 1 << 20]
+                else:
+                    log.add(data)
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                kind, _, name = line.decode("utf-8", "replace").partition(" ")
+                if name not in names or name in runs:
+                    continue
+                now = time.monotonic()
+                if kind == "START":
+                    current, started = name, now
+                    if names[name].group != group:
+                        group, group_end = names[name].group, now + group_timeout(names[name].group)
+                elif kind == "DONE" and name == current:
+                    runs[name], current = CaseRun("done", now - started), None
+            if all(case.name in runs for case in cases):
+                break
+            if exited_at is None and process.poll() is not None:
+                exited_at = time.monotonic()
+    finally:
+        kill_group(process, iso)
+        selector.close()
+        os.close(marker_read)
+        process.stdout.close()
+    if ended == "finished" and any(case.name not in runs for case in cases):
+        ended = f"crashed (exit status {process.returncode})"
+    if current is not None:
+        runs[current] = CaseRun("timeout" if ended == "timed out" else "crashed",
+                                time.monotonic() - started, f"the child {ended} in this case")
+    return ended
+
+
+def run_cases(cases: list[Case], run_dir: Path, stage: Path, trusted: Path,
+              limits: Limits = Limits()) -> tuple[dict[str, CaseRun], str, list[str]]:
+    """Produce every case's output under `run_dir/out`, restarting the child after a
+    failure at the next group.
+
+    Returns (case name -> CaseRun, the child's output text, isolation notes).
+    """
+    iso = isolation()
+    deadline = time.monotonic() + limits.total_s
+    runs: dict[str, CaseRun] = {}
+    log = _Log()
+    pending = list(cases)
+    while pending:
+        if time.monotonic() >= deadline:
+            for case in pending:
+                runs[case.name] = CaseRun("not_run", note="the run's time budget was spent")
+            break
+        ended = _run_once(pending, run_dir, stage, trusted, iso, limits, deadline, runs, log)
+        if ended != "finished":
+            failed = [c for c in pending if c.name in runs and runs[c.name].status != "done"]
+            group = failed[0].group if failed else next(c.group for c in pending
+                                                         if c.name not in runs)
+            for case in pending:
+                if case.group == group and case.name not in runs:
+                    runs[case.name] = CaseRun("skipped" if failed else "crashed", None,
+                                              f"not run: the child {ended} earlier in group "
+                                              f"{group}" if failed else f"the child {ended} "
+                                              "before this case started")
+        pending = [case for case in pending if case.name not in runs]
+    return runs, log.text(), iso.notes

@@ -1,0 +1,129 @@
+"""Read a submission (a zip or a folder) defensively, keeping only the files the manifest
+allows.
+
+Nothing is extracted to disk here: the wanted files are read into memory, after checks.
+A zip member with an absolute path, a `..` component or a link is refused; a member (or the
+whole archive) that unpacks to more than the caps is refused, whatever its header claims;
+folders are walked without following links, and only the first `MAX_ENTRIES` entries are
+looked at.  A submission zipped with one top folder (`mywork/models/gpt2.py`) is accepted.
+Everything that is not gradable or a prediction file is listed as ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
+
+MAX_FILE_BYTES = 8 << 20  # a single wanted file
+MAX_TOTAL_BYTES = 64 << 20  # all wanted files together
+MAX_ENTRIES = 20_000  # entries looked at in a zip or folder
+WANTED = frozenset(GRADABLE_FILES) | frozenset(PREDICTION_FILES)
+
+
+class SubmissionError(Exception):
+    """The submission cannot be graded at all (the message says why)."""
+
+
+def _strip_top_folder(names: list[str]) -> str:
+    """'' or the one top folder that every wanted file sits under."""
+    if any(name in WANTED for name in names):
+        return ""
+    tops = {name.split("/", 1)[0] for name in names if "/" in name}
+    for top in tops:
+        if any(name[len(top) + 1:] in WANTED for name in names if name.startswith(top + "/")):
+            return top + "/"
+    return ""
+
+
+def _summary(ignored: list[str]) -> list[str]:
+    if not ignored:
+        return []
+    shown = ", ".join(ignored[:15]) + (f", ... ({len(ignored) - 15} more)" if len(ignored) > 15 else "")
+    return [f"ignored {len(ignored)} file(s) that are not gradable: {shown}"]
+
+
+def _read_capped(handle, name: str, total: int) -> bytes:
+    data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise SubmissionError(f"{name}: larger than {MAX_FILE_BYTES >> 20} MB once unpacked")
+    if total + len(data) > MAX_TOTAL_BYTES:
+        raise SubmissionError(f"submission larger than {MAX_TOTAL_BYTES >> 20} MB once unpacked")
+    return data
+
+
+def read_zip(path: Path) -> tuple[dict[str, bytes], list[str]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise SubmissionError(f"{path.name} is not a readable zip file ({error})") from error
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_ENTRIES:
+            raise SubmissionError(f"{path.name} holds {len(members)} entries (limit {MAX_ENTRIES})")
+        for member in members:
+            name = member.filename
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+                raise SubmissionError(f"refused zip member with an absolute path: {name!r}")
+            if ".." in parts:
+                raise SubmissionError(f"refused zip member with '..' in its path: {name!r}")
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise SubmissionError(f"refused zip member that is a symbolic link: {name!r}")
+        names = [m.filename for m in members if not m.is_dir()]
+        top = _strip_top_folder(names)
+        files, ignored, total = {}, [], 0
+        for member in members:
+            if member.is_dir():
+                continue
+            rel = member.filename[len(top):] if member.filename.startswith(top) else member.filename
+            if rel not in WANTED:
+                ignored.append(member.filename)
+                continue
+            with archive.open(member) as handle:
+                files[rel] = _read_capped(handle, rel, total)
+            total += len(files[rel])
+    return files, _summary(ignored)
+
+
+def read_folder(path: Path) -> tuple[dict[str, bytes], list[str]]:
+    entries, notes = [], []
+    for folder, dirs, names in os.walk(path, followlinks=False):
+        dirs.sort()
+        for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            entries.append(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/"))
+        if len(entries) > MAX_ENTRIES:
+            notes.append(f"more than {MAX_ENTRIES} entries: the rest were not looked at")
+            break
+    top = _strip_top_folder(entries)
+    files, ignored, total = {}, [], 0
+    for entry in entries[:MAX_ENTRIES]:
+        rel = entry[len(top):] if entry.startswith(top) else entry
+        full = path / entry
+        if rel not in WANTED:
+            ignored.append(entry)
+        elif full.is_symlink() or not full.is_file():
+            notes.append(f"refused {entry}: a link or not a regular file")
+        else:
+            with open(full, "rb") as handle:
+                files[rel] = _read_capped(handle, rel, total)
+            total += len(files[rel])
+    return files, notes + _summary(ignored)
+
+
+def read_submission(path: str | Path) -> tuple[dict[str, bytes], list[str]]:
+    """(relative path -> bytes of every wanted file, notes for the report).
+
+    Raises SubmissionError when the submission as a whole is refused.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise SubmissionError(f"{path} is a symbolic link")
+    if path.is_dir():
+        return read_folder(path)
+    if path.is_file():
+        return read_zip(path)
+    raise SubmissionError(f"submission not found: {path}")
