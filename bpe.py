@@ -338,7 +338,9 @@ def encode_word(ids: list[int], ranks: dict[tuple[int, int], tuple[int, int]]) -
     ``ranks[(a, b)] = (rank, merged_id)`` for every merge; a lower rank was learned earlier.
     Repeat: among the adjacent pairs of ``ids`` that have a rank, take the one with the
     lowest rank and replace all its occurrences (``merge_ids``, left to right) by its merged
-    id. Stop when no adjacent pair has a rank. Returns the final ids.
+    id. Stop when no adjacent pair has a rank. Returns the final ids. (Merging only the
+    leftmost occurrence per round gives the same ids: a merge never has a lower rank than
+    the merges that made its parts.)
 
     Example: with ``ranks = {(104, 105): (0, 256), (256, 104): (1, 257)}``,
     ``encode_word([104, 105, 104], ranks)``: the pairs are (104, 105) rank 0 and (105, 104)
@@ -346,14 +348,21 @@ def encode_word(ids: list[int], ranks: dict[tuple[int, int], tuple[int, int]]) -
     ``encode_word([105, 104], ranks) == [105, 104]`` (no pair has a rank).
     """
     ### BEGIN SOLUTION
+    ids = list(ids)
     none = (sys.maxsize, -1)  # sorts after every real rank
-    while len(ids) > 1:
-        found = [ranks.get(pair, none) for pair in pairwise(ids)]
+    found = [ranks.get(pair, none) for pair in pairwise(ids)]  # found[i]: ids[i], ids[i + 1]
+    while found:
         best = min(found)
         if best is none:
             break
+        # Merge the leftmost occurrence; later ones have the lowest rank again next round.
         i = found.index(best)
-        ids = merge_ids(ids, (ids[i], ids[i + 1]), best[1])
+        ids[i : i + 2] = [best[1]]
+        del found[i]
+        if i > 0:
+            found[i - 1] = ranks.get((ids[i - 1], ids[i]), none)
+        if i < len(found):
+            found[i] = ranks.get((ids[i], ids[i + 1]), none)
     return ids
     ### END SOLUTION
 

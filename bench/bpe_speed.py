@@ -1,0 +1,145 @@
+"""bpe.py speed next to Rust tokenizers, in one process: training and encoding, times and ratios.
+
+    python bench/bpe_speed.py [--data ../shared/data] [--repeat 3]
+
+Training: vocabulary 500 on the first ~130 KB of WikiText-2 valid, and vocabulary 10,000 on
+WikiText-2 valid+test (~2.4 MB), next to the `tokenizers` library's byte-level BPE trainer on
+the same file. Encoding: MB/s on WikiText-2 valid+test with the GPT-2 merges, next to tiktoken
+(one thread) and transformers' GPT2TokenizerFast. "cold" starts from an empty pre-token cache,
+"warm" encodes the same text again. Each figure is the best of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import bpe  # noqa: E402
+
+EOT = "<|endoftext|>"
+TARGETS = {"train 500": 0.3, "train 10000": 30.0}  # seconds, from issue 3
+
+
+def best_time(
+    fn: Callable[..., object], repeat: int, setup: Callable[[], object] | None = None
+) -> float:
+    """Fastest wall time of ``repeat`` calls of ``fn()`` (or ``fn(setup())``, setup untimed)."""
+    times = []
+    for _ in range(repeat):
+        args = (setup(),) if setup else ()
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def train_with_tokenizers(path: Path, vocab_size: int) -> None:
+    """The `tokenizers` library's BPE trainer with GPT-2 byte-level pre-tokenization."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train([str(path)], trainer)
+
+
+def tiktoken_gpt2(gpt2_dir: Path):
+    """tiktoken's GPT-2 encoding built offline from vocab.json."""
+    import tiktoken
+
+    vocab = json.loads((gpt2_dir / "vocab.json").read_text(encoding="utf-8"))
+    ranks = {bpe._token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
+    return tiktoken.Encoding(
+        name="gpt2-from-files",
+        pat_str=bpe.GPT2_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={EOT: vocab[EOT]},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default_data = os.environ.get("BUILD_GPT2_DATA", REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path(default_data), help="course data folder")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
+    args = parser.parse_args()
+    wiki = [args.data / "wikitext-2" / "valid.txt", args.data / "wikitext-2" / "test.txt"]
+    gpt2_dir = args.data / "gpt2-tokenizer"
+    for path in [*wiki, gpt2_dir / "vocab.json"]:
+        if not path.is_file():
+            sys.exit(f"{path} not found: pass --data with the course data folder (see README)")
+
+    print(f"bpe.py speed on {os.cpu_count()} CPUs, best of {args.repeat}")
+    with tempfile.TemporaryDirectory() as tmp:
+        valid = wiki[0].read_bytes()
+        small = Path(tmp, "wiki-130k.txt")
+        small.write_bytes(valid[: valid.index(b"\n", 130_000) + 1])
+        both = Path(tmp, "wiki-valid-test.txt")
+        both.write_bytes(valid + wiki[1].read_bytes())
+
+        print(f"\n{'training':<34} {'bpe.py':>9} {'tokenizers':>11} {'ratio':>7} {'target':>8}")
+        for name, path, vocab_size in [
+            ("train 500", small, 500),
+            ("train 10000", both, 10_000),
+        ]:
+            ours = best_time(lambda p=path, v=vocab_size: bpe.train_bpe(p, v, [EOT]), args.repeat)
+            rust = best_time(lambda p=path, v=vocab_size: train_with_tokenizers(p, v), args.repeat)
+            label = f"vocab {vocab_size:,} on {path.stat().st_size / 1e6:.2f} MB"
+            verdict = "ok" if ours <= TARGETS[name] else "MISSED"
+            print(
+                f"{label:<34} {ours:>8.3f}s {rust:>10.3f}s {ours / rust:>6.1f}x "
+                f"{TARGETS[name]:>5.1f}s {verdict}"
+            )
+
+        text = both.read_bytes().decode("utf-8")
+        megabytes = len(text.encode("utf-8")) / 1e6
+        from transformers import GPT2TokenizerFast
+
+        hf = GPT2TokenizerFast.from_pretrained(str(gpt2_dir)).backend_tokenizer
+        tik = tiktoken_gpt2(gpt2_dir)
+
+        def fresh() -> bpe.Tokenizer:
+            return bpe.Tokenizer.load(gpt2_dir, [EOT])
+
+        warm = fresh()
+        expected = tik.encode_ordinary(text)
+        assert warm.encode(text) == expected == hf.encode(text).ids, "the encoders disagree"
+        load = best_time(fresh, args.repeat)
+        rates = {
+            "tiktoken (1 thread)": megabytes
+            / best_time(lambda: tik.encode_ordinary(text), args.repeat),
+            "transformers GPT2TokenizerFast": megabytes
+            / best_time(lambda: hf.encode(text), args.repeat),
+            "bpe.py cold cache": megabytes
+            / best_time(lambda t: t.encode(text), args.repeat, fresh),
+            "bpe.py warm cache": megabytes / best_time(lambda: warm.encode(text), args.repeat),
+        }
+        print(
+            f"\nencoding {megabytes:.2f} MB of WikiText-2 with the GPT-2 merges "
+            f"({len(expected):,} tokens, identical ids)"
+        )
+        print(f"{'encoder':<34} {'MB/s':>9} {'vs tiktoken':>12}")
+        for name, rate in rates.items():
+            print(f"{name:<34} {rate:>9.2f} {rate / rates['tiktoken (1 thread)']:>11.0%}")
+        print(
+            f"(bpe.py loads the GPT-2 files in {load:.2f}s, not counted above; target: "
+            f"cold cache >= 25% of tiktoken)"
+        )
+
+
+if __name__ == "__main__":
+    main()
