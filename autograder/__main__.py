@@ -68,6 +68,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if data["tests"] and all(t["status"] == "passed" for t in data["tests"]) else 1
 
 
+def cmd_grade_all(args: argparse.Namespace) -> int:
+    from autograder.batch import grade_all
+
+    rows = grade_all(Path(args.folder), Path(args.csv), args.jobs,
+                     Path(args.results) if args.results else None, args.only)
+    for row in rows:
+        print(f"{row['student']:<30} {row['score']:>7g} / {row['max_score']:<7g} {row['status']}")
+    print(f"gradebook: {args.csv} ({len(rows)} submissions)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from autograder.demo import run_demo
+
+    return run_demo(Path(args.json), args.only)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from autograder.bundle import build_bundle
+
+    names = build_bundle(ROOT, Path(args.out))
+    print(f"wrote {args.out} ({len(names)} files): upload it as the Gradescope autograder")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,6 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         reference = commands.add_parser("build-reference", help="regenerate reference outputs")
         reference.add_argument("--out", default=str(ROOT / "autograder" / "reference"))
         reference.set_defaults(func=cmd_build_reference)
+        demo = commands.add_parser("demo", help="grade the untouched handout and the reference")
+        demo.add_argument("--json", default="results.json", help="results.json of the reference")
+        demo.add_argument("--only", action="append", help="case group (repeatable)")
+        demo.set_defaults(func=cmd_demo)
+        build = commands.add_parser("build", help="make the Gradescope bundle")
+        build.add_argument("--out", default="autograder.zip")
+        build.set_defaults(func=cmd_build)
+    batch = commands.add_parser("grade-all", help="grade every submission in a folder")
+    batch.add_argument("folder", help="one sub-folder or .zip per student")
+    batch.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    batch.add_argument("--csv", default="gradebook.csv", help="the gradebook to write")
+    batch.add_argument("--results", help="folder for each student's results.json")
+    batch.add_argument("--only", action="append", help="case group (repeatable)")
+    batch.set_defaults(func=cmd_grade_all)
     grade = commands.add_parser("grade", help="grade one submission (zip or folder)")
     grade.add_argument("submission")
     grade.add_argument("--json", help="write results.json here")

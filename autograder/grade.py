@@ -102,9 +102,10 @@ def case_tests(cases: list[Case], verdicts) -> list[TestResult]:
         case = verdict.case
         counters[case.group] = counters.get(case.group, 0) + 1
         tests.append(TestResult(
-            name=f"{case.group}: {case.title}", number=f"{groups.index(case.group) + 1}."
+            name=case.title if case.title.startswith(case.group) else f"{case.group}: {case.title}",
+            number=f"{groups.index(case.group) + 1}."
             f"{counters[case.group]}", score=verdict.score, max_score=case.points,
-            output=f"[{case.name}] rules: {', '.join(case.rules)}\n{verdict.feedback}",
+            output=f"{verdict.feedback}\n[{case.name}] checks: {', '.join(case.rules)}".strip(),
             visibility=case.visibility, group=case.group))
     return tests
 

@@ -107,7 +107,7 @@ def judge_case(case: Case, run: CaseRun, out_dir: Path,
         return Verdict(case, 0.0, f"{run.status}: {run.note}".strip(": "), run.seconds)
     if error_file.is_file() and not error_file.is_symlink():
         text = error_file.read_bytes()[:MAX_FEEDBACK].decode("utf-8", "replace")
-        return Verdict(case, 0.0, f"error while running your code:\n{text}", run.seconds)
+        return Verdict(case, 0.0, f"{text}\n(raised while the grader ran your code)", run.seconds)
     try:
         produced = npzio.load(output_file(out_dir, case, ".npz"))
     except ValueError as error:

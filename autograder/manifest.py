@@ -28,6 +28,23 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/__main__.py",
     "autograder/manifest.py",
     "autograder/release.py",
+    # the student's local grader (`python -m autograder check`): visible cases only
+    "autograder/case.py",
+    "autograder/cases/__init__.py",
+    "autograder/cases/visible.py",
+    "autograder/child.py",
+    "autograder/grade.py",
+    "autograder/judge.py",
+    "autograder/npzio.py",
+    "autograder/predictions.py",
+    "autograder/producers/__init__.py",
+    "autograder/producers/bpe.py",
+    "autograder/producers/model.py",
+    "autograder/producers/optim.py",
+    "autograder/reference/visible.npz",
+    "autograder/report.py",
+    "autograder/sandbox.py",
+    "autograder/unpack.py",
 )
 
 GRADABLE_FILES: tuple[str, ...] = (
@@ -53,5 +70,10 @@ STAFF_ONLY: tuple[str, ...] = (
     "tests/",
     "bench/",
     ".ci/",
-    "autograder/hidden/",
+    "autograder/hidden/",  # hidden labels (data/prepare.py --staff)
+    "autograder/cases/hidden_",  # hidden case definitions
+    "autograder/reference/hidden.npz",  # their reference outputs
+    "autograder/reference.py",  # build-reference (needs the solution)
+    "autograder/bundle.py",  # the Gradescope bundle
+    "autograder/demo.py",
 )

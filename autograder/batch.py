@@ -1,0 +1,55 @@
+"""`grade-all DIR --jobs N --csv gradebook.csv`: grade a whole class.
+
+Every entry of DIR (a folder or a .zip per student, named after the student) is graded with
+`grade.grade`, N at a time.  Each student's results.json goes to `--results DIR` (default:
+beside the CSV, in `<csv stem>-results/`).  `grade` never raises, and any other failure is
+caught per student, so one bad submission never stops the others: it gets a row with score
+0 and the reason.  The CSV has one row per student, sorted by name.
+"""
+
+from __future__ import annotations
+
+import csv
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from autograder import sandbox
+from autograder.grade import grade
+from autograder.report import crash_results, csv_row, write_json
+
+
+def submissions(folder: Path) -> list[Path]:
+    """The student entries of `folder`: sub-folders and .zip files, hidden files skipped."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                  and (p.is_dir() or p.suffix == ".zip"))
+
+
+def _grade_one(entry: Path, results_dir: Path, limits: sandbox.Limits,
+               only: list[str] | None) -> dict:
+    target = results_dir / f"{entry.stem}.json"
+    try:
+        return grade(entry, json_path=target, limits=limits, only=only)
+    except BaseException as error:  # noqa: B036  (a row for this student, whatever happened)
+        data = crash_results(f"{type(error).__name__}: {error}")
+        write_json(target, data)
+        return data
+
+
+def grade_all(folder: Path, csv_path: Path, jobs: int = 1, results_dir: Path | None = None,
+              only: list[str] | None = None) -> list[dict]:
+    """Grade every submission in `folder`; write the gradebook; return its rows."""
+    entries = submissions(folder)
+    results_dir = results_dir or csv_path.with_name(csv_path.stem + "-results")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    limits = sandbox.Limits(sweep_user=jobs == 1)
+    sandbox.isolation()  # probe once, before the threads start
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {entry: pool.submit(_grade_one, entry, results_dir, limits, only) for entry in entries}
+        rows = [csv_row(entry.stem, futures[entry].result()) for entry in entries]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows

@@ -1,0 +1,108 @@
+"""`python -m autograder build --out autograder.zip`: the Gradescope bundle (staff only).
+
+Gradescope unpacks the zip into /autograder/source, runs `setup.sh` once as root when it
+builds the image, then for each submission copies `run_autograder` to /autograder and runs
+it with the student's files in /autograder/submission; it reads
+/autograder/results/results.json.  The bundle holds:
+
+    setup.sh, run_autograder, requirements.txt   Gradescope's entry points and the pins
+    autograder/                                  this package: judge, hidden cases,
+                                                 reference outputs, hidden labels
+    handout/                                     the released handout (no solution)
+    evaluation.py                                the trusted prediction-file reader
+    data/TRUE_sonnets_held_out_dev.txt           dev sonnets, when the data is prepared
+
+`AUTOGRADER_ROOT` (default /autograder) and `AUTOGRADER_PYTHON` let a temporary folder
+stand in for /autograder; `AUTOGRADER_SKIP_INSTALL=1` makes setup.sh skip the installs.
+"""
+
+from __future__ import annotations
+
+import stat
+import tempfile
+import zipfile
+from pathlib import Path
+
+import tomllib
+
+from autograder.release import release
+
+RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "numpy", "scikit-learn",
+                    "sacrebleu", "tqdm", "regex")
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image.
+set -euo pipefail
+SOURCE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+# The unprivileged user the student's code runs as (see autograder/sandbox.py).
+id gpt2grader >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin gpt2grader
+if [ "${AUTOGRADER_SKIP_INSTALL:-0}" != 1 ]; then
+    apt-get update -q
+    apt-get install -y -q python3 python3-venv python3-pip util-linux
+    python3 -m venv "$ROOT/venv"
+    "$ROOT/venv/bin/pip" install -q --no-cache-dir \\
+        --extra-index-url https://download.pytorch.org/whl/cpu -r "$SOURCE/requirements.txt"
+fi
+# Reference outputs and hidden labels: readable by root (the judge) only.
+chmod 0700 "$SOURCE/autograder/reference"
+[ -d "$SOURCE/autograder/hidden" ] && chmod 0700 "$SOURCE/autograder/hidden"
+echo "[setup] autograder ready"
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission; results.json is written whatever happens.
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
+RESULTS="$ROOT/results/results.json"
+mkdir -p "$ROOT/results"
+cd "$ROOT/source" || exit 0
+"$PYTHON" -m autograder grade "$ROOT/submission" --json "$RESULTS"
+if [ ! -s "$RESULTS" ]; then
+    printf '%s\\n' '{"score": 0.0, "execution_time": 0, "visibility": "visible", "tests": [], "leaderboard": [], "output": "The autograder failed before it could write results; please tell the course staff."}' > "$RESULTS"
+fi
+exit 0
+"""
+
+
+def requirements(root: Path) -> str:
+    """The runtime pins of pyproject.toml, one per line."""
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pins = [req for req in project["dependencies"]
+            if req.split("==")[0].lower() in RUNTIME_PACKAGES]
+    return "\n".join(pins) + "\n"
+
+
+def _add(archive: zipfile.ZipFile, arcname: str, data: bytes, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
+def build_bundle(root: Path, out: Path) -> list[str]:
+    """Write the bundle zip to `out`; returns its member names."""
+    names = []
+    with tempfile.TemporaryDirectory(prefix="gpt2-bundle-") as folder:
+        handout = Path(folder) / "handout"
+        release(root, handout)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(out, "w") as archive:
+            for arcname, text, executable in (("setup.sh", SETUP_SH, True),
+                                              ("run_autograder", RUN_AUTOGRADER, True),
+                                              ("requirements.txt", requirements(root), False)):
+                _add(archive, arcname, text.encode(), executable)
+                names.append(arcname)
+            sources = [(p, p.relative_to(root).as_posix())
+                       for p in sorted((root / "autograder").rglob("*")) if p.is_file()]
+            sources += [(p, "handout/" + p.relative_to(handout).as_posix())
+                        for p in sorted(handout.rglob("*")) if p.is_file()]
+            sources += [(root / rel, rel) for rel in ("evaluation.py",
+                                                      "data/TRUE_sonnets_held_out_dev.txt")
+                        if (root / rel).is_file()]
+            for path, arcname in sources:
+                if "__pycache__" in arcname or arcname.endswith(".pyc"):
+                    continue
+                _add(archive, arcname, path.read_bytes(), executable=arcname.endswith(".sh"))
+                names.append(arcname)
+    return names
