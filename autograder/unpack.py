@@ -4,8 +4,8 @@ allows.
 Nothing is extracted to disk here: the wanted files are read into memory, after checks.
 A zip member with an absolute path, a `..` component or a link is refused; a member (or the
 whole archive) that unpacks to more than the caps is refused, whatever its header claims;
-folders are walked without following links, and only the first `MAX_ENTRIES` entries are
-looked at.  A submission zipped with one top folder (`mywork/models/gpt2.py`) is accepted.
+folders are walked without following links or entering hidden folders (`.venv`, `.git`),
+and only the first `MAX_ENTRIES` entries are looked at.  A submission zipped with one top folder (`mywork/models/gpt2.py`) is accepted.
 Everything that is not gradable or a prediction file is listed as ignored.
 """
 
@@ -92,7 +92,7 @@ def read_zip(path: Path) -> tuple[dict[str, bytes], list[str]]:
 def read_folder(path: Path) -> tuple[dict[str, bytes], list[str]]:
     entries, notes = [], []
     for folder, dirs, names in os.walk(path, followlinks=False):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
         for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             entries.append(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/"))
         if len(entries) > MAX_ENTRIES:

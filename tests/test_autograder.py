@@ -1,0 +1,157 @@
+"""The autograder end to end: reference full marks, handout zero with TODO names, reference
+outputs current and reproducible, results.json always valid, demo, check, grade-all."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from autograder_helpers import REPO, assert_valid_results, reference_submission
+
+from autograder import grade as grade_module
+from autograder import npzio
+from autograder.case import RULES, all_cases
+from autograder.grade import grade
+from autograder.judge import compare
+from autograder.reference import build_reference
+from autograder.release import release
+
+
+@pytest.fixture(scope="session")
+def reference_results(tmp_path_factory) -> dict:
+    """The reference solution graded once per session (all groups)."""
+    folder = reference_submission(tmp_path_factory.mktemp("reference"))
+    out = tmp_path_factory.mktemp("reference-json") / "results.json"
+    data = grade(folder, json_path=out, predictions=False)
+    assert json.loads(out.read_text()) == data
+    return data
+
+
+def test_reference_scores_full_marks(reference_results):
+    assert_valid_results(reference_results)
+    failed = [(t["name"], t["output"]) for t in reference_results["tests"]
+              if t["status"] != "passed"]
+    assert failed == []
+    assert reference_results["score"] == sum(c.points for c in all_cases())
+
+
+def test_every_case_has_reference_outputs_and_known_rules():
+    cases = all_cases()
+    reference = grade_module.load_reference(grade_module.Layout.detect())
+    for case in cases:
+        assert any(key.startswith(case.name + "/") for key in reference), case.name
+        assert set(case.rules) <= set(RULES)
+    assert {c.group for c in cases} >= {"attention", "sdpa", "layer", "embed", "output",
+                                        "model", "pretrained", "optimizer"}
+    assert sum(c.visible for c in cases) >= 4
+
+
+def test_untouched_handout_scores_zero_with_todo_names(tmp_path):
+    handout = tmp_path / "handout"
+    release(REPO, handout)
+    data = grade(handout, predictions=False, only=["attention", "layer", "optimizer"])
+    assert_valid_results(data)
+    assert data["score"] == 0 and data["tests"]
+    for test in data["tests"]:
+        assert "NotImplementedError: TODO " in test["output"], test
+
+
+def test_reference_outputs_are_current_and_bit_for_bit_reproducible(tmp_path):
+    written = build_reference(tmp_path)
+    for name, path in written.items():
+        checked_in = REPO / "autograder" / "reference" / name
+        assert path.read_bytes() == checked_in.read_bytes(), (
+            f"{name} is stale: run `python -m autograder build-reference` and commit it")
+
+
+def test_judge_feedback_states_diff_index_shapes_but_no_reference_values():
+    ref = np.array([[0.123456, 0.654321], [0.5, 0.25]], dtype=np.float32)
+    out = ref.copy()
+    out[1, 0] = 0.75
+    message = compare("out", out, ref, 1e-5, 1e-5)
+    assert "max abs diff 0.25" in message and "(1, 0)" in message and "(2, 2)" in message
+    assert "0.123" not in message and "0.654" not in message and "0.5 " not in message
+    assert "dtype float64" in compare("out", out.astype(np.float64), ref, 1e-5, 0)
+    assert "shape (4,)" in compare("out", out.reshape(4), ref, 1e-5, 0)
+    out[0, 1] = np.nan
+    assert "NaN/inf" in compare("out", out, ref, 1e-5, 0)
+    assert compare("out", ref.copy(), ref, 0, 0) is None
+
+
+def test_npz_reader_refuses_pickles_and_object_arrays(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError):
+        npzio.load(path)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError):
+        npzio.load(tmp_path / "junk.npz")
+    npzio.save(tmp_path / "ok.npz", {"b": np.ones(3, np.float32), "a": np.zeros(2)})
+    assert sorted(npzio.load(tmp_path / "ok.npz")) == ["a", "b"]
+
+
+def test_results_json_written_even_when_the_grader_itself_crashes(tmp_path, monkeypatch):
+    def explode(path):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(grade_module, "read_submission", explode)
+    out = tmp_path / "results" / "results.json"
+    data = grade(tmp_path, json_path=out)
+    assert json.loads(out.read_text()) == data
+    assert_valid_results(data)
+    assert data["score"] == 0 and "disk on fire" in data["output"]
+
+
+def test_missing_submission_gives_zero_and_the_reason(tmp_path):
+    data = grade(tmp_path / "nope.zip", json_path=tmp_path / "r.json")
+    assert data["score"] == 0 and "not found" in data["output"]
+
+
+def test_grade_all_keeps_going_past_a_broken_submission(tmp_path):
+    folder = tmp_path / "class"
+    reference_submission(folder / "alice")
+    release(REPO, folder / "bob")
+    (folder / "carol.zip").write_bytes(b"PK\x03\x04 this is no zip")
+    csv_path = tmp_path / "gradebook.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade-all", str(folder), "--jobs", "2",
+         "--csv", str(csv_path), "--only", "optimizer"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {row["student"]: row for row in csv.DictReader(csv_path.open())}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert float(rows["alice"]["score"]) == float(rows["alice"]["max_score"]) > 0
+    assert float(rows["bob"]["score"]) == 0 and rows["bob"]["status"] == "graded"
+    assert float(rows["carol"]["score"]) == 0 and "zip" in rows["carol"]["status"]
+    assert (tmp_path / "gradebook-results" / "carol.json").is_file()
+
+
+def test_demo_runs_offline_and_quickly(tmp_path):
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "autograder", "demo", "--json",
+                             str(tmp_path / "results.json")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "[demo] as expected" in result.stdout
+    assert "TODO modules/attention.py CausalSelfAttention.attention" in result.stdout
+    assert_valid_results(json.loads((tmp_path / "results.json").read_text()))
+    assert elapsed < 180
+
+
+def test_check_in_the_released_handout_uses_visible_cases_only(tmp_path):
+    handout = tmp_path / "handout"
+    release(REPO, handout)
+    assert not (handout / "autograder" / "reference" / "hidden.npz").exists()
+    assert not list((handout / "autograder" / "cases").glob("hidden*"))
+    result = subprocess.run([sys.executable, "-m", "autograder", "check"], cwd=handout,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "TODO optimizer.py AdamW.step" in result.stdout
+    assert "visible:" in result.stdout and "total: 0 / 8" in result.stdout
