@@ -44,7 +44,7 @@ PRETOKENIZER = regex.compile(GPT2_PATTERN)
 _FILE_CUT = regex.compile(rb"[!-~](?=[\t\n\x0b\x0c\r ])")
 _TEXT_CUT = regex.compile(r"(?r)\S(?=\s)")
 
-CHUNK_BYTES = 4 << 20  # a worker reads at most this much of the training file at once
+CHUNK_BYTES = 1 << 20  # pre-tokenize the training file this much at a time (~15 MB peak)
 PARALLEL_MIN_BYTES = 1 << 20  # smaller files are pre-tokenized in this process
 STREAM_CHARS = 1 << 16  # encode_iterable encodes the buffered text in pieces of about this size
 CACHE_WORDS = 1 << 18  # Tokenizer drops its pre-token cache when it holds more entries
