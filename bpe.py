@@ -26,6 +26,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from itertools import chain, pairwise
 from pathlib import Path
 
@@ -44,7 +45,7 @@ PRETOKENIZER = regex.compile(GPT2_PATTERN)
 _FILE_CUT = regex.compile(rb"[!-~](?=[\t\n\x0b\x0c\r ])")
 _TEXT_CUT = regex.compile(r"(?r)\S(?=\s)")
 
-CHUNK_BYTES = 1 << 20  # pre-tokenize the training file this much at a time (~15 MB peak)
+CHUNK_BYTES = 1 << 20  # pre-tokenize the training file about this much at a time
 PARALLEL_MIN_BYTES = 1 << 20  # smaller files are pre-tokenized in this process
 STREAM_CHARS = 1 << 16  # encode_iterable encodes the buffered text in pieces of about this size
 CACHE_WORDS = 1 << 18  # Tokenizer drops its pre-token cache when it holds more entries
@@ -81,7 +82,8 @@ def find_chunk_boundaries(path: Path, n_chunks: int, special_tokens: list[str]) 
 
     Each cut lies at the start of a special token, or between an ASCII non-space character and
     ASCII whitespace at least one special-token length away from any special token; both
-    leave the pre-tokens of the whole file unchanged. A chunk has no cut when none exists.
+    leave the pre-tokens of the whole file unchanged. The first such place at or after each
+    target offset is taken; a target with none in the next 64 KB is skipped.
     """
     size = path.stat().st_size
     specials = [t.encode("utf-8") for t in special_tokens]
@@ -90,10 +92,11 @@ def find_chunk_boundaries(path: Path, n_chunks: int, special_tokens: list[str]) 
     bounds = [0]
     with path.open("rb") as f:
         for target in range(size // n_chunks, size, max(1, size // n_chunks)):
-            start = max(target, bounds[-1] + 1) - margin
+            lo = max(target, bounds[-1] + 1)
+            start = max(0, lo - margin)  # read a margin before lo to see specials around it
             f.seek(start)
-            window = f.read(margin + (1 << 16))
-            for m in cut_re.finditer(window, margin):
+            window = f.read(lo - start + (1 << 16))
+            for m in cut_re.finditer(window, lo - start):
                 if m.group() in specials:
                     cut = start + m.start()
                     break
@@ -127,7 +130,8 @@ def _count_file_chunk(job: tuple[Path, int, int, list[str]]) -> Counter[str]:
 def count_file_pretokens(path: Path, special_tokens: list[str], workers: int = 1) -> Counter[str]:
     """Pre-token counts of a UTF-8 file, counted by ``workers`` processes.
 
-    Memory holds a few chunks of at most ``CHUNK_BYTES`` and the table of distinct pre-tokens.
+    Memory holds one chunk of about ``CHUNK_BYTES`` per process and the table of distinct
+    pre-tokens, whatever the file size.
     Raises ValueError naming the byte offset of the first invalid UTF-8 byte.
     """
     size = path.stat().st_size
@@ -436,7 +440,6 @@ class Tokenizer:
                 id_of[data] = max(self.vocab, default=-1) + 1
                 self.vocab[id_of[data]] = data
         self.special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
-        self._id_of = id_of
         missing = [b for b in range(256) if bytes([b]) not in id_of]
         if missing:
             raise ValueError(
@@ -575,9 +578,9 @@ class Tokenizer:
 
         The ids equal ``encode("".join(iterable))``. Text is buffered until about
         ``STREAM_CHARS`` characters have arrived, then encoded up to the last cut that cannot
-        change the pre-tokens (non-space followed by whitespace, outside and at least one
-        special-token length before the end of any special token); the rest waits for more
-        text. Memory stays bounded unless the text has no whitespace at all.
+        change the pre-tokens (non-space followed by whitespace, not inside a special token,
+        and at least the longest special token's length before the end of the buffer); the
+        rest waits for more text. Memory stays bounded unless the text has no whitespace.
         """
         margin = max(map(len, self.special_tokens), default=0)
         pending: list[str] = []
@@ -610,7 +613,9 @@ class Tokenizer:
         try:
             data = b"".join(map(self.vocab.__getitem__, ids))
         except (KeyError, TypeError):
-            pos, bad = next((k, i) for k, i in enumerate(ids) if i not in self.vocab)
+            pos, bad = next(
+                (k, i) for k, i in enumerate(ids) if not isinstance(i, int) or i not in self.vocab
+            )
             raise ValueError(
                 f"token id {bad!r} at position {pos} is out of range: ids run from 0 to "
                 f"{max(self.vocab)}"
@@ -653,11 +658,11 @@ def main(argv: list[str] | None = None) -> None:
             path = Path(args.file)
             if not path.is_file():
                 raise FileNotFoundError(f"input file not found: {path}")
-            out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
-            with path.open(encoding="utf-8", newline="") as f, out:
+            out = nullcontext(sys.stdout) if args.out == "-" else open(args.out, "w")  # noqa: SIM115
+            with path.open(encoding="utf-8", newline="") as f, out as sink:
                 n = 0
-                for i in tokenizer.encode_iterable(f):
-                    out.write(f"{i}\n")
+                for i in tokenizer.encode_iterable(f):  # one id per line
+                    sink.write(f"{i}\n")
                     n += 1
             print(f"encoded {path}: {n} tokens", file=sys.stderr)
     except (FileNotFoundError, ValueError) as e:
