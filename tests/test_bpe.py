@@ -449,3 +449,34 @@ def test_fences_strip_to_a_handout_that_imports(tmp_path):
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "TODO bpe.py count_pairs"
+
+
+TRAIN_PROBE = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import bpe
+small = bpe.train_bpe(sys.argv[2], 300, ["<|endoftext|>"], workers=1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+big = bpe.train_bpe(sys.argv[3], 300, ["<|endoftext|>"], workers=1)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(int(small == big), (after - before) * 1024)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux only")
+def test_training_memory_does_not_grow_with_the_file(tmp_path, data_dir):
+    """Training on 10 copies of a 2.4 MB text peaks within 30 MB of training on one copy
+    (holding the 24 MB text and its 5M pre-tokens at once would take several hundred MB)."""
+    wiki = b"".join((data_dir / "wikitext-2" / f).read_bytes() for f in ("valid.txt", "test.txt"))
+    one, ten = tmp_path / "one.txt", tmp_path / "ten.txt"
+    one.write_bytes(wiki + f"{EOT}\n".encode())
+    ten.write_bytes((wiki + f"{EOT}\n".encode()) * 10)
+    probe = subprocess.run(
+        [sys.executable, "-c", TRAIN_PROBE, str(REPO), str(one), str(ten)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    same, growth = map(int, probe.stdout.split())
+    assert same, "ten copies should give the merges of one copy (every count is 10x)"
+    assert growth < 30 << 20, f"peak RSS grew by {growth / 2**20:.1f} MiB"
