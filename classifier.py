@@ -1,0 +1,212 @@
+"""Sentiment classification with GPT-2 (handout Part 2): SST (5 classes), CFIMDB (2 classes).
+
+    python classifier.py --task both --fine-tune-mode full-model --use_gpu
+    python classifier.py --task sst --random_init --max_train_examples 64 --epochs 1  # smoke
+
+The classifier reads GPT-2's state at each sentence's last token, applies dropout and one
+linear layer.  `last-linear-layer` trains only that layer (GPT-2 frozen); `full-model`
+fine-tunes everything.  Each epoch prints train loss, dev accuracy and dev macro-F1 and
+keeps the checkpoint with the best dev accuracy; the best one then writes
+`predictions/{task}-dev-output.csv` and `predictions/{task}-test-output.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import datasets
+import evaluation
+from models.gpt2 import GPT2Model
+from optimizer import AdamW
+
+TASKS = {"sst": ("ids-sst", 5), "cfimdb": ("ids-cfimdb", 2)}  # task -> (file stem, classes)
+DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
+
+
+class GPT2SentimentClassifier(nn.Module):
+    """GPT-2 + dropout + linear head on the last real token's hidden state."""
+
+    def __init__(self, gpt: GPT2Model, num_labels: int, hidden_dropout_prob: float = 0.3,
+                 fine_tune_mode: str = "last-linear-layer"):
+        super().__init__()
+        if fine_tune_mode not in DEFAULT_LR:
+            raise ValueError(f"fine_tune_mode {fine_tune_mode!r}; choose one of {list(DEFAULT_LR)}")
+        self.gpt = gpt
+        for param in self.gpt.parameters():  # frozen unless the whole model is fine-tuned
+            param.requires_grad = fine_tune_mode == "full-model"
+        self.dropout = nn.Dropout(hidden_dropout_prob)
+        self.classifier = nn.Linear(gpt.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Class logits.  input_ids, attention_mask [B, T] (right-padded) -> [B, num_labels].
+
+        Take GPT-2's 'last_token' output (the final-layer state at each row's last real
+        token, [B, D]), apply `self.dropout`, then `self.classifier`.
+        """
+        ### BEGIN SOLUTION
+        last_token = self.gpt(input_ids, attention_mask)["last_token"]  # (B, D)
+        return self.classifier(self.dropout(last_token))  # (B, num_labels)
+        ### END SOLUTION
+
+
+def collate(examples: list[datasets.SentimentExample], tokenizer, max_length: int) -> dict:
+    """Tokenize a batch, right-padded and truncated to max_length tokens.
+
+    Returns input_ids, attention_mask [B, T] long; labels [B] long (-1 where unlabelled);
+    ids, the example ids.
+    """
+    encoded = tokenizer([e.sentence for e in examples], padding=True, truncation=True,
+                        max_length=max_length, return_tensors="pt")
+    labels = torch.tensor([-1 if e.label is None else e.label for e in examples])
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+            "labels": labels, "ids": [e.id for e in examples]}
+
+
+def make_loader(examples: list, collate_fn, batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> DataLoader:
+    """Batches of ``collate_fn(examples)``, reshuffled each epoch from ``seed`` when asked."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      collate_fn=collate_fn)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on a GPU, nothing on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                device: torch.device, description: str = "train") -> float:
+    """One pass of cross-entropy training; returns the mean loss."""
+    model.train()
+    total, batches = 0.0, 0
+    for batch in tqdm(loader, desc=description, leave=False):
+        with autocast(device):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        loss = F.cross_entropy(logits.float(), batch["labels"].to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total, batches = total + loss.item(), batches + 1
+    return total / max(batches, 1)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device,
+            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
+    """Returns (ids, predicted labels, gold labels (-1 where unlabelled))."""
+    model.eval()
+    ids, predictions, gold = [], [], []
+    for batch in tqdm(loader, desc=description, leave=False):
+        with autocast(device):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        predictions += logits.argmax(dim=-1).tolist()
+        gold += batch["labels"].tolist()
+        ids += batch["ids"]
+    return ids, predictions, gold
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.device) -> dict:
+    """Train on one task, keep the best dev checkpoint, write its dev/test predictions."""
+    stem, num_labels = TASKS[task]
+    paths = {split: datasets.require_file(os.path.join(args.data_dir, f"{stem}-{split}.csv"))
+             for split in ("train", "dev", "test-student")}
+    train = datasets.read_sentiment(paths["train"], num_labels, labelled=True)
+    dev = datasets.read_sentiment(paths["dev"], num_labels, labelled=True)
+    test = datasets.read_sentiment(paths["test-student"], num_labels, labelled=False)
+    if args.max_train_examples:
+        train = train[:args.max_train_examples]
+
+    seed_everything(args.seed)
+    gpt = datasets.load_gpt2(args)
+    model = GPT2SentimentClassifier(gpt, num_labels, args.hidden_dropout_prob,
+                                    args.fine_tune_mode).to(device)
+    max_length = min(args.max_length, gpt.config.max_position_embeddings)
+    lr = args.lr or DEFAULT_LR[args.fine_tune_mode]
+    optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
+    train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
+    dev_loader = make_loader(dev, batch_of, args.eval_batch_size)
+    checkpoint = os.path.join(args.checkpoint_dir, f"{task}-classifier.pt")
+    os.makedirs(args.checkpoint_dir, exist_ok=True)
+    print(f"[{task}] {len(train)} train / {len(dev)} dev / {len(test)} test, "
+          f"{num_labels} classes, {args.fine_tune_mode}, lr {lr}, device {device}")
+
+    best_acc = -1.0
+    for epoch in range(1, args.epochs + 1):
+        loss = train_epoch(model, train_loader, optimizer, device, f"{task} epoch {epoch}")
+        _, predictions, gold = predict(model, dev_loader, device, f"{task} dev")
+        acc, f1 = evaluation.accuracy_f1(gold, predictions)
+        improved = acc > best_acc
+        if improved:
+            best_acc = acc
+            torch.save(model.state_dict(), checkpoint)
+        print(f"[{task}] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
+              f"dev macro-F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
+
+    model.load_state_dict(torch.load(checkpoint, map_location=device))
+    results = {}
+    for split, examples in (("dev", dev), ("test", test)):
+        loader = make_loader(examples, batch_of, args.eval_batch_size)
+        ids, predictions, gold = predict(model, loader, device, f"{task} {split}")
+        path = os.path.join(args.out_dir, f"{task}-{split}-output.csv")
+        evaluation.write_predictions(path, ids, predictions)
+        print(f"[{task}] {split} predictions -> {path}")
+        if split == "dev":
+            results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
+    print(f"[{task}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    return results
+
+
+def get_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", default="both", choices=["sst", "cfimdb", "both"])
+    parser.add_argument("--fine-tune-mode", dest="fine_tune_mode", default="last-linear-layer",
+                        choices=list(DEFAULT_LR),
+                        help="train only the head, or fine-tune all of GPT-2 too")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--eval_batch_size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="default: 1e-3 for last-linear-layer, 2e-5 for full-model")
+    parser.add_argument("--hidden_dropout_prob", type=float, default=0.3)
+    parser.add_argument("--max_length", type=int, default=512, help="tokens per example")
+    parser.add_argument("--max_train_examples", type=int, default=None,
+                        help="train on the first N examples only (smoke runs)")
+    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
+    parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
+    datasets.add_model_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args(argv)
+    if args.use_gpu and not torch.cuda.is_available():
+        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
+    device = torch.device("cuda" if args.use_gpu else "cpu")
+    tokenizer = datasets.load_tokenizer(args.tokenizer)
+    tasks = list(TASKS) if args.task == "both" else [args.task]
+    return {task: run_task(args, task, tokenizer, device) for task in tasks}
+
+
+if __name__ == "__main__":
+    main()

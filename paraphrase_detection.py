@@ -1,0 +1,156 @@
+"""Quora paraphrase detection as a cloze task for GPT-2 (handout Part 2).
+
+    python paraphrase_detection.py --use_gpu
+    python paraphrase_detection.py --random_init --max_train_examples 64 --epochs 1  # smoke
+
+Every pair, in train, dev and test alike, becomes one prompt (`PROMPT`) that ends where
+the answer goes; the model's next-token logits, restricted to the two answer tokens
+" no" and " yes" (ids looked up in the tokenizer), are the class logits [no, yes], so
+label 1 (paraphrase) is " yes".
+
+Training uses cross-entropy over those two logits only.  This is the binary
+classification loss of a head whose weights are the tied embeddings of " no" and " yes":
+it moves the answer tokens apart and nothing else.  Cross-entropy over the whole
+vocabulary would also spend effort pushing down 50k irrelevant tokens, and its argmax
+could leave the two answers; restricted to two, prediction and loss always agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import partial
+
+import torch
+from torch import nn
+
+import datasets
+import evaluation
+from classifier import make_loader, predict, seed_everything, train_epoch
+from models.gpt2 import GPT2Model
+from optimizer import AdamW
+
+PROMPT = 'Question 1: "{}"\nQuestion 2: "{}"\nAre these questions asking the same thing? Answer:'
+ANSWERS = (" no", " yes")  # class 0, class 1
+
+
+def answer_token_ids(tokenizer) -> list[int]:
+    """Ids of " no" and " yes" in this tokenizer; each must be a single token."""
+    ids = []
+    for answer in ANSWERS:
+        tokens = tokenizer.encode(answer)
+        if len(tokens) != 1:
+            raise ValueError(f"answer {answer!r} is {len(tokens)} tokens in this tokenizer, "
+                             "the cloze needs exactly one")
+        ids.append(tokens[0])
+    return ids
+
+
+class ParaphraseGPT(nn.Module):
+    """GPT-2 language model whose next-token logits for [" no", " yes"] are the classes."""
+
+    def __init__(self, gpt: GPT2Model, answer_ids: list[int]):
+        super().__init__()
+        self.gpt = gpt
+        self.register_buffer("answer_ids", torch.tensor(answer_ids), persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Cloze logits.  input_ids, attention_mask [B, T] (right-padded) -> [B, 2].
+
+        Take GPT-2's 'last_token' state [B, D], turn it into next-token logits [B, V] with
+        `self.gpt.hidden_state_to_token`, and keep the columns `self.answer_ids`
+        ([" no", " yes"]) so that column 1 means "paraphrase".
+        """
+        ### BEGIN SOLUTION
+        last_token = self.gpt(input_ids, attention_mask)["last_token"]  # (B, D)
+        logits = self.gpt.hidden_state_to_token(last_token)  # (B, V)
+        return logits[:, self.answer_ids]  # (B, 2)
+        ### END SOLUTION
+
+
+def collate(examples: list[datasets.ParaphraseExample], tokenizer, max_length: int) -> dict:
+    """Prompts -> input_ids, attention_mask [B, T] (right-padded); labels [B] (-1 if none).
+
+    Over-long prompts lose tokens from the left (the tokenizer's truncation_side is set to
+    "left" in `main`), so the question at the end always survives.
+    """
+    prompts = [PROMPT.format(e.sentence1, e.sentence2) for e in examples]
+    encoded = tokenizer(prompts, padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")
+    labels = torch.tensor([-1 if e.label is None else e.label for e in examples])
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+            "labels": labels, "ids": [e.id for e in examples]}
+
+
+def get_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--eval_batch_size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--max_length", type=int, default=128, help="tokens per prompt")
+    parser.add_argument("--max_train_examples", type=int, default=None,
+                        help="train on the first N pairs only (smoke runs)")
+    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
+    parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
+    datasets.add_model_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args(argv)
+    if args.use_gpu and not torch.cuda.is_available():
+        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
+    device = torch.device("cuda" if args.use_gpu else "cpu")
+    paths = {split: datasets.require_file(os.path.join(args.data_dir, f"quora-{split}.csv"))
+             for split in ("train", "dev", "test-student")}
+    train = datasets.read_paraphrase(paths["train"], labelled=True)
+    dev = datasets.read_paraphrase(paths["dev"], labelled=True)
+    test = datasets.read_paraphrase(paths["test-student"], labelled=False)
+    if args.max_train_examples:
+        train = train[:args.max_train_examples]
+
+    tokenizer = datasets.load_tokenizer(args.tokenizer)
+    tokenizer.truncation_side = "left"
+    answer_ids = answer_token_ids(tokenizer)
+    seed_everything(args.seed)
+    gpt = datasets.load_gpt2(args)
+    model = ParaphraseGPT(gpt, answer_ids).to(device)
+    max_length = min(args.max_length, gpt.config.max_position_embeddings)
+    optimizer = AdamW(model.parameters(), lr=args.lr)
+    batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
+    train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
+    dev_loader = make_loader(dev, batch_of, args.eval_batch_size)
+    checkpoint = os.path.join(args.checkpoint_dir, "paraphrase.pt")
+    os.makedirs(args.checkpoint_dir, exist_ok=True)
+    print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
+          f"{dict(zip(ANSWERS, answer_ids, strict=True))}; lr {args.lr}, device {device}")
+
+    best_acc = -1.0
+    for epoch in range(1, args.epochs + 1):
+        loss = train_epoch(model, train_loader, optimizer, device, f"para epoch {epoch}")
+        _, predictions, gold = predict(model, dev_loader, device, "para dev")
+        acc, f1 = evaluation.accuracy_f1(gold, predictions)
+        improved = acc > best_acc
+        if improved:
+            best_acc = acc
+            torch.save(model.state_dict(), checkpoint)
+        print(f"[para] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
+              f"dev F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
+
+    model.load_state_dict(torch.load(checkpoint, map_location=device))
+    results = {}
+    for split, examples in (("dev", dev), ("test", test)):
+        loader = make_loader(examples, batch_of, args.eval_batch_size)
+        ids, predictions, gold = predict(model, loader, device, f"para {split}")
+        path = os.path.join(args.out_dir, f"para-{split}-output.csv")
+        evaluation.write_predictions(path, ids, predictions)
+        print(f"[para] {split} predictions -> {path}")
+        if split == "dev":
+            results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
+    print(f"[para] best dev acc {results['dev_acc']:.4f}, F1 {results['dev_f1']:.4f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

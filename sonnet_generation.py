@@ -1,0 +1,205 @@
+"""Sonnet generation with GPT-2 (handout Part 2): fine-tune on Shakespeare, then continue
+the held-out sonnets from their first three lines.
+
+    python sonnet_generation.py --use_gpu
+    python sonnet_generation.py --random_init --max_train_examples 8 --epochs 1  # smoke
+
+Training text is each sonnet's lines joined by newlines, then <|endoftext|>; the loss is
+next-token cross-entropy over real tokens only (padding is ignored).  Generation is
+batched (left-padded prompts), seeded, uses a KV cache so that each new token costs one
+step, samples with temperature and top-p, and stops at <|endoftext|> or after
+--max_new_tokens.  It writes `predictions/generated_sonnets_dev.txt` (for
+sonnets_held_out_dev.txt, scored with chrF against TRUE_sonnets_held_out_dev.txt) and
+`predictions/generated_sonnets.txt` (for sonnets_held_out.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import datasets
+import evaluation
+from classifier import autocast, make_loader, seed_everything
+from models.gpt2 import GPT2Model
+from modules.attention import KVCache
+from optimizer import AdamW
+
+
+def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over real tokens.  input_ids, attention_mask [B, T].
+
+    Position t predicts token t + 1; targets that are padding (mask 0) are ignored.
+    """
+    hidden = gpt(input_ids, attention_mask)["last_hidden_state"]  # (B, T, D)
+    logits = gpt.hidden_state_to_token(hidden[:, :-1]).float()  # (B, T-1, V)
+    targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)  # (B, T-1)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=-100)
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
+                generator: torch.Generator) -> torch.Tensor:
+    """Pick one next token per row.  logits [B, V] float -> token ids [B] long.
+
+    temperature == 0 is greedy (argmax).  Otherwise: probabilities softmax(logits /
+    temperature); top-p keeps the smallest set of most likely tokens whose probability
+    reaches top_p (the most likely token always stays); renormalise; then draw with one
+    uniform number per row, `u = torch.rand(B, generator=generator)`, taking the first
+    token (in sorted order) whose cumulative kept probability exceeds u.  Drawing exactly
+    one number per row keeps runs with and without the KV cache in step.
+    """
+    ### BEGIN SOLUTION
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+    sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)  # (B, V)
+    cumulative = sorted_probs.cumsum(dim=-1)
+    sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= top_p, 0.0)
+    kept = sorted_probs.cumsum(dim=-1)  # (B, V)
+    u = torch.rand(logits.shape[0], generator=generator).to(logits.device) * kept[:, -1]
+    index = torch.searchsorted(kept, u[:, None], right=True).clamp(max=logits.shape[1] - 1)
+    return order.gather(1, index).squeeze(1)  # (B,)
+    ### END SOLUTION
+
+
+@torch.no_grad()
+def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
+             eos_id: int | None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             use_cache: bool = True) -> list[list[int]]:
+    """Continue each prompt (a list of token ids); returns the new tokens of each row.
+
+    Rows are left-padded into one batch.  With the cache, the prompts are encoded once and
+    every further step feeds one token per row; without it, every step re-encodes the whole
+    sequence (a fresh cache, same positions and masks: the same computation, repeated).
+    A row stops at `eos_id` (not included in its output); generation stops when every row
+    has, or after max_new_tokens, or at the model's context length.
+    """
+    gpt.eval()
+    device, config = gpt.device, gpt.config
+    batch, longest = len(prompts), max(len(p) for p in prompts)
+    input_ids = torch.zeros(batch, longest, dtype=torch.long, device=device)
+    mask = torch.zeros(batch, longest, dtype=torch.long, device=device)
+    for row, prompt in enumerate(prompts):  # left padding: the last column is real everywhere
+        input_ids[row, longest - len(prompt):] = torch.tensor(prompt)
+        mask[row, longest - len(prompt):] = 1
+    total = min(longest + max_new_tokens, config.max_position_embeddings)
+    generator = torch.Generator().manual_seed(seed)
+    cache = KVCache(config, batch, total, device=device, dtype=gpt.dtype) if use_cache else None
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    step_ids = input_ids  # what the next forward pass feeds
+    for _ in range(total - longest):
+        if use_cache:
+            last = gpt(step_ids, mask, cache=cache)["last_token"]  # (B, D)
+        else:
+            fresh = KVCache(config, batch, input_ids.shape[1], device=device, dtype=gpt.dtype)
+            last = gpt(input_ids, mask, cache=fresh)["last_token"]  # (B, D)
+        logits = gpt.hidden_state_to_token(last).float()  # (B, V)
+        next_ids = sample_next(logits, temperature, top_p, generator)  # (B,)
+        if eos_id is not None:
+            next_ids = next_ids.masked_fill(done, eos_id)
+            done |= next_ids == eos_id
+        for row in range(batch):
+            if eos_id is None or next_ids[row] != eos_id:
+                outputs[row].append(int(next_ids[row]))
+        if bool(done.all()):
+            break
+        step_ids = next_ids[:, None]  # (B, 1)
+        input_ids = torch.cat([input_ids, step_ids], dim=1)  # (B, T + 1)
+        mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)  # (B, T + 1)
+    return outputs
+
+
+def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
+                     args: argparse.Namespace) -> list[tuple[int, str]]:
+    """Prompt (the first lines + newline) -> full sonnet text (prompt + continuation)."""
+    sonnets = []
+    for start in tqdm(range(0, len(held_out), args.gen_batch_size), desc="generate", leave=False):
+        chunk = held_out[start:start + args.gen_batch_size]
+        prompts = [text.rstrip() + "\n" for _, text in chunk]
+        new_tokens = generate(gpt, [tokenizer.encode(p) for p in prompts], args.max_new_tokens,
+                              tokenizer.eos_token_id, args.temperature, args.top_p,
+                              args.seed + start)
+        sonnets += [(number, (prompt + tokenizer.decode(tokens)).strip())
+                    for (number, _), prompt, tokens in zip(chunk, prompts, new_tokens, strict=True)]
+    return sonnets
+
+
+def get_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--max_train_examples", type=int, default=None,
+                        help="train on the first N sonnets only (smoke runs)")
+    parser.add_argument("--temperature", type=float, default=1.2, help="0 = greedy")
+    parser.add_argument("--top_p", type=float, default=0.9)
+    parser.add_argument("--max_new_tokens", type=int, default=160)
+    parser.add_argument("--gen_batch_size", type=int, default=12)
+    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
+    datasets.add_model_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args(argv)
+    if args.use_gpu and not torch.cuda.is_available():
+        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
+    device = torch.device("cuda" if args.use_gpu else "cpu")
+    files = {name: datasets.require_file(os.path.join(args.data_dir, name)) for name in
+             ("sonnets.txt", "sonnets_held_out_dev.txt", "TRUE_sonnets_held_out_dev.txt",
+              "sonnets_held_out.txt")}
+    train = [text for _, text in evaluation.read_sonnets(files["sonnets.txt"])]
+    if args.max_train_examples:
+        train = train[:args.max_train_examples]
+    tokenizer = datasets.load_tokenizer(args.tokenizer)
+    seed_everything(args.seed)
+    gpt = datasets.load_gpt2(args).to(device)
+    max_length = gpt.config.max_position_embeddings
+
+    def batch_of(texts: list[str]) -> dict:
+        encoded = tokenizer([t + tokenizer.eos_token for t in texts], padding=True,
+                            truncation=True, max_length=max_length, return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+    loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
+    optimizer = AdamW(gpt.parameters(), lr=args.lr)
+    print(f"[sonnet] {len(train)} training sonnets, lr {args.lr}, device {device}")
+    for epoch in range(1, args.epochs + 1):
+        gpt.train()
+        total = 0.0
+        for batch in tqdm(loader, desc=f"sonnet epoch {epoch}", leave=False):
+            with autocast(device):
+                loss = lm_loss(gpt, batch["input_ids"].to(device),
+                               batch["attention_mask"].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        print(f"[sonnet] epoch {epoch}/{args.epochs}: train loss {total / len(loader):.4f}")
+
+    results = {}
+    for prompts_name, out_name in (("sonnets_held_out_dev.txt", "generated_sonnets_dev.txt"),
+                                   ("sonnets_held_out.txt", "generated_sonnets.txt")):
+        with autocast(device):
+            sonnets = generate_sonnets(gpt, tokenizer,
+                                       evaluation.read_sonnets(files[prompts_name]), args)
+        path = os.path.join(args.out_dir, out_name)
+        evaluation.write_sonnets(path, sonnets)
+        print(f"[sonnet] {len(sonnets)} sonnets -> {path}")
+    true = evaluation.read_sonnets(files["TRUE_sonnets_held_out_dev.txt"])
+    generated = evaluation.read_sonnets(os.path.join(args.out_dir, "generated_sonnets_dev.txt"))
+    results["dev_chrf"], errors = evaluation.sonnet_chrf(generated, true)
+    for error in errors:
+        print(f"[sonnet] warning: {error}")
+    print(f"[sonnet] dev chrF {results['dev_chrf']:.2f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

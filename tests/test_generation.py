@@ -1,0 +1,87 @@
+"""sonnet_generation.generate: the KV cache changes speed, never tokens; top-p; EOS; HF greedy."""
+
+import pytest
+import torch
+
+from models.gpt2 import GPT2Model
+from sonnet_generation import generate, lm_loss, sample_next
+
+PROMPTS = [[5, 17, 42, 8, 3], [11, 2], [60, 61, 62, 63, 64, 65, 66, 67]]  # ragged: left padding
+
+
+@pytest.fixture(scope="module")
+def tiny(make_checkpoint):
+    """A random tiny GPT-2 (vocab 97) in eval mode, and its checkpoint folder."""
+    path = make_checkpoint(seed=3)
+    return GPT2Model.from_pretrained(str(path)).eval(), path
+
+
+@pytest.mark.parametrize("temperature, top_p", [(0.0, 1.0), (1.0, 0.9), (1.3, 1.0)])
+def test_cache_gives_the_same_tokens_as_no_cache(tiny, temperature, top_p):
+    model, _ = tiny
+    kwargs = dict(max_new_tokens=30, eos_id=None, temperature=temperature, top_p=top_p, seed=7)
+    with_cache = generate(model, PROMPTS, use_cache=True, **kwargs)
+    without = generate(model, PROMPTS, use_cache=False, **kwargs)
+    assert with_cache == without
+    assert all(len(row) == 30 for row in with_cache)
+
+
+def test_seed_decides_the_sample(tiny):
+    model, _ = tiny
+    kwargs = dict(max_new_tokens=20, eos_id=None, temperature=1.0, top_p=1.0)
+    assert generate(model, PROMPTS, seed=1, **kwargs) == generate(model, PROMPTS, seed=1, **kwargs)
+    assert generate(model, PROMPTS, seed=1, **kwargs) != generate(model, PROMPTS, seed=2, **kwargs)
+
+
+def test_batched_left_padding_matches_one_at_a_time(tiny):
+    model, _ = tiny
+    batched = generate(model, PROMPTS, max_new_tokens=15, eos_id=None)
+    alone = [generate(model, [p], max_new_tokens=15, eos_id=None)[0] for p in PROMPTS]
+    assert batched == alone
+
+
+def test_greedy_matches_transformers_generate(tiny):
+    """Same weights, same greedy tokens as Hugging Face's own generate() (trusted reference)."""
+    from transformers import GPT2LMHeadModel
+
+    model, path = tiny
+    hf = GPT2LMHeadModel.from_pretrained(str(path)).eval()
+    prompt = PROMPTS[0]
+    expected = hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt)),
+                           max_new_tokens=25, min_new_tokens=25, do_sample=False,
+                           pad_token_id=0)[0, len(prompt):].tolist()
+    assert generate(model, [prompt], max_new_tokens=25, eos_id=None)[0] == expected
+
+
+def test_rows_stop_at_eos_and_at_the_context_length(tiny):
+    model, _ = tiny
+    free = generate(model, PROMPTS, max_new_tokens=10, eos_id=None)
+    eos = free[1][3]  # row 1's 4th token: row 1 stops there, the others go on or stop earlier
+    stopped = generate(model, PROMPTS, max_new_tokens=10, eos_id=eos)
+    for row, tokens in zip(free, stopped, strict=True):
+        expected = row[:row.index(eos)] if eos in row else row
+        assert tokens == expected
+    context = model.config.max_position_embeddings
+    long_prompt = [[1] * (context - 4)]
+    assert len(generate(model, long_prompt, max_new_tokens=50, eos_id=None)[0]) == 4
+
+
+def test_sample_next_rules():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.tensor([[0.0, 3.0, 1.0, -1.0], [2.0, 0.0, 0.0, 0.0]])
+    assert sample_next(logits, 0.0, 1.0, generator).tolist() == [1, 0]
+    # p(top) ~ 0.84 (row 0) and ~ 0.71 (row 1) >= top_p = 0.5: only the top token survives.
+    for _ in range(20):
+        assert sample_next(logits, 1.0, 0.5, generator).tolist() == [1, 0]
+    draws = torch.stack([sample_next(logits, 1.0, 1.0, generator) for _ in range(400)])
+    assert set(draws[:, 0].tolist()) == {0, 1, 2, 3}  # full distribution reachable
+
+
+def test_lm_loss_ignores_padding(tiny):
+    model, _ = tiny
+    model = model.train(False)
+    ids = torch.tensor([[5, 6, 7, 8, 0, 0], [9, 10, 11, 12, 13, 14]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    other = ids.clone()
+    other[0, 4:] = 50  # a different pad token must not change the loss
+    assert torch.allclose(lm_loss(model, ids, mask), lm_loss(model, other, mask), atol=1e-6)
