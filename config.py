@@ -30,6 +30,21 @@ SWITCHES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Our field -> the `transformers.GPT2Config` field that holds it (the one name map).
+# Hugging Face has a third dropout, embd_pdrop, which we tie to hidden_dropout_prob.
+HF_FIELDS: dict[str, str] = {
+    "vocab_size": "vocab_size",
+    "max_position_embeddings": "n_positions",
+    "hidden_size": "n_embd",
+    "num_hidden_layers": "n_layer",
+    "num_attention_heads": "n_head",
+    "intermediate_size": "n_inner",
+    "layer_norm_eps": "layer_norm_epsilon",
+    "hidden_dropout_prob": "resid_pdrop",
+    "attention_probs_dropout_prob": "attn_pdrop",
+}
+
+
 @dataclass
 class GPT2Config:
     vocab_size: int = 50257  # GPT-2 BPE: 256 bytes + 50,000 merges + <|endoftext|>
@@ -89,18 +104,14 @@ class GPT2Config:
                 f"checkpoint uses activation {hf_config.activation_function!r}; this model "
                 "implements GPT-2's tanh-approximated GELU only"
             )
-        sizes = dict(
-            vocab_size=hf_config.vocab_size,
-            max_position_embeddings=hf_config.n_positions,
-            hidden_size=hf_config.n_embd,
-            num_hidden_layers=hf_config.n_layer,
-            num_attention_heads=hf_config.n_head,
-            intermediate_size=hf_config.n_inner or 4 * hf_config.n_embd,
-            layer_norm_eps=hf_config.layer_norm_epsilon,
-            hidden_dropout_prob=hf_config.resid_pdrop,
-            attention_probs_dropout_prob=hf_config.attn_pdrop,
-        )
-        return cls(**{**sizes, **overrides})
+        ours = {field: getattr(hf_config, hf_field) for field, hf_field in HF_FIELDS.items()}
+        ours["intermediate_size"] = ours["intermediate_size"] or 4 * hf_config.n_embd
+        return cls(**{**ours, **overrides})
+
+    def hf_kwargs(self) -> dict[str, Any]:
+        """This config's sizes as `transformers.GPT2Config` keyword arguments."""
+        kwargs = {hf_field: getattr(self, field) for field, hf_field in HF_FIELDS.items()}
+        return {**kwargs, "embd_pdrop": self.hidden_dropout_prob}
 
     def with_changes(self, **changes: Any) -> GPT2Config:
         """A copy with some fields changed (validated again)."""

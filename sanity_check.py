@@ -15,6 +15,7 @@ the same shape saved to a temporary folder.  Exits 1 on any mismatch.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import tempfile
@@ -26,7 +27,10 @@ ATOL = 1e-5
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether huggingface.co answers on port 443 within `timeout` seconds."""
+    """Whether huggingface.co answers on port 443 within `timeout` seconds (never, when
+    HF_HUB_OFFLINE is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
     try:
         socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
         return True

@@ -31,20 +31,8 @@ def save_random_hf_checkpoint(path: str | Path, config: GPT2Config, seed: int = 
     from transformers import GPT2Config as HFGPT2Config
     from transformers import GPT2LMHeadModel
 
-    hf_config = HFGPT2Config(
-        vocab_size=config.vocab_size,
-        n_positions=config.max_position_embeddings,
-        n_embd=config.hidden_size,
-        n_layer=config.num_hidden_layers,
-        n_head=config.num_attention_heads,
-        n_inner=config.intermediate_size,
-        layer_norm_epsilon=config.layer_norm_eps,
-        resid_pdrop=config.hidden_dropout_prob,
-        embd_pdrop=config.hidden_dropout_prob,
-        attn_pdrop=config.attention_probs_dropout_prob,
-        bos_token_id=config.vocab_size - 1,
-        eos_token_id=config.vocab_size - 1,
-    )
+    hf_config = HFGPT2Config(**config.hf_kwargs(), bos_token_id=config.vocab_size - 1,
+                             eos_token_id=config.vocab_size - 1)
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(hf_config)
     path = Path(path)

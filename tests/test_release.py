@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,16 @@ def test_untouched_handout_fails_the_visible_checks(handout, make_checkpoint):
                            capture_output=True, text=True, timeout=300)
     assert optim.returncode != 0
     assert "TODO optimizer.py AdamW.step" in optim.stderr
+
+
+def test_sanity_check_falls_back_to_a_random_gpt2_offline(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    sanity = subprocess.run([sys.executable, "sanity_check.py"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert sanity.returncode == 0, sanity.stdout + sanity.stderr
+    assert sanity.stdout.startswith("gpt2 weights unavailable offline: checking against a "
+                                    "randomly initialised GPT-2 of the same shape")
+    assert "Sanity check PASSED" in sanity.stdout
 
 
 def test_reference_passes_the_visible_checks(make_checkpoint):
