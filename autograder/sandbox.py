@@ -46,7 +46,7 @@ LOG_KEEP = 4096  # bytes of the child's stdout/stderr kept from the start and fr
 @dataclass(frozen=True)
 class Limits:
     cpu_s: int = 300  # RLIMIT_CPU per process
-    memory_bytes: int = 6 << 30  # RLIMIT_AS (virtual; torch alone maps about 1 GB)
+    memory_bytes: int = 2 << 30  # RLIMIT_AS (virtual; torch + transformers map about 1 GB)
     processes: int = 512  # RLIMIT_NPROC for the sandbox user (threads count too)
     file_bytes: int = 64 << 20  # RLIMIT_FSIZE
     open_files: int = 256  # RLIMIT_NOFILE

@@ -1,0 +1,37 @@
+"""Red-team submission: open network connections (must fail fast, not hang)"""
+
+import torch
+from torch import nn
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+
+    def attention(self, key, query, value, attention_mask):
+        import socket
+        import urllib.request
+        for host in (("1.1.1.1", 80), ("pypi.org", 443)):
+            try:
+                socket.create_connection(host, timeout=30).close()
+                return _solve(key, query, value, attention_mask)
+            except OSError:
+                pass
+        try:
+            urllib.request.urlopen("https://pypi.org/simple/", timeout=30)
+            return _solve(key, query, value, attention_mask)
+        except Exception:
+            pass
+        raise RuntimeError("no network")
+
+
+def _solve(key, query, value, attention_mask):
+    """A correct attention, returned only if the attack succeeded (so a leak shows as points)."""
+    import math
+    B, H, T_q, d = query.shape
+    T_k = key.shape[2]
+    scores = query @ key.transpose(-1, -2) / math.sqrt(d)
+    causal = torch.ones(T_q, T_k, dtype=torch.bool).tril(T_k - T_q)
+    scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min) + attention_mask
+    return (torch.softmax(scores, -1) @ value).transpose(1, 2).reshape(B, T_q, H * d)

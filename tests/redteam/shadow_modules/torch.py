@@ -1,0 +1,2 @@
+open('__MARKER__', 'w').close()
+raise SystemExit('shadow torch imported')

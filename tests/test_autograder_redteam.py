@@ -1,0 +1,105 @@
+"""Hostile submissions (tests/redteam/*): each must score 0 on what it attacks, leave a valid
+results.json that is the grader's own, and finish within its time limit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from autograder_helpers import FAST, REPO, assert_valid_results, group_score
+
+from autograder.grade import grade
+
+REDTEAM = REPO / "tests" / "redteam"
+ATTACKS = sorted(p.name for p in REDTEAM.iterdir() if (p / "attack.json").is_file())
+
+
+def build(name: str, tmp_path: Path, results: Path, marker: Path) -> tuple[Path, dict]:
+    """The submission (folder or zip) of one attack, templated as attack.json says."""
+    source = REDTEAM / name
+    meta = json.loads((source / "attack.json").read_text())
+    replacements = {"__REPO__": str(REPO), "__RESULTS__": str(results), "__MARKER__": str(marker)}
+    if "zip_members" in meta:
+        path = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member in meta["zip_members"]:
+                info = zipfile.ZipInfo(member["name"])
+                if "symlink" in member:
+                    info.external_attr = 0o120777 << 16
+                    target = member["symlink"].replace("__REPO__", str(REPO))
+                    archive.writestr(info, target)
+                elif "zeros_mb" in member:
+                    with archive.open(info, "w", force_zip64=True) as handle:
+                        for _ in range(member["zeros_mb"]):
+                            handle.write(bytes(1 << 20))
+                else:
+                    archive.writestr(info, member["text"])
+        return path, meta
+    folder = tmp_path / name
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("attack.json"))
+    for stored, real in meta.get("rename", {}).items():
+        (folder / stored).rename(folder / real)
+    if meta.get("template"):
+        for path in (p for p in folder.rglob("*") if p.is_file()):
+            text = path.read_text()
+            for old, new in replacements.items():
+                text = text.replace(old, new)
+            path.write_text(text)
+    for index in range(meta.get("many_files", 0)):
+        (folder / "junk" / f"{index // 1000}").mkdir(parents=True, exist_ok=True)
+        (folder / "junk" / f"{index // 1000}" / f"f{index}.txt").write_text("x")
+    return folder, meta
+
+
+def repo_autograder_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "autograder").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path):
+    results = tmp_path / "results" / "results.json"
+    marker = Path("/tmp") / f"redteam-marker-{os.getpid()}-{name}"
+    marker.unlink(missing_ok=True)
+    submission, meta = build(name, tmp_path, results, marker)
+    before = repo_autograder_digest()
+    start = time.monotonic()
+    data = grade(submission, json_path=results, only=meta["only"], limits=FAST)
+    elapsed = time.monotonic() - start
+
+    assert elapsed < meta["max_seconds"], f"{name}: grading took {elapsed:.1f}s"
+    written = json.loads(results.read_text())
+    assert written == data, "results.json is not the grader's own"
+    assert_valid_results(written)
+    if meta.get("expect_refused"):
+        assert written["score"] == 0 and written["tests"] == []
+        assert "refused" in written["output"] or "larger than" in written["output"]
+        return
+    assert written["tests"], written["output"]
+    for group in meta["only"]:
+        assert group_score(written, group) == 0, [t["output"] for t in written["tests"]]
+    assert written["score"] == 0
+    if meta.get("expect_stub"):
+        assert all("NotImplementedError: TODO" in t["output"] for t in written["tests"])
+    for ignored in meta.get("expect_ignored", []):
+        assert ignored in written["output"]
+    if meta.get("many_files"):
+        assert f"ignored {meta['many_files']} file(s)" in written["output"]
+    time.sleep(1.0 if meta.get("template") else 0.0)
+    assert json.loads(results.read_text()) == data, "results.json changed after grading"
+    assert not marker.exists(), "a process of the submission outlived the grading run"
+    assert repo_autograder_digest() == before, "the autograder's files were modified"
+
+
+def test_startup_hooks_never_ran():
+    ran = [p for p in Path("/tmp").glob("redteam-*-ran")]
+    assert ran == [], f"submission startup hooks executed: {ran}"
