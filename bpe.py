@@ -4,9 +4,9 @@ The file reads top to bottom:
 
 1. pre-tokenization: split on special tokens, then the GPT-2 regex; a large file is cut into
    chunks at safe boundaries and counted by worker processes;
-2. training: the helpers students write (``count_pairs``, ``merge_ids``, ``update_pair_counts``)
-   and ``train_bpe``, which drives them with a max-heap so each merge touches only the
-   pre-tokens that contain the merged pair;
+2. training: the helpers students write (``count_pairs``, ``merge_ids``, ``update_pair_counts``,
+   ``pair_key``) and ``train_bpe``, which drives them with a max-heap so each merge touches
+   only the pre-tokens that contain the merged pair;
 3. ``Tokenizer``: ``encode`` (``encode_word`` is the student's merge loop), ``decode``,
    ``encode_iterable``, and GPT-2 ``vocab.json``/``merges.txt`` reading and writing;
 4. the command line: ``python bpe.py train ...`` and ``python bpe.py encode ...``.
@@ -241,16 +241,34 @@ def update_pair_counts(
     ### END SOLUTION
 
 
-class _Greater:
-    """Heap tie-break key: sorts the lexicographically greater (left, right) bytes pair first."""
+def pair_key(count: int, left: bytes, right: bytes) -> tuple[int, bytes, bytes]:
+    """How good a pair is to merge next: training merges the pair with the largest key.
 
-    __slots__ = ("pair",)
+    The rule: the most frequent pair wins; among equally frequent pairs, the
+    lexicographically greater ``(left, right)`` wins (compare the left bytes, then the right
+    bytes; a prefix is smaller, so b"ab" > b"a").
 
-    def __init__(self, pair: tuple[bytes, bytes]):
+    Examples: ``pair_key(9, b"s", b"t") > pair_key(9, b"e", b"s")`` (tie; b"s" > b"e");
+    ``pair_key(9, b"ab", b"c") > pair_key(9, b"a", b"bc")``;
+    ``pair_key(10, b"a", b"a") > pair_key(9, b"z", b"z")`` (count first).
+    """
+    ### BEGIN SOLUTION
+    return (count, left, right)
+    ### END SOLUTION
+
+
+class _Candidate:
+    """A max-heap entry (heapq pops the smallest, so ``<`` means "larger pair_key")."""
+
+    __slots__ = ("key", "count", "pair")
+
+    def __init__(self, count: int, pair: tuple[int, int], vocab: dict[int, bytes]):
+        self.key = pair_key(count, vocab[pair[0]], vocab[pair[1]])
+        self.count = count
         self.pair = pair
 
-    def __lt__(self, other: _Greater) -> bool:
-        return self.pair > other.pair
+    def __lt__(self, other: _Candidate) -> bool:
+        return self.key > other.key
 
 
 def train_bpe(
@@ -296,26 +314,25 @@ def train_bpe(
     freqs = list(word_counts.values())
     del word_counts
     counts, where = count_pairs(words, freqs)
-    # Max-heap of (-count, tie-break, a, b). An entry goes stale when its pair's count drops;
-    # it is corrected when it reaches the top. Counts only rise for new pairs, pushed once.
-    heap = [(-c, _Greater((vocab[a], vocab[b])), a, b) for (a, b), c in counts.items()]
+    # Max-heap by pair_key. An entry goes stale when its pair's count drops; it is corrected
+    # when it reaches the top. Counts only rise for new pairs, which are pushed once.
+    heap = [_Candidate(c, pair, vocab) for pair, c in counts.items()]
     heapq.heapify(heap)
 
     merges: list[tuple[bytes, bytes]] = []
     for new_id in tqdm(range(len(vocab), vocab_size), desc="merges", disable=not progress):
         while heap:
-            neg, key, a, b = heap[0]
-            count = counts.get((a, b), 0)
-            if count == -neg:
+            count = counts.get(heap[0].pair, 0)
+            if count == heap[0].count:
                 break
             if count:
-                heapq.heapreplace(heap, (-count, key, a, b))
+                heapq.heapreplace(heap, _Candidate(count, heap[0].pair, vocab))
             else:
                 heapq.heappop(heap)
         else:
             break  # every pre-token is a single token
-        heapq.heappop(heap)
-        pair = (a, b)
+        pair = heapq.heappop(heap).pair
+        a, b = pair
         vocab[new_id] = vocab[a] + vocab[b]
         merges.append((vocab[a], vocab[b]))
         new_pairs = set()
@@ -328,7 +345,7 @@ def train_bpe(
             update_pair_counts(counts, where, w, old, new, freqs[w])
             new_pairs.update(p for p in pairwise(new) if new_id in p)
         for p in new_pairs:
-            heapq.heappush(heap, (-counts[p], _Greater((vocab[p[0]], vocab[p[1]])), *p))
+            heapq.heappush(heap, _Candidate(counts[p], p, vocab))
     return vocab, merges
 
 

@@ -110,6 +110,13 @@ def test_update_pair_counts_docstring_example():
     assert (104, 105) not in where
 
 
+def test_pair_key_docstring_examples():
+    assert bpe.pair_key(9, b"s", b"t") > bpe.pair_key(9, b"e", b"s")
+    assert bpe.pair_key(9, b"ab", b"c") > bpe.pair_key(9, b"a", b"bc")
+    assert bpe.pair_key(10, b"a", b"a") > bpe.pair_key(9, b"z", b"z")
+    assert bpe.pair_key(3, b" ", b"low") < bpe.pair_key(3, b" ", b"newest")
+
+
 def test_encode_word_docstring_example():
     ranks = {(104, 105): (0, 256), (256, 104): (1, 257)}
     assert bpe.encode_word([104, 105, 104], ranks) == [257]
@@ -212,6 +219,9 @@ def test_student_style_helpers_give_the_same_merges(tmp_path, data_dir, monkeypa
             counts[pair] = counts.get(pair, 0) + freq
             where.setdefault(pair, set()).add(w)
 
+    def pair_key(count, left, right):
+        return count, list(left), list(right)
+
     def encode_word(ids, ranks):
         while len(ids) >= 2:
             pair = min(zip(ids, ids[1:], strict=False), key=lambda p: ranks.get(p, (float("inf"),)))
@@ -228,6 +238,7 @@ def test_student_style_helpers_give_the_same_merges(tmp_path, data_dir, monkeypa
         ("count_pairs", count_pairs),
         ("merge_ids", merge_ids),
         ("update_pair_counts", update_pair_counts),
+        ("pair_key", pair_key),
         ("encode_word", encode_word),
     ]:
         monkeypatch.setattr(bpe, name, fn)
@@ -437,7 +448,7 @@ def test_fences_strip_to_a_handout_that_imports(tmp_path):
     """Each fence is a whole function body; the stripped file imports and fails clearly."""
     text = (REPO / "bpe.py").read_text()
     names = [f.qualname for f in find_fences("bpe.py", text)]
-    assert names == ["count_pairs", "merge_ids", "update_pair_counts", "encode_word"]
+    assert names == ["count_pairs", "merge_ids", "update_pair_counts", "pair_key", "encode_word"]
     (tmp_path / "bpe.py").write_text(strip_fences("bpe.py", text))
     (tmp_path / "c.txt").write_text("hello hello")
     probe = (
