@@ -228,7 +228,7 @@ def _hf_model(params: dict[str, Any]):
                          bos_token_id=c.vocab_size - 1, eos_token_id=c.vocab_size - 1)
     torch.manual_seed(params["seed"])
     model = GPT2LMHeadModel(hf_config)
-    _seed_parameters(model, params["seed"], scale=0.1)
+    _seed_parameters(model, params["seed"], scale=0.4)
     return model
 
 

@@ -1,0 +1,103 @@
+"""Targeted mutants: plausible student bugs, each applied to the reference solution.
+
+Each mutant breaks one handout rule and must lose exactly the cases whose `rules` list
+that rule (`autograder/case.py`), keeping every other point.  This is what makes a case's
+declared rules trustworthy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from autograder_helpers import reference_submission
+
+from autograder.case import all_cases
+from autograder.grade import grade
+
+# name -> (rule, file, reference text, mutated text)
+MUTANTS = {
+    "no_scale": (
+        "attn_scale", "modules/attention.py",
+        "scores = query @ key.transpose(-1, -2) / math.sqrt(d)",
+        "scores = query @ key.transpose(-1, -2)"),
+    "mask_after_softmax": (
+        "attn_mask_before_softmax", "modules/attention.py",
+        "        scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)\n"
+        "        scores = scores + attention_mask\n"
+        "        probs = self.dropout(torch.softmax(scores, dim=-1))",
+        "        probs = torch.softmax(scores, dim=-1).masked_fill(~causal, 0.0)\n"
+        "        probs = self.dropout(probs * (attention_mask == 0))"),
+    "no_causal_mask": (
+        "attn_causal", "modules/attention.py",
+        "        scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)\n", ""),
+    "layer_norm_in_add": (
+        "add", "modules/gpt2_layer.py",
+        "return input + dropout(dense_layer(output))",
+        "return self.out_layer_norm(input + dropout(dense_layer(output)))"),
+    "post_ln": (
+        "pre_ln", "modules/gpt2_layer.py",
+        "        attended = self.self_attention(self.attention_layer_norm(hidden_states), "
+        "attention_mask,\n                                       cache)  # (B, T, D)\n"
+        "        hidden_states = self.add(hidden_states, attended, self.attention_dense,\n"
+        "                                 self.attention_dropout)\n"
+        "        inner = self.interm_af(self.interm_dense(self.out_layer_norm(hidden_states)))"
+        "  # (B, T, 4D)\n"
+        "        return self.add(hidden_states, inner, self.out_dense, self.out_dropout)",
+        "        attended = self.self_attention(hidden_states, attention_mask, cache)\n"
+        "        hidden_states = self.attention_layer_norm(self.add(\n"
+        "            hidden_states, attended, self.attention_dense, self.attention_dropout))\n"
+        "        inner = self.interm_af(self.interm_dense(hidden_states))\n"
+        "        return self.out_layer_norm(\n"
+        "            self.add(hidden_states, inner, self.out_dense, self.out_dropout))"),
+    "exact_gelu": (
+        "gelu_tanh", "modules/gpt2_layer.py",
+        "inner = self.interm_af(self.interm_dense(", "inner = F.gelu(self.interm_dense("),
+    "no_bias_correction": (
+        "bias_correction", "optimizer.py", 'if group["correct_bias"]:', "if False:"),
+    "weight_decay_before_update": (
+        "weight_decay", "optimizer.py",
+        '                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-alpha)\n'
+        '                if group["weight_decay"] > 0.0:\n'
+        '                    p.mul_(1.0 - group["lr"] * group["weight_decay"])\n',
+        '                if group["weight_decay"] > 0.0:\n'
+        '                    p.mul_(1.0 - group["lr"] * group["weight_decay"])\n'
+        '                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-alpha)\n'),
+    "weight_decay_without_lr": (
+        "weight_decay", "optimizer.py",
+        'p.mul_(1.0 - group["lr"] * group["weight_decay"])',
+        'p.mul_(1.0 - group["weight_decay"])'),
+    "hf_mapping_no_transpose": (
+        "hf_mapping", "models/gpt2.py",
+        'ours[f"{mine}self_attention.{name}.weight"] = weight.t()',
+        'ours[f"{mine}self_attention.{name}.weight"] = weight'),
+    "embed_without_positions": (
+        "embed", "models/gpt2.py",
+        "embeddings = self.word_embedding(input_ids) + self.pos_embedding(position_ids)",
+        "embeddings = self.word_embedding(input_ids)"),
+}
+
+
+def mutate(folder: Path, rel: str, old: str, new: str) -> None:
+    path = folder / rel
+    text = path.read_text()
+    assert text.count(old) == 1, f"{rel}: the reference text of the mutant moved: {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_mutant_loses_exactly_the_cases_of_its_rule(name, tmp_path):
+    rule, rel, old, new = MUTANTS[name]
+    folder = reference_submission(tmp_path / "submission")
+    mutate(folder, rel, old, new)
+    data = grade(folder, predictions=False)
+    cases = all_cases()
+    expected = {case.name for case in cases if rule in case.rules}
+    failed = {t["output"].rstrip().split("\n")[-1].split("]")[0].lstrip("[")
+              for t in data["tests"] if t["status"] != "passed"}
+    assert expected, f"no case checks rule {rule}"
+    assert failed == expected, (f"lost but not declared: {sorted(failed - expected)}; "
+                                f"declared but kept: {sorted(expected - failed)}")
+    total = sum(case.points for case in cases)
+    lost = sum(case.points for case in cases if case.name in expected)
+    assert data["score"] == pytest.approx(total - lost)
