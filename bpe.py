@@ -55,6 +55,14 @@ CACHE_WORDS = 1 << 18  # Tokenizer drops its pre-token cache when it holds more 
 # 1. Pre-tokenization
 
 
+def unique_special_tokens(special_tokens: Iterable[str] | None) -> list[str]:
+    """The special tokens in order, without repeats; ValueError for an empty one."""
+    tokens = list(dict.fromkeys(special_tokens or ()))
+    if "" in tokens:
+        raise ValueError("special tokens must be non-empty strings, got ''")
+    return tokens
+
+
 def special_pattern(special_tokens: Iterable[str]) -> regex.Pattern | None:
     """A regex that matches any special token, longest first, in one capturing group.
 
@@ -299,7 +307,7 @@ def train_bpe(
     path = Path(input_path)
     if not path.is_file():
         raise FileNotFoundError(f"training file not found: {path}")
-    specials = list(dict.fromkeys(special_tokens))
+    specials = unique_special_tokens(special_tokens)
     if vocab_size < 256 + len(specials):
         raise ValueError(
             f"vocab_size={vocab_size} is too small: it must be at least 256 bytes + "
@@ -447,7 +455,7 @@ class Tokenizer:
     ):
         self.vocab = dict(vocab)
         self.merges = list(merges)
-        self.special_tokens = list(dict.fromkeys(special_tokens or ()))
+        self.special_tokens = unique_special_tokens(special_tokens)
         id_of: dict[bytes, int] = {}
         for i, token in sorted(self.vocab.items()):
             id_of.setdefault(token, i)

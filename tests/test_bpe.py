@@ -348,6 +348,13 @@ def test_vocab_size_too_small(tmp_path):
     assert len(bpe.train_bpe(path, 258, [EOT, "<|pad|>"])[0]) == 258
 
 
+def test_empty_special_token_is_refused(tmp_path, trained):
+    with pytest.raises(ValueError, match="special tokens must be non-empty"):
+        bpe.train_bpe(write(tmp_path / "t.txt", "hello"), 300, [EOT, ""])
+    with pytest.raises(ValueError, match="special tokens must be non-empty"):
+        bpe.Tokenizer(trained.vocab, trained.merges, [""])
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_non_utf8_training_file_names_the_byte_offset(tmp_path, monkeypatch, workers):
     monkeypatch.setattr(bpe, "CHUNK_BYTES", 1000)
