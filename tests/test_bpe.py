@@ -30,12 +30,12 @@ TINY_MERGES = [
     (b"e", b"st"),  # 9
     (b"o", b"w"),  # (l,o)=7 ties (o,w)=7; o > l
     (b"l", b"ow"),  # 7
-    (b"w", b"est"),  # 6-way tie: ( ,low) ( ,n) (n,e) (e,w) (w,est); w is the greatest left
+    (b"w", b"est"),  # 5-way tie at 6: ( ,low) ( ,n) (n,e) (e,w) (w,est); w is the greatest left
     (b"n", b"e"),  # ( ,low) ( ,n) (n,e) (e,west): n is the greatest left
     (b"ne", b"west"),  # ( ,low) ( ,ne) (ne,west)
     (b" ", b"newest"),  # ( ,low) ( ,newest): "newest" > "low"
     (b" ", b"low"),  # 6
-    (b"w", b"i"),  # 3-way tie among " widest" pairs: ( ,w) (w,i) (i,d) (d,est)
+    (b"w", b"i"),  # 4-way tie at 3 among " widest" pairs: ( ,w) (w,i) (i,d) (d,est)
     (b"wi", b"d"),
     (b"wid", b"est"),
     (b" ", b"widest"),
