@@ -78,11 +78,10 @@ RULES = {
     "adam_moments": "AdamW first and second moments",
     "bias_correction": "AdamW bias correction",
     "weight_decay": "decoupled weight decay lr * wd * p after the update",
-    "bpe_merge": "BPE training merges the most frequent pair",
-    "bpe_ties": "BPE ties go to the lexicographically greater pair",
-    "bpe_encode": "encoding applies merges by rank",
-    "bpe_decode": "decoding joins bytes and replaces invalid UTF-8",
-    "bpe_special": "special tokens are kept whole",
+    "bpe_count": "pairs are counted per adjacent position, weighted by word frequency",
+    "bpe_merge": "merge_ids replaces non-overlapping occurrences left to right",
+    "bpe_ties": "the most frequent pair wins; ties go to the lexicographically greater pair",
+    "bpe_encode": "encoding applies the lowest-ranked merge first, until none applies",
 }
 ATTENTION_RULES = ("attn_scale", "attn_mask_before_softmax", "attn_causal", "attn_padding",
                    "attn_heads")

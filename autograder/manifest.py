@@ -20,6 +20,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/gpt2_layer.py",
     "optimizer.py",
     "optimizer_test.py",
+    "bpe.py",
     "optimizer_test.npy",
     "sanity_check.py",
     "pyproject.toml",
@@ -53,6 +54,7 @@ GRADABLE_FILES: tuple[str, ...] = (
     "modules/attention.py",
     "modules/gpt2_layer.py",
     "optimizer.py",
+    "bpe.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (

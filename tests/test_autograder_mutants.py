@@ -75,6 +75,16 @@ MUTANTS = {
         "embed", "models/gpt2.py",
         "embeddings = self.word_embedding(input_ids) + self.pos_embedding(position_ids)",
         "embeddings = self.word_embedding(input_ids)"),
+    "bpe_ties_reversed": (
+        "bpe_ties", "bpe.py", "return (count, left, right)",
+        "return (count, tuple(-c for c in left), tuple(-c for c in right))"),
+    "bpe_merge_overlapping": (
+        "bpe_merge", "bpe.py",
+        "            out.append(new_id)\n            i += 2\n",
+        "            out.append(new_id)\n            i += 1 if i + 2 < n and ids[i + 2] == b else 2\n"),
+    "bpe_encode_leftmost_not_lowest_rank": (
+        "bpe_encode", "bpe.py", "best = min(found)",
+        "best = next((f for f in found if f is not none), none)"),
 }
 
 

@@ -20,4 +20,8 @@ CASES = [
                       "correct_bias": True}]}, 2.0, ("adam_moments", "bias_correction"),
          "visible: AdamW, three steps, bias correction", visibility="visible",
          atol=1e-6),
+    Case("bpe/visible_count_pairs", "bpe_count_pairs",
+         {"words": [[104, 105], [104, 105, 104]], "freqs": [3, 2]}, 2.0, ("bpe_count",),
+         "visible: count_pairs on the docstring's example", visibility="visible",
+         atol=0.0, rtol=0.0),
 ]
