@@ -133,9 +133,12 @@ def judge_case(case: Case, run: CaseRun, out_dir: Path,
         notes.append(f"unexpected arrays ignored: {extra[:10]}")
     if problems:
         return Verdict(case, 0.0, "\n".join(problems + notes)[:MAX_FEEDBACK], run.seconds)
-    if case.time_limit_s is not None and (run.seconds or 0.0) > case.time_limit_s:
-        return Verdict(case, 0.0, f"correct but took {run.seconds:.2f}s (measured by the "
-                                  f"grader), limit {case.time_limit_s:.2f}s", run.seconds)
+    if case.time_limit_s is not None:
+        timing = (f"took {run.seconds or 0.0:.2f}s (measured by the grader from outside), "
+                  f"limit {case.time_limit_s:.2f}s")
+        if (run.seconds or 0.0) > case.time_limit_s:
+            return Verdict(case, 0.0, f"values correct but too slow: {timing}", run.seconds)
+        notes.append(timing)
     return Verdict(case, case.points, "\n".join(notes)[:MAX_FEEDBACK], run.seconds)
 
 

@@ -155,3 +155,17 @@ def test_check_in_the_released_handout_uses_visible_cases_only(tmp_path):
     assert "TODO optimizer.py AdamW.step" in result.stdout
     visible_points = sum(c.points for c in all_cases() if c.visible)
     assert "visible:" in result.stdout and f"total: 0 / {visible_points:g}" in result.stdout
+
+
+def test_speed_case_is_timed_by_the_grader(tmp_path):
+    folder = reference_submission(tmp_path / "slow")
+    path = folder / "modules" / "attention.py"
+    marker = "        B, H, T_q, d = query.shape\n"
+    text = path.read_text()
+    assert text.count(marker) >= 1
+    path.write_text(text.replace(marker, marker + "        if T_q == 256:\n"
+                                 "            __import__('time').sleep(2.5)\n", 1))
+    data = grade(folder, only=["attention"], predictions=False)
+    failed = [t for t in data["tests"] if t["status"] != "passed"]
+    assert len(failed) == 1 and "too slow" in failed[0]["output"], failed
+    assert "[attention/speed]" in failed[0]["output"]

@@ -79,7 +79,8 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     params: B, H, T_q, T_k, d, lengths (real keys per row, optional), seed, impl,
     grad (also return dQ, dK, dV of a seeded linear loss), dropout (p: also return a
-    training-mode output "train" next to the eval one).
+    training-mode output "train" next to the eval one), keep_every (return every k-th
+    query position only: large timed cases stay small on disk).
     """
     torch = _torch()
     from modules.attention import CausalSelfAttention
@@ -96,7 +97,8 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
     value = _randn((B, H, T_k, d), generator).requires_grad_(params.get("grad", False))
     mask = _extended_mask(params.get("lengths") or [T_k] * B, T_k)
     out = method(key, query, value, mask)
-    result = {"out": to_numpy(out, "attention output")}
+    kept = out[:, :: params.get("keep_every", 1)] if type(out) is torch.Tensor else out
+    result = {"out": to_numpy(kept, "attention output")}
     if params.get("grad"):
         (out * _randn(tuple(out.shape), generator)).sum().backward()
         for name, tensor in (("d_query", query), ("d_key", key), ("d_value", value)):
