@@ -412,7 +412,7 @@ _BYTE_TO_CHAR = bytes_to_unicode()
 _CHAR_TO_BYTE = {c: b for b, c in _BYTE_TO_CHAR.items()}
 
 
-def _token_bytes(text: str, where: str) -> bytes:
+def token_bytes(text: str, where: str) -> bytes:
     """The bytes a vocab.json/merges.txt token string stands for; ``where`` names it on error."""
     try:
         return bytes(_CHAR_TO_BYTE[c] for c in text)
@@ -498,7 +498,7 @@ class Tokenizer:
         vocab = {}
         for text, i in json.loads(vocab_path.read_text(encoding="utf-8")).items():
             where = f"{vocab_path}: token {i}"
-            vocab[i] = text.encode("utf-8") if text in specials else _token_bytes(text, where)
+            vocab[i] = text.encode("utf-8") if text in specials else token_bytes(text, where)
         merges = []
         lines = merges_path.read_text(encoding="utf-8").split("\n")
         for n, line in enumerate(lines, start=1):
@@ -510,7 +510,7 @@ class Tokenizer:
                     f"{merges_path}:{n}: malformed merge line {line!r}: expected two tokens "
                     "separated by one space"
                 )
-            left, right = (_token_bytes(t, f"{merges_path}:{n}") for t in parts)
+            left, right = (token_bytes(t, f"{merges_path}:{n}") for t in parts)
             merges.append((left, right))
         return cls(vocab, merges, special_tokens)
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,17 +30,22 @@ EOT = "<|endoftext|>"
 TARGETS = {500: 0.3, 10_000: 30.0}  # training seconds by vocabulary size, from issue 3
 
 
-def best_time(
-    fn: Callable[..., object], repeat: int, setup: Callable[[], object] | None = None
-) -> float:
-    """Fastest wall time of ``repeat`` calls of ``fn()`` (or ``fn(setup())``, setup untimed)."""
-    times = []
+def best_times(
+    cases: dict[str, Callable[[], Callable[[], object]]], repeat: int
+) -> dict[str, float]:
+    """Fastest wall time of each case over ``repeat`` rounds, in seconds.
+
+    ``cases[name]()`` is untimed setup returning the call to time. The cases take turns in
+    each round, so a change in machine load affects them alike.
+    """
+    best = dict.fromkeys(cases, float("inf"))
     for _ in range(repeat):
-        args = (setup(),) if setup else ()
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, setup in cases.items():
+            call = setup()
+            start = time.perf_counter()
+            call()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def train_with_tokenizers(path: Path, vocab_size: int) -> None:
@@ -62,7 +68,7 @@ def tiktoken_gpt2(gpt2_dir: Path):
     import tiktoken
 
     vocab = json.loads((gpt2_dir / "vocab.json").read_text(encoding="utf-8"))
-    ranks = {bpe._token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
+    ranks = {bpe.token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
     return tiktoken.Encoding(
         name="gpt2-from-files",
         pat_str=bpe.GPT2_PATTERN,
@@ -97,11 +103,16 @@ def main() -> None:
             (both, 10_000, None),
             (both, 10_000, 1),
         ]:
-            ours = best_time(
-                lambda p=path, v=vocab_size, w=workers: bpe.train_bpe(p, v, [EOT], workers=w),
+            times = best_times(
+                {
+                    "ours": lambda p=path, v=vocab_size, w=workers: partial(
+                        bpe.train_bpe, p, v, [EOT], workers=w
+                    ),
+                    "rust": lambda p=path, v=vocab_size: partial(train_with_tokenizers, p, v),
+                },
                 args.repeat,
             )
-            rust = best_time(lambda p=path, v=vocab_size: train_with_tokenizers(p, v), args.repeat)
+            ours, rust = times["ours"], times["rust"]
             processes = "1 process" if workers == 1 else "default processes"
             label = f"vocab {vocab_size:,} on {path.stat().st_size / 1e6:.2f} MB, {processes}"
             target = TARGETS[vocab_size]
@@ -123,16 +134,18 @@ def main() -> None:
         warm = fresh()
         expected = tik.encode_ordinary(text)
         assert warm.encode(text) == expected == hf.encode(text).ids, "the encoders disagree"
-        load = best_time(fresh, args.repeat)
-        rates = {
-            "tiktoken (1 thread)": megabytes
-            / best_time(lambda: tik.encode_ordinary(text), args.repeat),
-            "transformers GPT2TokenizerFast": megabytes
-            / best_time(lambda: hf.encode(text), args.repeat),
-            "bpe.py cold cache": megabytes
-            / best_time(lambda t: t.encode(text), args.repeat, fresh),
-            "bpe.py warm cache": megabytes / best_time(lambda: warm.encode(text), args.repeat),
-        }
+        times = best_times(
+            {
+                "tiktoken (1 thread)": lambda: partial(tik.encode_ordinary, text),
+                "transformers GPT2TokenizerFast": lambda: partial(hf.encode, text),
+                "bpe.py cold cache": lambda: partial(fresh().encode, text),
+                "bpe.py warm cache": lambda: partial(warm.encode, text),
+                "bpe.py loading the GPT-2 files": lambda: fresh,
+            },
+            args.repeat,
+        )
+        load = times.pop("bpe.py loading the GPT-2 files")
+        rates = {name: megabytes / seconds for name, seconds in times.items()}
         print(
             f"\nencoding {megabytes:.2f} MB of WikiText-2 with the GPT-2 merges "
             f"({len(expected):,} tokens, identical ids)"

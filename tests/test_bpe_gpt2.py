@@ -61,7 +61,7 @@ def tiktoken_gpt2(gpt2_dir: Path):
     import tiktoken
 
     vocab = json.loads((gpt2_dir / "vocab.json").read_text(encoding="utf-8"))
-    ranks = {bpe._token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
+    ranks = {bpe.token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
     return tiktoken.Encoding(
         name="gpt2-from-files",
         pat_str=bpe.GPT2_PATTERN,
