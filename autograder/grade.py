@@ -115,7 +115,11 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
           visible_only: bool = False, predictions: bool = True,
           limits: sandbox.Limits | None = None) -> dict:
     """Grade `submission` (zip or folder); returns the results.json dict (also written to
-    `json_path` when given, whatever happens)."""
+    `json_path` when given, whatever happens).
+
+    `only` restricts grading to some case groups; the pseudo-group "predictions" stands
+    for the prediction files (graded when `only` is empty or names it).
+    """
     start = time.monotonic()
     layout = layout or Layout.detect()
     try:
@@ -138,7 +142,10 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
     missing = [rel for rel in GRADABLE_FILES if rel not in files]
     if missing:
         notes.append(f"not in the submission, the handout's version is used: {missing}")
-    cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only), only)
+    groups = [group for group in only or [] if group != "predictions"]
+    cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only), groups)
+    if only and not groups:
+        cases = []
     sandbox.lock_secrets([layout.reference_dir, layout.labels_dir])
     reference = load_reference(layout)
     tests: list[TestResult] = []
@@ -152,7 +159,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
             if child_log.strip():
                 notes.append("your code's printed output (cut):\n" + child_log[-2000:])
         leaderboard = []
-        if predictions and not only and layout.labels_dir.is_dir():
+        if predictions and (not only or "predictions" in only) and layout.labels_dir.is_dir():
             from autograder.predictions import grade_predictions
 
             prediction_tests, leaderboard = grade_predictions(files, layout.labels_dir)

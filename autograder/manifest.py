@@ -23,6 +23,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "bpe.py",
     "optimizer_test.npy",
     "sanity_check.py",
+    "prepare_submit.py",
     "pyproject.toml",
     "setup.sh",
     "autograder/__init__.py",

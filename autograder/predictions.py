@@ -123,7 +123,7 @@ def grade_task(task: PredictionTask, files: dict[str, bytes], labels_dir: Path,
         errors.insert(0, "this file earns its point only when complete and well-formed")
     levels = ", ".join(f"{t:g} -> {p:g} pts" for t, p in task.thresholds if p)
     lines = [summary] + ([f"thresholds: {levels}"] if levels else [])
-    lines += errors[:MAX_LISTED_ERRORS]
+    lines += [error.replace(str(path), task.file) for error in errors[:MAX_LISTED_ERRORS]]
     if len(errors) > MAX_LISTED_ERRORS:
         lines.append(f"... {len(errors) - MAX_LISTED_ERRORS} more problems")
     result.output = "\n".join(lines)

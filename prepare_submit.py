@@ -1,0 +1,72 @@
+"""Pack your submission for Gradescope: exactly the files the autograder grades.
+
+    python prepare_submit.py                 # writes submission.zip
+    python prepare_submit.py --code-only     # Part 1 only: no prediction files required
+
+The zip holds the gradable code files and the prediction files listed in
+`autograder/manifest.py`, at the same paths as in this folder, and nothing else.  It refuses
+when a required file is missing, warns about large files, and prints what it packed.
+Upload the zip to Gradescope as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zipfile
+from pathlib import Path
+
+from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
+from autograder.unpack import MAX_FILE_BYTES
+
+WARN_BYTES = {".py": 256 << 10}  # code this large is unusual: check for pasted data
+WARN_OTHER_BYTES = 4 << 20
+
+
+def collect(root: Path, code_only: bool) -> tuple[list[str], list[str], list[str]]:
+    """(files to pack, missing required files, warnings)."""
+    wanted = list(GRADABLE_FILES) + ([] if code_only else list(PREDICTION_FILES))
+    present = [rel for rel in wanted if (root / rel).is_file()]
+    missing = [rel for rel in wanted if rel not in present]
+    warnings = []
+    for rel in present:
+        size = (root / rel).stat().st_size
+        limit = WARN_BYTES.get(Path(rel).suffix, WARN_OTHER_BYTES)
+        if size > MAX_FILE_BYTES:
+            missing.append(f"{rel} (too large: {size >> 20} MB; the grader refuses files over "
+                           f"{MAX_FILE_BYTES >> 20} MB)")
+        elif size > limit:
+            warnings.append(f"{rel} is {size / 1e6:.1f} MB: is that intended?")
+    return present, missing, warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="submission.zip", help="the zip to write")
+    parser.add_argument("--root", default=str(Path(__file__).resolve().parent),
+                        help="your copy of the handout (default: this folder)")
+    parser.add_argument("--code-only", action="store_true",
+                        help="pack the code without the prediction files of Part 2")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    present, missing, warnings = collect(root, args.code_only)
+    for warning in warnings:
+        print(f"[prepare_submit] warning: {warning}")
+    if missing:
+        print("[prepare_submit] refusing: required files are missing or unusable:")
+        for rel in missing:
+            print(f"  - {rel}")
+        if any(rel.startswith("predictions/") for rel in missing):
+            print("  (write the predictions with the Part 2 scripts, or pass --code-only)")
+        return 1
+    with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for rel in present:
+            archive.write(root / rel, rel)
+            print(f"[prepare_submit] packed {rel} ({(root / rel).stat().st_size:,} bytes)")
+    print(f"[prepare_submit] wrote {args.out} ({len(present)} files): upload it to Gradescope")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The autograder's tools: prepare_submit.py, prediction-file grading, the Gradescope bundle
+in a simulated /autograder, and determinism of scores."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from autograder_helpers import REPO, assert_valid_results, reference_submission
+
+import prepare_submit
+from autograder import grade as grade_module
+from autograder.bundle import build_bundle
+from autograder.case import all_cases
+from autograder.grade import grade
+from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
+from autograder.predictions import grade_predictions
+from autograder.release import fenced_lines
+
+
+def write_predictions(folder: Path) -> None:
+    """Every prediction file, with a few deliberate problems in sst-test."""
+    predictions = folder / "predictions"
+    predictions.mkdir(parents=True, exist_ok=True)
+    for rel in PREDICTION_FILES:
+        (folder / rel).write_text("id,prediction\na,1\n" if rel.endswith(".csv")
+                                  else "1\n\nShall I compare thee\n\n")
+    (predictions / "sst-test-output.csv").write_text(
+        "id,prediction\na,1\nb,2\nc,notanumber\nd,4,extra\ne,1\n")
+
+
+def write_labels(root: Path) -> Path:
+    labels = root / "autograder" / "hidden"
+    labels.mkdir(parents=True)
+    (labels / "sst-test-labels.csv").write_text("id,label\na,1\nb,2\nc,3\nd,4\ne,1\nf,0\n")
+    (labels / "sst-dev-labels.csv").write_text("id,label\na,1\n")
+    (root / "data").mkdir()
+    (root / "data" / "TRUE_sonnets_held_out_dev.txt").write_text("1\n\nShall I compare thee\n\n")
+    return labels
+
+
+def test_prepare_submit_packs_exactly_the_graded_files(tmp_path, capsys):
+    root = reference_submission(tmp_path / "work")
+    (root / "notes.txt").write_text("not graded")
+    out = tmp_path / "submission.zip"
+    assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 1
+    assert "predictions/sst-test-output.csv" in capsys.readouterr().out
+    assert prepare_submit.main(["--root", str(root), "--out", str(out), "--code-only"]) == 0
+    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(GRADABLE_FILES)
+    write_predictions(root)
+    (root / "bpe.py").write_text((root / "bpe.py").read_text() + "#" * (300 << 10) + "\n")
+    assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: bpe.py" in printed and "packed predictions/generated_sonnets.txt" in printed
+    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(GRADABLE_FILES + PREDICTION_FILES)
+
+
+def test_prediction_files_scored_with_line_numbers_thresholds_and_leaderboard(tmp_path):
+    labels = write_labels(tmp_path)
+    folder = tmp_path / "submission"
+    write_predictions(folder)
+    files = {rel: (folder / rel).read_bytes() for rel in PREDICTION_FILES}
+    del files["predictions/para-test-output.csv"]
+    tests, board = grade_predictions(files, labels)
+    by_name = {t.name.split(" ")[1]: t for t in tests}
+    sst = by_name["sst-test"]
+    assert "accuracy 0.5000" in sst.output  # a, b, e right; c, d malformed; f missing
+    assert "predictions/sst-test-output.csv: line 4: prediction 'notanumber'" in sst.output
+    assert "line 5: expected 2 fields" in sst.output
+    assert "3 of 6 ids have no prediction" in sst.output
+    assert sst.score == 4.0 and sst.max_score == 4.0  # thresholds 0.40 -> 2, 0.48 -> 4
+    assert by_name["sst-dev"].score == 1.0  # complete and well-formed
+    assert "missing file predictions/para-test-output.csv" in by_name["para-test"].output
+    assert "no hidden labels" in by_name["cfimdb-test"].output
+    assert by_name["sonnets-dev"].score == 1.0 and "chrF 100.00" in by_name["sonnets-dev"].output
+    assert {"name": "SST test accuracy", "value": 0.5} in board
+
+
+def test_grade_reports_predictions_with_the_code(tmp_path, monkeypatch):
+    labels = write_labels(tmp_path)
+    monkeypatch.setattr(grade_module.Layout, "labels_dir", property(lambda self: labels))
+    folder = reference_submission(tmp_path / "submission")
+    write_predictions(folder)
+    data = grade(folder, only=["optimizer", "predictions"])
+    assert_valid_results(data)
+    names = [t["name"] for t in data["tests"]]
+    assert any(n.startswith("predictions: sst-test") for n in names)
+    assert any(n.startswith("optimizer") for n in names)
+    assert data["leaderboard"] and data["leaderboard"][0]["name"] == "SST test accuracy"
+
+
+def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
+    bundle = tmp_path / "autograder.zip"
+    names = build_bundle(REPO, bundle)
+    assert {"setup.sh", "run_autograder", "autograder/reference/hidden.npz",
+            "autograder/cases/hidden_model.py", "handout/modules/attention.py"} <= set(names)
+    assert not any(n.startswith(("models/", "modules/")) or n == "optimizer.py" for n in names)
+    root = tmp_path / "autograder"
+    source = root / "source"
+    zipfile.ZipFile(bundle).extractall(source)
+    secret = fenced_lines(REPO)
+    for rel, lines in secret.items():
+        released = {line.strip() for line in (source / "handout" / rel).read_text().splitlines()}
+        assert not lines & released, f"solution text of {rel} is in the bundle"
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_SKIP_INSTALL": "1",
+           "AUTOGRADER_PYTHON": sys.executable}
+    setup = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    assert (source / "autograder" / "reference").stat().st_mode & 0o777 == 0o700
+    shutil.copy(source / "run_autograder", root / "run_autograder")
+    reference_submission(root / "submission")
+    run = subprocess.run(["bash", str(root / "run_autograder")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    assert_valid_results(data)
+    code_tests = [t for t in data["tests"] if not t["name"].startswith("predictions")]
+    assert [t["name"] for t in code_tests if t["status"] != "passed"] == []
+    assert len(code_tests) == len(all_cases())
+    (root / "results" / "results.json").unlink()
+    crashed = subprocess.run(["bash", str(root / "run_autograder")],
+                             env={**env, "AUTOGRADER_PYTHON": "/bin/false"}, timeout=60)
+    assert crashed.returncode == 0
+    assert_valid_results(json.loads((root / "results" / "results.json").read_text()))
+
+
+@pytest.mark.slow
+def test_same_submission_same_score_ten_times_out_of_ten(tmp_path):
+    folder = reference_submission(tmp_path / "submission")
+    path = folder / "modules" / "attention.py"
+    path.write_text(path.read_text().replace("/ math.sqrt(d)  # (B, H, T_q, T_k)", "", 1))
+    outcomes = set()
+    for _ in range(10):
+        data = grade(folder, only=["attention", "optimizer"], predictions=False)
+        outcomes.add((data["score"], tuple((t["name"], t["score"]) for t in data["tests"])))
+    assert len(outcomes) == 1, outcomes
+    score = next(iter(outcomes))[0]
+    assert 0 < score < sum(c.points for c in all_cases() if c.group in ("attention", "optimizer"))
