@@ -103,12 +103,13 @@ def grade_task(task: PredictionTask, files: dict[str, bytes], labels_dir: Path,
     name = f"predictions: {task.name} ({task.metric})"
     result = TestResult(name, number, 0.0, task.points, "", task.visibility, "predictions")
     labels_path = (labels_dir.parents[1] if "/" in task.labels else labels_dir) / task.labels
+    if not labels_path.is_file():
+        result.max_score = 0.0
+        result.output = f"no hidden labels for {task.name} on this grader; not scored"
+        return result, None
     if task.file not in files:
         result.output = (f"missing file {task.file}: write it with {task.script} and submit it "
                          "(prepare_submit.py packs it)")
-        return result, None
-    if not labels_path.is_file():
-        result.output = f"no hidden labels for {task.name} on this grader; not scored"
         return result, None
     with tempfile.TemporaryDirectory(prefix="gpt2-pred-") as folder:
         path = Path(folder) / Path(task.file).name

@@ -40,6 +40,7 @@ def write_labels(root: Path) -> Path:
     labels.mkdir(parents=True)
     (labels / "sst-test-labels.csv").write_text("id,label\na,1\nb,2\nc,3\nd,4\ne,1\nf,0\n")
     (labels / "sst-dev-labels.csv").write_text("id,label\na,1\n")
+    (labels / "para-test-labels.csv").write_text("id,label\na,1\n")
     (root / "data").mkdir()
     (root / "data" / "TRUE_sonnets_held_out_dev.txt").write_text("1\n\nShall I compare thee\n\n")
     return labels
@@ -78,6 +79,7 @@ def test_prediction_files_scored_with_line_numbers_thresholds_and_leaderboard(tm
     assert by_name["sst-dev"].score == 1.0  # complete and well-formed
     assert "missing file predictions/para-test-output.csv" in by_name["para-test"].output
     assert "no hidden labels" in by_name["cfimdb-test"].output
+    assert by_name["cfimdb-test"].max_score == 0
     assert by_name["sonnets-dev"].score == 1.0 and "chrF 100.00" in by_name["sonnets-dev"].output
     assert {"name": "SST test accuracy", "value": 0.5} in board
 
@@ -143,3 +145,10 @@ def test_same_submission_same_score_ten_times_out_of_ten(tmp_path):
     assert len(outcomes) == 1, outcomes
     score = next(iter(outcomes))[0]
     assert 0 < score < sum(c.points for c in all_cases() if c.group in ("attention", "optimizer"))
+
+
+def test_grade_speed_benchmark_within_budget():
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "grade_speed.py")],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wall time:" in result.stdout and "peak memory:" in result.stdout
