@@ -1,0 +1,94 @@
+"""Greedy generation speed on the CPU: our KV cache vs no cache vs transformers' generate().
+
+    python bench/generate_speed.py                       # gpt2 (124M) shape, random weights
+    python bench/generate_speed.py --model_path DIR      # a real checkpoint folder
+
+All three run the same weights (one Hugging Face checkpoint folder loaded twice), greedy,
+exactly --new_tokens new tokens (no EOS stop) after the same prompt, batch size 1.  The
+token sequences are checked to be identical.  Targets: the cache is >= 5x faster than no
+cache, and no slower than transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from config import GPT2Config  # noqa: E402  (repository root on sys.path first)
+from models.gpt2 import GPT2Model  # noqa: E402
+from sonnet_generation import generate  # noqa: E402
+from utils import save_random_hf_checkpoint  # noqa: E402
+
+
+def best_time(fn, repeats: int) -> tuple[float, list[int]]:
+    """Fastest wall time of `repeats` calls, and the last call's tokens."""
+    best, tokens = float("inf"), []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tokens = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model_size", default="gpt2", choices=["gpt2", "gpt2-medium"],
+                        help="shape of the random checkpoint (without --model_path)")
+    parser.add_argument("--model_path", default=None, help="Hugging Face checkpoint folder")
+    parser.add_argument("--new_tokens", type=int, default=128)
+    parser.add_argument("--prompt_tokens", type=int, default=35,
+                        help="the held-out sonnet prompts are 31-42 tokens")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N (no-cache runs once)")
+    parser.add_argument("--sdpa", action="store_true", help="our model with attention_impl=sdpa")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from transformers import GPT2LMHeadModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.model_path or str(save_random_hf_checkpoint(
+            tmp, GPT2Config.from_preset(args.model_size), seed=0))
+        impl = "sdpa" if args.sdpa else "eager"
+        ours = GPT2Model.from_pretrained(path, attention_impl=impl).eval()
+        hf = GPT2LMHeadModel.from_pretrained(path).eval()
+    prompt = torch.randint(0, ours.config.vocab_size, (args.prompt_tokens,),
+                           generator=torch.Generator().manual_seed(0)).tolist()
+    n = args.new_tokens
+    print(f"[bench] {args.model_path or args.model_size + ' (random weights)'}, "
+          f"{ours.num_parameters() / 1e6:.0f}M parameters, attention {impl}, "
+          f"{torch.get_num_threads()} threads; prompt {len(prompt)} tokens, {n} new, greedy")
+
+    def run_ours(use_cache: bool) -> list[int]:
+        return generate(ours, [prompt], n, eos_id=None, use_cache=use_cache)[0]
+
+    @torch.no_grad()
+    def run_hf() -> list[int]:
+        ids = torch.tensor([prompt])
+        out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                          min_new_tokens=n, do_sample=False, pad_token_id=0)
+        return out[0, len(prompt):].tolist()
+
+    generate(ours, [prompt], 4, eos_id=None)  # warm-up (allocator, threads)
+    run_hf()
+    cached, cached_tokens = best_time(lambda: run_ours(True), args.repeats)
+    print(f"[bench] ours, KV cache:    {cached:7.2f} s  {n / cached:7.1f} tokens/s")
+    reference, hf_tokens = best_time(run_hf, args.repeats)
+    print(f"[bench] transformers:      {reference:7.2f} s  {n / reference:7.1f} tokens/s")
+    uncached, uncached_tokens = best_time(lambda: run_ours(False), 1)
+    print(f"[bench] ours, no cache:    {uncached:7.2f} s  {n / uncached:7.1f} tokens/s")
+    same = cached_tokens == uncached_tokens == hf_tokens
+    print(f"[bench] identical tokens (cache, no cache, transformers): {same}")
+    print(f"[bench] cache vs no cache: {uncached / cached:.1f}x faster (target >= 5x); "
+          f"cache vs transformers: {reference / cached:.2f}x (target >= 1x)")
+
+
+if __name__ == "__main__":
+    main()
