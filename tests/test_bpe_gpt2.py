@@ -56,6 +56,13 @@ def ours(gpt2_dir: Path) -> bpe.Tokenizer:
 
 
 @pytest.fixture(scope="module")
+def ours_more_specials(ours: bpe.Tokenizer) -> bpe.Tokenizer:
+    """GPT-2 with more special tokens: one made of two end-of-text markers (longest first),
+    and one with spaces inside (where a stream could otherwise be cut)."""
+    return bpe.Tokenizer(ours.vocab, ours.merges, [EOT, EOT + EOT, "<| sep |>"])
+
+
+@pytest.fixture(scope="module")
 def tiktoken_gpt2(gpt2_dir: Path):
     """tiktoken's GPT-2 encoding built offline from the same vocab.json."""
     import tiktoken
@@ -166,12 +173,28 @@ def test_arbitrary_text_matches_tiktoken_and_transformers(ours, tiktoken_gpt2, h
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.sampled_from(["a", " ", "\n", "b ", "\t", "'s", "7", "é", EOT, "<|", "endoftext|>"]),
+        st.sampled_from(
+            [
+                "a",
+                " ",
+                "\n",
+                "b ",
+                "\t",
+                "'s",
+                "7",
+                "é",
+                EOT,
+                "<|",
+                "endoftext|>",
+                "<| sep |>",
+                "p |>",
+            ]
+        ),
         max_size=80,
     ),
     st.lists(st.integers(0, 400), max_size=8),
 )
-def test_encode_iterable_equals_encode(ours, pieces, cuts):
+def test_encode_iterable_equals_encode(ours, ours_more_specials, pieces, cuts):
     """Streaming in pieces cut anywhere (even inside a special token) gives the same ids.
     The buffer is flushed every 8 characters, so the cut logic runs often."""
     text = "".join(pieces)
@@ -179,7 +202,8 @@ def test_encode_iterable_equals_encode(ours, pieces, cuts):
     chunks = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bpe, "STREAM_CHARS", 8)
-        assert list(ours.encode_iterable(chunks)) == ours.encode(text)
+        for tokenizer in (ours, ours_more_specials):
+            assert list(tokenizer.encode_iterable(chunks)) == tokenizer.encode(text)
 
 
 def test_encode_iterable_over_file_lines(ours, data_dir):
