@@ -157,6 +157,24 @@ def test_matches_naive_recount(data_dir, name, vocab_size, specials):
     assert bpe.train_bpe(path, vocab_size, specials)[1] == naive_train(text, vocab_size, specials)
 
 
+def test_training_is_incremental(data_dir, monkeypatch):
+    """Pairs are counted once; each merge then touches only pre-tokens holding the pair."""
+    calls = Counter()
+    for name in ("count_pairs", "merge_ids"):
+        original = getattr(bpe, name)
+
+        def counted(*args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(bpe, name, counted)
+    path = data_dir / "cs224n" / "sonnets.txt"
+    n_words = len(bpe.count_pretokens(path.read_bytes().decode("utf-8")))
+    vocab, merges = bpe.train_bpe(path, 600, [])
+    assert calls["count_pairs"] == 1
+    assert calls["merge_ids"] < 0.05 * len(merges) * n_words, (calls, len(merges), n_words)
+
+
 def test_no_merge_crosses_or_contains_a_special_token(tmp_path):
     text = ("ab<|endoftext|>ab" * 50 + " <|endoftext|> x<|endoftext|>\n") * 20
     vocab, merges = bpe.train_bpe(write(tmp_path / "c.txt", text), 300, [EOT])
