@@ -194,6 +194,10 @@ def load_tokenizer(name_or_dir: str):
     """
     from transformers import AutoTokenizer, GPT2TokenizerFast
 
+    if not os.path.isdir(name_or_dir) and (os.sep in name_or_dir or name_or_dir.startswith(".")):
+        raise SystemExit(f"tokenizer folder {name_or_dir} not found; pass --tokenizer "
+                         "../shared/data/gpt2-tokenizer (a folder with vocab.json and "
+                         f"merges.txt), or {PREPARE_HINT}")
     if os.path.isdir(name_or_dir):
         files = [os.path.join(name_or_dir, f) for f in ("vocab.json", "merges.txt")]
         if not all(os.path.isfile(f) for f in files):
