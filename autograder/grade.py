@@ -154,7 +154,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
         if cases:
             stage, trusted = stage_submission(layout, files, run_dir)
             runs, child_log, iso_notes = sandbox.run_cases(cases, run_dir, stage, trusted, limits)
-            tests += case_tests(cases, judge_all(cases, runs, run_dir / "out", reference))
+            tests += case_tests(cases, judge_all(cases, runs, reference))
             notes += iso_notes
             if child_log.strip():
                 notes.append("your code's printed output (cut):\n" + child_log[-2000:])

@@ -10,7 +10,6 @@ scores all its points or none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -31,10 +30,6 @@ class Verdict:
     @property
     def passed(self) -> bool:
         return self.score >= self.case.points
-
-
-def output_file(out_dir: Path, case: Case, suffix: str) -> Path:
-    return out_dir / (case.name.replace("/", "__") + suffix)
 
 
 def reference_arrays(reference: dict[str, np.ndarray], case: Case) -> dict[str, np.ndarray]:
@@ -95,21 +90,23 @@ def check_dropout(key: str, train: np.ndarray, evaluated: np.ndarray, case: Case
     return None
 
 
-def judge_case(case: Case, run: CaseRun, out_dir: Path,
-               reference: dict[str, np.ndarray]) -> Verdict:
-    """Score one case; every failure path still returns a Verdict with feedback."""
+def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray]) -> Verdict:
+    """Score one case from its output snapshot; every failure path still returns a Verdict
+    with feedback."""
     expected = reference_arrays(reference, case)
     if not expected:
         return Verdict(case, 0.0, "no reference output for this case on this grader "
                                   "(run `python -m autograder build-reference`)")
-    error_file = output_file(out_dir, case, ".err")
     if run.status != "done":
         return Verdict(case, 0.0, f"{run.status}: {run.note}".strip(": "), run.seconds)
-    if error_file.is_file() and not error_file.is_symlink():
-        text = error_file.read_bytes()[:MAX_FEEDBACK].decode("utf-8", "replace")
-        return Verdict(case, 0.0, f"{text}\n(raised while the grader ran your code)", run.seconds)
+    if run.error is not None:
+        return Verdict(case, 0.0, f"{run.error[:MAX_FEEDBACK]}\n(raised while the grader ran "
+                                  "your code)", run.seconds)
+    if run.output is None:
+        return Verdict(case, 0.0, "no output file although the case was reported done",
+                       run.seconds)
     try:
-        produced = npzio.load(output_file(out_dir, case, ".npz"))
+        produced = npzio.load(run.output, case.name)
     except ValueError as error:
         return Verdict(case, 0.0, f"no usable output: {error}", run.seconds)
     problems, notes = [], []
@@ -142,7 +139,7 @@ def judge_case(case: Case, run: CaseRun, out_dir: Path,
     return Verdict(case, case.points, "\n".join(notes)[:MAX_FEEDBACK], run.seconds)
 
 
-def judge_all(cases: list[Case], runs: dict[str, CaseRun], out_dir: Path,
+def judge_all(cases: list[Case], runs: dict[str, CaseRun],
               reference: dict[str, np.ndarray]) -> list[Verdict]:
-    return [judge_case(case, runs.get(case.name, CaseRun("not_run")), out_dir, reference)
+    return [judge_case(case, runs.get(case.name, CaseRun("not_run")), reference)
             for case in cases]

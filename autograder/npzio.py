@@ -34,29 +34,40 @@ def save(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
-def load(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an .npz written by an untrusted process; ValueError on anything unusual."""
+def read_capped(path: str | Path) -> bytes:
+    """The bytes of a regular file (no links) of at most MAX_BYTES; ValueError otherwise."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
         raise ValueError(f"{path.name}: not a regular file")
-    if path.stat().st_size > MAX_BYTES:
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
         raise ValueError(f"{path.name}: larger than {MAX_BYTES >> 20} MB")
+    return data
+
+
+def load(source: str | Path | bytes, name: str = "output") -> dict[str, np.ndarray]:
+    """Read an .npz (a path, or its bytes) written by an untrusted process; ValueError on
+    anything unusual."""
+    if not isinstance(source, bytes):
+        name, source = Path(source).name, read_capped(source)
+    path = name
     arrays = {}
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(source)) as archive:
             members = archive.infolist()
             if len(members) > MAX_MEMBERS:
-                raise ValueError(f"{path.name}: more than {MAX_MEMBERS} arrays")
+                raise ValueError(f"{path}: more than {MAX_MEMBERS} arrays")
             if sum(m.file_size for m in members) > 4 * MAX_BYTES:
-                raise ValueError(f"{path.name}: arrays too large once unpacked")
+                raise ValueError(f"{path}: arrays too large once unpacked")
             for member in members:
                 if not member.filename.endswith(".npy"):
-                    raise ValueError(f"{path.name}: unexpected member {member.filename!r}")
+                    raise ValueError(f"{path}: unexpected member {member.filename!r}")
                 with archive.open(member) as handle:
                     array = np.load(io.BytesIO(handle.read()), allow_pickle=False)
                 if array.dtype.kind not in NUMERIC_KINDS:
                     raise ValueError(f"{member.filename}: non-numeric dtype {array.dtype}")
                 arrays[member.filename[: -len(".npy")]] = array
     except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"{path.name}: unreadable ({error})") from error
+        raise ValueError(f"{path}: unreadable ({error})") from error
     return arrays

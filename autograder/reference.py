@@ -14,7 +14,6 @@ from pathlib import Path
 from autograder import npzio, sandbox
 from autograder.case import all_cases
 from autograder.grade import Layout, stage_submission
-from autograder.judge import output_file
 from autograder.manifest import GRADABLE_FILES
 
 
@@ -30,12 +29,11 @@ def build_reference(out_dir: Path, layout: Layout | None = None) -> dict[str, Pa
         arrays = {"visible.npz": {}, "hidden.npz": {}}
         problems = []
         for case in cases:
-            error = output_file(run_dir / "out", case, ".err")
-            if runs[case.name].status != "done" or error.is_file():
-                detail = error.read_text() if error.is_file() else runs[case.name].note
-                problems.append(f"{case.name}: {runs[case.name].status}: {detail}")
+            run = runs[case.name]
+            if run.status != "done" or run.error is not None or run.output is None:
+                problems.append(f"{case.name}: {run.status}: {run.error or run.note}")
                 continue
-            produced = npzio.load(output_file(run_dir / "out", case, ".npz"))
+            produced = npzio.load(run.output, case.name)
             target = arrays["visible.npz" if case.visible else "hidden.npz"]
             target.update({f"{case.name}/{key}": value for key, value in produced.items()})
         if problems:

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import npzio
 from autograder.case import Case, group_timeout
 
 SANDBOX_USER = "gpt2grader"
@@ -69,9 +70,32 @@ class Isolation:
 
 @dataclass
 class CaseRun:
+    """How a case ran.  For a "done" case, the child's output as it was when the child
+    reported it done: the judge uses this snapshot, so nothing written later counts."""
+
     status: str  # "done", "timeout", "crashed", "skipped", "not_run"
     seconds: float | None = None
     note: str = ""
+    output: bytes | None = None  # the .npz bytes
+    error: str | None = None  # the .err text
+
+
+def output_path(out: Path, name: str, suffix: str) -> Path:
+    return out / (name.replace("/", "__") + suffix)
+
+
+def snapshot(out: Path, name: str, seconds: float) -> CaseRun:
+    """Read a finished case's output right away (links and oversized files refused)."""
+    run = CaseRun("done", seconds)
+    error, arrays = output_path(out, name, ".err"), output_path(out, name, ".npz")
+    try:
+        if error.exists() or error.is_symlink():
+            run.error = npzio.read_capped(error)[:4000].decode("utf-8", "replace")
+        elif arrays.exists() or arrays.is_symlink():
+            run.output = npzio.read_capped(arrays)
+    except (OSError, ValueError) as problem:
+        run.error = f"unusable output file: {problem}"
+    return run
 
 
 def _works(command: list[str]) -> bool:
@@ -254,8 +278,8 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
                                start_new_session=True, preexec_fn=_limits(limits))
     os.close(marker_write)
     names = {case.name: case for case in cases}
-    group, current, started = cases[0].group, None, time.monotonic()
-    group_end = started + limits.group_seconds(group)
+    group, current, starts = cases[0].group, None, {}  # starts: case name -> START time
+    group_end = time.monotonic() + limits.group_seconds(group)
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     selector.register(marker_read, selectors.EVENT_READ)
@@ -273,7 +297,7 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
                 if not data:
                     selector.unregister(key.fileobj)
                 elif key.fileobj is marker_read:
-                    buffer += data[: 1 << 20]
+                    buffer = (buffer + data)[-(1 << 16):]  # marker lines are short
                 else:
                     log.add(data)
             *lines, buffer = buffer.split(b"\n")
@@ -282,13 +306,14 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
                 if name not in names or name in runs:
                     continue
                 now = time.monotonic()
-                if kind == "START":
-                    current, started = name, now
+                if kind == "START" and name not in starts:
+                    current, starts[name] = name, now
                     if names[name].group != group:
                         group = names[name].group
                         group_end = now + limits.group_seconds(group)
-                elif kind == "DONE" and name == current:
-                    runs[name], current = CaseRun("done", now - started), None
+                elif kind == "DONE" and name in starts:
+                    runs[name] = snapshot(out, name, now - starts[name])
+                    current = None if current == name else current
             if all(case.name in runs for case in cases):
                 break
             if exited_at is None and process.poll() is not None:
@@ -300,9 +325,9 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
         process.stdout.close()
     if ended == "finished" and any(case.name not in runs for case in cases):
         ended = f"crashed (exit status {process.returncode})"
-    if current is not None:
+    if current is not None and current not in runs:
         runs[current] = CaseRun("timeout" if ended == "timed out" else "crashed",
-                                time.monotonic() - started, f"the child {ended} in this case")
+                                time.monotonic() - starts[current], f"the child {ended} in this case")
     return ended
 
 

@@ -85,9 +85,14 @@ def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path):
         assert "refused" in written["output"] or "larger than" in written["output"]
         return
     assert written["tests"], written["output"]
-    for group in meta["only"]:
-        assert group_score(written, group) == 0, [t["output"] for t in written["tests"]]
-    assert written["score"] == 0
+    if "attacked_cases" in meta:
+        for name in meta["attacked_cases"]:
+            hit = [t for t in written["tests"] if f"[{name}]" in t["output"]]
+            assert hit and hit[0]["score"] == 0, hit
+    else:
+        for group in meta["only"]:
+            assert group_score(written, group) == 0, [t["output"] for t in written["tests"]]
+        assert written["score"] == 0
     if meta.get("expect_stub"):
         assert all("NotImplementedError: TODO" in t["output"] for t in written["tests"])
     for ignored in meta.get("expect_ignored", []):
