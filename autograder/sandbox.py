@@ -190,7 +190,10 @@ def _limits(limits: Limits):
                             (resource.RLIMIT_FSIZE, limits.file_bytes),
                             (resource.RLIMIT_NOFILE, limits.open_files),
                             (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(kind, (value, value))
+            try:
+                resource.setrlimit(kind, (value, value))
+            except (ValueError, OSError):  # e.g. macOS refuses some; the others still apply
+                pass
 
     return apply
 

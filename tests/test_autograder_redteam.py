@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import shutil
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from autograder_helpers import FAST, REPO, assert_valid_results, group_score
 
+from autograder import sandbox
 from autograder.grade import grade
 
 REDTEAM = REPO / "tests" / "redteam"
@@ -108,3 +111,28 @@ def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path):
 def test_startup_hooks_never_ran():
     ran = [p for p in Path("/tmp").glob("redteam-*-ran")]
     assert ran == [], f"submission startup hooks executed: {ran}"
+
+
+@pytest.mark.parametrize("name", ["daemon_rewrites_results", "fork_bomb", "results_json_write"])
+def test_attack_without_namespaces_still_contained(name, tmp_path, monkeypatch):
+    """Where unshare is refused (some Docker setups), the sandbox user and the sweep of its
+    processes must still contain the attack."""
+    if os.geteuid() != 0:
+        pytest.skip("the fallback contains daemons through a dedicated user: needs root")
+    # Its own user, so that sweeping that user's processes cannot hit other tests' children.
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    "gpt2grader-fallback"], capture_output=True)
+    entry = pwd.getpwnam("gpt2grader-fallback")
+    fallback = sandbox.Isolation([], (entry.pw_uid, entry.pw_gid),
+                                 ["no namespaces (forced by the test)"])
+    monkeypatch.setattr(sandbox, "isolation", lambda: fallback)
+    results = tmp_path / "results" / "results.json"
+    marker = Path("/tmp") / f"redteam-marker-{os.getpid()}-fallback-{name}"
+    marker.unlink(missing_ok=True)
+    submission, meta = build(name, tmp_path, results, marker)
+    data = grade(submission, json_path=results, only=meta["only"], limits=FAST)
+    assert "no namespaces (forced by the test)" in data["output"]
+    assert data["score"] == 0 and data["tests"]
+    time.sleep(1.0)
+    assert json.loads(results.read_text()) == data
+    assert not marker.exists(), "a process of the submission outlived the grading run"
