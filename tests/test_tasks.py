@@ -1,11 +1,14 @@
 """The three Part 2 scripts end to end on the CPU: a tiny checkpoint, subsets of the real data.
 
-Each script runs as a student would run it (a subprocess with flags) and must finish within
-60 s; its prediction files must parse with `evaluation.read_predictions` / `read_sonnets`,
+Each script runs as a student would run it (a subprocess with flags) and must do its work
+in under 60 s of CPU time (user + system, all threads: on an idle 2-core machine that bounds
+the wall time too, and unlike wall time it does not grow when other jobs share the
+machine); its prediction files must parse with `evaluation.read_predictions` / `read_sonnets`,
 the readers the autograder's judge uses, and cover every test id.
 """
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -26,7 +29,7 @@ from optimizer import AdamW
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
              max_position_embeddings=256)  # real GPT-2 vocabulary, tiny everything else
-EVAL_ROWS = {"ids-sst": 120, "ids-cfimdb": 40, "quora": 120}  # dev/test rows kept per task
+EVAL_ROWS = {"ids-sst": 80, "ids-cfimdb": 24, "quora": 80}  # dev/test rows kept per task
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +57,15 @@ def run_script(script, subset, checkpoint, tmp_path, *flags):
     command = [sys.executable, os.path.join(REPO, script), "--model_path", str(checkpoint),
                "--data_dir", str(subset), "--tokenizer", str(subset / "gpt2-tokenizer"),
                "--out_dir", str(tmp_path / "predictions"), *flags]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180,
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    seconds = time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert seconds < 60, f"{script} took {seconds:.1f} s"
+    assert cpu < 60, f"{script} used {cpu:.1f} s of CPU ({wall:.1f} s wall)"
     return result.stdout
 
 
