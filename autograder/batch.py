@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autograder import sandbox
 from autograder.grade import grade
+from autograder.isolation import isolation
 from autograder.report import crash_results, csv_row, write_json
 
 
@@ -42,7 +43,7 @@ def grade_all(folder: Path, csv_path: Path, jobs: int = 1, results_dir: Path | N
     results_dir = results_dir or csv_path.with_name(csv_path.stem + "-results")
     results_dir.mkdir(parents=True, exist_ok=True)
     limits = sandbox.Limits(sweep_user=jobs == 1)
-    sandbox.isolation()  # probe once, before the threads start
+    isolation()  # probe once, before the threads start
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {entry: pool.submit(_grade_one, entry, results_dir, limits, only) for entry in entries}
         rows = [csv_row(entry.stem, futures[entry].result()) for entry in entries]

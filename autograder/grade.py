@@ -20,6 +20,7 @@ import numpy as np
 
 from autograder import npzio, sandbox
 from autograder.case import Case, all_cases, select
+from autograder.isolation import lock_secrets
 from autograder.judge import judge_all
 from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
@@ -146,7 +147,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
     cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only), groups)
     if only and not groups:
         cases = []
-    sandbox.lock_secrets([layout.reference_dir, layout.labels_dir])
+    lock_secrets([layout.reference_dir, layout.labels_dir])
     reference = load_reference(layout)
     tests: list[TestResult] = []
     run_dir = Path(tempfile.mkdtemp(prefix="gpt2-grade-"))

@@ -31,11 +31,13 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/manifest.py",
     "autograder/release.py",
     # the student's local grader (`python -m autograder check`): visible cases only
+    "autograder/batch.py",
     "autograder/case.py",
     "autograder/cases/__init__.py",
     "autograder/cases/visible.py",
     "autograder/child.py",
     "autograder/grade.py",
+    "autograder/isolation.py",
     "autograder/judge.py",
     "autograder/npzio.py",
     "autograder/predictions.py",

@@ -18,6 +18,7 @@ from autograder_helpers import FAST, REPO, assert_valid_results, group_score
 
 from autograder import sandbox
 from autograder.grade import grade
+from autograder.isolation import Isolation
 
 REDTEAM = REPO / "tests" / "redteam"
 ATTACKS = sorted(p.name for p in REDTEAM.iterdir() if (p / "attack.json").is_file())
@@ -123,7 +124,7 @@ def test_attack_without_namespaces_still_contained(name, tmp_path, monkeypatch):
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
                     "gpt2grader-fallback"], capture_output=True)
     entry = pwd.getpwnam("gpt2grader-fallback")
-    fallback = sandbox.Isolation([], (entry.pw_uid, entry.pw_gid),
+    fallback = Isolation([], (entry.pw_uid, entry.pw_gid),
                                  ["no namespaces (forced by the test)"])
     monkeypatch.setattr(sandbox, "isolation", lambda: fallback)
     results = tmp_path / "results" / "results.json"

@@ -1,0 +1,128 @@
+"""What this machine lets the sandbox do, probed once per process (the parent side).
+
+- Network and PID namespaces through `unshare` (as root, or with `-r` through a user
+  namespace); where that is refused (some Docker setups), the child keeps the network and
+  daemons are killed by user id, and the report says so.
+- The unprivileged user `gpt2grader` (created on first use when run as root; the Gradescope
+  bundle's `setup.sh` creates it too), checked to be able to run this Python: folders above
+  an interpreter that lacks o+x (e.g. /root for a pyenv Python) get o+x, traverse only.
+- `lock_secrets` makes the folders of reference outputs and hidden labels root-only, so the
+  child, running as that user, cannot read them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SANDBOX_USER = "gpt2grader"
+NAMESPACE_PREFIX = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--"]
+
+
+@dataclass
+class Isolation:
+    """What this machine lets the grader do; `notes` end up in the report."""
+
+    prefix: list[str]  # command prefix for the namespaces ([] when unavailable)
+    user: tuple[int, int] | None  # (uid, gid) the child drops to
+    notes: list[str] = field(default_factory=list)
+
+
+def _works(command: list[str]) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _sandbox_user() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        if not _works(["useradd", "--system", "--no-create-home", "--shell",
+                       "/usr/sbin/nologin", SANDBOX_USER]):
+            return None
+        entry = pwd.getpwnam(SANDBOX_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _user_can_run_python(user: tuple[int, int]) -> bool:
+    uid, gid = user
+    return _works(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                   sys.executable, "-I", "-c", "import sys, numpy, torch; "
+                   f"sys.exit(sys.base_prefix != {sys.base_prefix!r})"])
+
+
+def _open_path_to_python() -> list[str]:
+    """Add o+x (traverse, not list) to folders above the interpreter that lack it,
+    e.g. /root when Python lives in /root/.pyenv."""
+    opened = []
+    for start in {Path(sys.base_prefix), Path(sys.prefix), Path(sys.executable).resolve()}:
+        for folder in start.parents:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                folder.chmod(mode | 0o001)
+                opened.append(str(folder))
+    return sorted(set(opened))
+
+
+@functools.cache
+def isolation() -> Isolation:
+    """Probe once per process: namespaces (root or user namespaces) and the sandbox user."""
+    notes = []
+    root = os.geteuid() == 0
+    prefix = NAMESPACE_PREFIX if root else NAMESPACE_PREFIX[:1] + ["-r"] + NAMESPACE_PREFIX[1:]
+    if not _works(prefix + ["true"]):
+        prefix = []
+        notes.append("no network/PID namespace on this machine (unshare refused): the "
+                     "child keeps network access and daemons are killed by user id only")
+    user = _sandbox_user() if root else None
+    if root and user is None:
+        notes.append(f"could not create the user {SANDBOX_USER}: the child runs as root")
+    if user and not _user_can_run_python(user):
+        opened = _open_path_to_python()
+        notes.append(f"made {opened} traversable (o+x) so that {SANDBOX_USER} can run Python")
+        if not _user_can_run_python(user):
+            user = None
+            notes.append(f"{SANDBOX_USER} cannot run {sys.executable}: the child runs as root")
+    if not root:
+        notes.append("not run as root: the child runs as the grading user, so it can read "
+                     "any file that user can (reference outputs included)")
+    return Isolation(prefix, user, notes)
+
+
+def lock_secrets(folders: list[Path]) -> None:
+    """Make folders of reference outputs / hidden labels root-only (when run as root)."""
+    if os.geteuid() != 0:
+        return
+    for folder in folders:
+        if folder.is_dir():
+            folder.chmod(0o700)
+
+
+def kill_user(uid: int) -> None:
+    """SIGKILL every process of the sandbox user until none is left (at most ~2 s)."""
+    for _ in range(20):
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _owner(int(p)) == uid]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def _owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
