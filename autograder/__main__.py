@@ -8,6 +8,8 @@ Course staff (in the staff repository):
     python -m autograder build-reference            # regenerate autograder/reference/*.npz
     python -m autograder grade SUBMISSION [--json PATH] [--only GROUP ...]
     python -m autograder grade-all DIR --jobs N --csv gradebook.csv
+    sbatch --array=0-$((N-1)) autograder/grade_all.sbatch DIR RESULTS   # on Slurm, then
+    python -m autograder gradebook RESULTS --csv gradebook.csv
     python -m autograder build --out autograder.zip # the Gradescope bundle
 """
 
@@ -86,6 +88,14 @@ def cmd_grade_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gradebook(args: argparse.Namespace) -> int:
+    from autograder.batch import gradebook_from_results
+
+    rows = gradebook_from_results(Path(args.results), Path(args.csv))
+    print(f"gradebook: {args.csv} ({len(rows)} results)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from autograder.demo import run_demo
 
@@ -129,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--results", help="folder for each student's results.json")
     batch.add_argument("--only", action="append", help="case group (repeatable)")
     batch.set_defaults(func=cmd_grade_all)
+    book = commands.add_parser("gradebook", help="merge a folder of <student>.json results")
+    book.add_argument("results", help="folder of results.json files named after students")
+    book.add_argument("--csv", default="gradebook.csv")
+    book.set_defaults(func=cmd_gradebook)
     grade = commands.add_parser("grade", help="grade one submission (zip or folder)")
     grade.add_argument("submission")
     grade.add_argument("--json", help="write results.json here")

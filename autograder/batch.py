@@ -5,11 +5,15 @@ Every entry of DIR (a folder or a .zip per student, named after the student) is 
 beside the CSV, in `<csv stem>-results/`).  `grade` never raises, and any other failure is
 caught per student, so one bad submission never stops the others: it gets a row with score
 0 and the reason.  The CSV has one row per student, sorted by name.
+
+On a Slurm cluster, `autograder/grade_all.sbatch` grades one submission per array task;
+`python -m autograder gradebook RESULTS --csv gradebook.csv` then merges their results.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,15 +46,33 @@ def grade_all(folder: Path, csv_path: Path, jobs: int = 1, results_dir: Path | N
     entries = submissions(folder)
     results_dir = results_dir or csv_path.with_name(csv_path.stem + "-results")
     results_dir.mkdir(parents=True, exist_ok=True)
-    limits = sandbox.Limits(sweep_user=jobs == 1)
+    limits = sandbox.Limits()
     isolation()  # probe once, before the threads start
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {entry: pool.submit(_grade_one, entry, results_dir, limits, only) for entry in entries}
         rows = [csv_row(entry.stem, futures[entry].result()) for entry in entries]
+    write_gradebook(rows, csv_path)
+    return rows
+
+
+def write_gradebook(rows: list[dict], csv_path: Path) -> None:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def gradebook_from_results(results_dir: Path, csv_path: Path) -> list[dict]:
+    """The gradebook of a folder of `<student>.json` results (e.g. from the Slurm array
+    `autograder/grade_all.sbatch`); an unreadable file gives that student a 0 row."""
+    rows = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            data = crash_results(f"unreadable results file: {error}")
+        rows.append(csv_row(path.stem, data))
+    write_gradebook(rows, csv_path)
     return rows

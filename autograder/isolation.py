@@ -6,23 +6,31 @@
 - The unprivileged user `gpt2grader` (created on first use when run as root; the Gradescope
   bundle's `setup.sh` creates it too), checked to be able to run this Python: folders above
   an interpreter that lacks o+x (e.g. /root for a pyenv Python) get o+x, traverse only.
+- `user_slot` gives each grading run a sandbox user of its own (a flock on a root-only lock
+  file per user), so that per-user limits (RLIMIT_NPROC) and the final sweep of the user's
+  processes never touch another run graded at the same time.
 - `lock_secrets` makes the folders of reference outputs and hidden labels root-only, so the
   child, running as that user, cannot read them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import os
 import pwd
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SANDBOX_USER = "gpt2grader"
+SLOTS = 32  # sandbox users for parallel runs: gpt2grader, gpt2grader1, ... (created on demand)
 NAMESPACE_PREFIX = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--"]
 
 
@@ -42,14 +50,14 @@ def _works(command: list[str]) -> bool:
         return False
 
 
-def _sandbox_user() -> tuple[int, int] | None:
+def _sandbox_user(name: str = SANDBOX_USER) -> tuple[int, int] | None:
     try:
-        entry = pwd.getpwnam(SANDBOX_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
         if not _works(["useradd", "--system", "--no-create-home", "--shell",
-                       "/usr/sbin/nologin", SANDBOX_USER]):
+                       "/usr/sbin/nologin", name]):
             return None
-        entry = pwd.getpwnam(SANDBOX_USER)
+        entry = pwd.getpwnam(name)
     return entry.pw_uid, entry.pw_gid
 
 
@@ -126,3 +134,43 @@ def _owner(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+def _slot_dir() -> Path:
+    """A root-only folder for the slot lock files, shared by every grader on the machine."""
+    folder = Path(tempfile.gettempdir()) / "gpt2grader-slots"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if folder.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        return Path(tempfile.mkdtemp(prefix="gpt2grader-slots-"))  # not shared: refuse it
+    return folder
+
+
+@contextlib.contextmanager
+def user_slot(base: tuple[int, int] | None) -> Iterator[tuple[int, int] | None]:
+    """An exclusive sandbox user for one run: `base` (slot 0) or gpt2grader<k>.
+
+    On exit every process of that user is killed, so nothing of the run survives it.
+    Yields None when there is no sandbox user (not root).
+    """
+    if base is None:
+        yield None
+        return
+    folder = _slot_dir()
+    for k in range(SLOTS):
+        handle = open(folder / f"slot-{k}.lock", "a")  # held while the slot is in use
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        user = base if k == 0 else _sandbox_user(f"{SANDBOX_USER}{k}")
+        try:
+            if user is not None:
+                yield user
+                return
+        finally:
+            if user is not None:
+                kill_user(user[0])
+            handle.close()
+    raise RuntimeError(f"all {SLOTS} sandbox users are busy")

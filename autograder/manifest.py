@@ -81,4 +81,5 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/reference.py",  # build-reference (needs the solution)
     "autograder/bundle.py",  # the Gradescope bundle
     "autograder/demo.py",
+    "autograder/grade_all.sbatch",
 )

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from autograder import npzio
 from autograder.case import Case, group_timeout
-from autograder.isolation import Isolation, isolation, kill_user
+from autograder.isolation import Isolation, isolation, kill_user, user_slot
 
 LOG_KEEP = 4096  # bytes of the child's stdout/stderr kept from the start and from the end
 
@@ -49,7 +49,6 @@ class Limits:
     file_bytes: int = 64 << 20  # RLIMIT_FSIZE
     open_files: int = 256  # RLIMIT_NOFILE
     total_s: float = 300.0  # wall-clock budget of the whole run, all groups
-    sweep_user: bool = True  # without a PID namespace, kill all the sandbox user's processes
     group_timeout_s: float | None = None  # overrides every group's own wall-clock budget
 
     def group_seconds(self, group: str) -> float:
@@ -142,14 +141,14 @@ class _Log:
         return (self.head + middle.encode() + self.tail).decode("utf-8", "replace")
 
 
-def kill_group(process: subprocess.Popen, iso: Isolation, sweep_user: bool) -> None:
+def kill_group(process: subprocess.Popen, iso: Isolation) -> None:
     """SIGKILL the child's process group (and, without a PID namespace, the sandbox user)."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     process.wait()
-    if iso.user and not iso.prefix and sweep_user:
+    if iso.user and not iso.prefix:
         kill_user(iso.user[0])
 
 
@@ -217,7 +216,7 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
             if exited_at is None and process.poll() is not None:
                 exited_at = time.monotonic()
     finally:
-        kill_group(process, iso, limits.sweep_user)
+        kill_group(process, iso)
         selector.close()
         os.close(marker_read)
         process.stdout.close()
@@ -236,7 +235,13 @@ def run_cases(cases: list[Case], run_dir: Path, stage: Path, trusted: Path,
 
     Returns (case name -> CaseRun, the child's output text, isolation notes).
     """
-    iso = isolation()
+    with user_slot(isolation().user) as user:
+        iso = Isolation(isolation().prefix, user, isolation().notes)
+        return _run_all(cases, run_dir, stage, trusted, iso, limits)
+
+
+def _run_all(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,
+             limits: Limits) -> tuple[dict[str, CaseRun], str, list[str]]:
     deadline = time.monotonic() + limits.total_s
     runs: dict[str, CaseRun] = {}
     log = _Log()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -129,6 +130,23 @@ def test_grade_all_keeps_going_past_a_broken_submission(tmp_path):
     assert float(rows["bob"]["score"]) == 0 and rows["bob"]["status"] == "graded"
     assert float(rows["carol"]["score"]) == 0 and "zip" in rows["carol"]["status"]
     assert (tmp_path / "gradebook-results" / "carol.json").is_file()
+    merged = tmp_path / "merged.csv"
+    subprocess.run([sys.executable, "-m", "autograder", "gradebook",
+                    str(tmp_path / "gradebook-results"), "--csv", str(merged)],
+                   cwd=REPO, check=True, capture_output=True, timeout=60)
+    assert list(csv.DictReader(merged.open())) == list(csv.DictReader(csv_path.open()))
+
+
+def test_slurm_array_task_grades_one_submission(tmp_path):
+    folder = tmp_path / "class"
+    reference_submission(folder / "alice")
+    (folder / "bob.zip").write_bytes(b"not a zip")
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "PYTHON": sys.executable}
+    subprocess.run(["bash", "autograder/grade_all.sbatch", str(folder), str(tmp_path / "out")],
+                   cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
+    data = json.loads((tmp_path / "out" / "bob.json").read_text())
+    assert_valid_results(data)
+    assert data["score"] == 0 and "zip" in data["output"]
 
 
 def test_demo_runs_offline_and_quickly(tmp_path):

@@ -14,9 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from autograder_helpers import FAST, REPO, assert_valid_results, group_score
+from autograder_helpers import FAST, REPO, assert_valid_results, group_score, reference_submission
 
 from autograder import sandbox
+from autograder.batch import grade_all
 from autograder.grade import grade
 from autograder.isolation import Isolation
 
@@ -137,3 +138,16 @@ def test_attack_without_namespaces_still_contained(name, tmp_path, monkeypatch):
     time.sleep(1.0)
     assert json.loads(results.read_text()) == data
     assert not marker.exists(), "a process of the submission outlived the grading run"
+
+
+def test_fork_bomb_graded_beside_an_honest_submission_leaves_it_alone(tmp_path):
+    """Parallel runs get sandbox users of their own, so one run's fork bomb cannot exhaust
+    the process limit of another."""
+    folder = tmp_path / "class"
+    shutil.copytree(REDTEAM / "fork_bomb", folder / "mallory",
+                    ignore=shutil.ignore_patterns("attack.json"))
+    reference_submission(folder / "alice")
+    rows = {row["student"]: row for row in
+            grade_all(folder, tmp_path / "gradebook.csv", jobs=2, only=["attention"])}
+    assert rows["mallory"]["score"] == 0
+    assert rows["alice"]["score"] == rows["alice"]["max_score"] > 0
