@@ -152,3 +152,18 @@ def test_grade_speed_benchmark_within_budget():
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wall time:" in result.stdout and "peak memory:" in result.stdout
+
+
+def test_unpack_takes_gradable_files_under_one_top_folder_and_lists_the_rest(tmp_path):
+    from autograder.unpack import read_submission
+
+    path = tmp_path / "work.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mywork/optimizer.py", "x = 1\n")
+        archive.writestr("mywork/predictions/sst-dev-output.csv", "id,prediction\n")
+        archive.writestr("mywork/notes.md", "hello")
+        archive.writestr("mywork/.venv/lib/site.py", "")
+    files, notes = read_submission(path)
+    assert files == {"optimizer.py": b"x = 1\n",
+                     "predictions/sst-dev-output.csv": b"id,prediction\n"}
+    assert "ignored 2 file(s)" in notes[0] and "mywork/notes.md" in notes[0]
