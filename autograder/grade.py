@@ -21,7 +21,7 @@ import numpy as np
 from autograder import npzio, sandbox
 from autograder.case import Case, all_cases, select
 from autograder.isolation import lock_secrets
-from autograder.judge import judge_all
+from autograder.judge import Verdict, judge_all
 from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
 from autograder.unpack import SubmissionError, read_submission
@@ -95,19 +95,19 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
     return stage, trusted
 
 
-def case_tests(cases: list[Case], verdicts) -> list[TestResult]:
+def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:
+    """One Gradescope test per case, numbered <group>.<case>, feedback then the rules."""
     groups = list(dict.fromkeys(c.group for c in cases))
     counters: dict[str, int] = {}
     tests = []
     for verdict in verdicts:
         case = verdict.case
         counters[case.group] = counters.get(case.group, 0) + 1
-        tests.append(TestResult(
-            name=case.title if case.title.startswith(case.group) else f"{case.group}: {case.title}",
-            number=f"{groups.index(case.group) + 1}."
-            f"{counters[case.group]}", score=verdict.score, max_score=case.points,
-            output=f"{verdict.feedback}\n[{case.name}] checks: {', '.join(case.rules)}".strip(),
-            visibility=case.visibility, group=case.group))
+        name = case.title if case.title.startswith(case.group) else f"{case.group}: {case.title}"
+        feedback = f"{verdict.feedback}\n[{case.name}] checks: {', '.join(case.rules)}"
+        tests.append(TestResult(name, f"{groups.index(case.group) + 1}.{counters[case.group]}",
+                                verdict.score, case.points, feedback.strip(), case.visibility,
+                                case.group))
     return tests
 
 
