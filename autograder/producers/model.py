@@ -141,7 +141,8 @@ def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`GPT2Layer.forward` with trusted attention and add; eval mode, plus input gradient."""
+    """`GPT2Layer.forward` with trusted attention and add: eval mode, the input gradient,
+    and with config dropout a training-mode output "train"."""
     torch = _torch()
     from modules.gpt2_layer import GPT2Layer
 
@@ -153,9 +154,16 @@ def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T = params["B"], params["T"]
     x = _randn((B, T, config.hidden_size), generator).requires_grad_(True)
-    out = layer(x, _extended_mask(params.get("lengths") or [T] * B, T))
+    mask = _extended_mask(params.get("lengths") or [T] * B, T)
+    out = layer(x, mask)
     (out * _randn(tuple(out.shape), generator)).sum().backward()
-    return {"out": to_numpy(out, "layer output"), "d_input": to_numpy(x.grad, "input gradient")}
+    result = {"out": to_numpy(out, "layer output"), "d_input": to_numpy(x.grad, "input gradient")}
+    if config.hidden_dropout_prob:
+        layer.train()
+        torch.manual_seed(params["seed"])
+        with torch.no_grad():
+            result["train"] = to_numpy(layer(x, mask), "layer output in training mode")
+    return result
 
 
 def _model(params: dict[str, Any]):
