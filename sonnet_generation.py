@@ -67,7 +67,7 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
     ### END SOLUTION
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
              eos_id: int | None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
              use_cache: bool = True) -> list[list[int]]:
