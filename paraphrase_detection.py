@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
             best_acc = acc
             torch.save(model.state_dict(), checkpoint)
         print(f"[para] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
-              f"dev F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
+              f"dev macro-F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
 
     model.load_state_dict(torch.load(checkpoint, map_location=device))
     results = {}
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[para] {split} predictions -> {path}")
         if split == "dev":
             results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
-    print(f"[para] best dev acc {results['dev_acc']:.4f}, F1 {results['dev_f1']:.4f}")
+    print(f"[para] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
     return results
 
 
