@@ -32,14 +32,18 @@ from models.gpt2 import GPT2Model  # noqa: E402
 from utils import save_random_hf_checkpoint  # noqa: E402
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def median_times(runs: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each callable; the runs take turns within every round, so a change
+    in machine load hits all of them alike."""
+    for run in runs.values():
+        run()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def run_case(title: str, config: GPT2Config, batch: int, seq_len: int, train: bool,
@@ -68,11 +72,11 @@ def run_case(title: str, config: GPT2Config, batch: int, seq_len: int, train: bo
                 hidden.square().mean().backward()
         return run
 
-    times = {}
-    for name, model in models.items():
+    for model in models.values():
         model.train(train)
-        with torch.set_grad_enabled(train):
-            times[name] = median_time(step(name, model), repeats)
+    with torch.set_grad_enabled(train):
+        times = median_times({name: step(name, model) for name, model in models.items()},
+                             repeats)
     print(f"\n{title}")
     for name, seconds in times.items():
         print(f"  {name:13s} {seconds * 1000:8.1f} ms   ratio vs transformers "
