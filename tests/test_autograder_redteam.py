@@ -70,8 +70,24 @@ def repo_autograder_digest() -> str:
     return digest.hexdigest()
 
 
+@pytest.fixture
+def hidden_labels_present():
+    """Make sure the file the label-reading attack opens exists (a fresh clone has no
+    autograder/hidden/), so that attack fails for lack of permission, not of the file."""
+    labels = REPO / "autograder" / "hidden" / "sst-test-labels.csv"
+    created = not labels.exists()
+    if created:
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        labels.write_text("id,label\nplaceholder,0\n")
+    yield labels
+    if created:
+        labels.unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("name", ATTACKS)
-def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path):
+def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path, request):
+    if name == "read_hidden_labels":
+        request.getfixturevalue("hidden_labels_present")
     results = tmp_path / "results" / "results.json"
     marker = Path("/tmp") / f"redteam-marker-{os.getpid()}-{name}"
     marker.unlink(missing_ok=True)
@@ -100,6 +116,8 @@ def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path):
         assert written["score"] == 0
     if meta.get("expect_stub"):
         assert all("NotImplementedError: TODO" in t["output"] for t in written["tests"])
+    if name == "read_hidden_labels":
+        assert all("PermissionError" in t["output"] for t in written["tests"]), written["tests"]
     for ignored in meta.get("expect_ignored", []):
         assert ignored in written["output"]
     if meta.get("many_files"):
