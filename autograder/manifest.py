@@ -23,6 +23,15 @@ HANDOUT_FILES: tuple[str, ...] = (
     "bpe.py",
     "optimizer_test.npy",
     "sanity_check.py",
+    "datasets.py",
+    "evaluation.py",
+    "classifier.py",
+    "paraphrase_detection.py",
+    "sonnet_generation.py",
+    "data/__init__.py",
+    "data/prepare.py",
+    "data/README.md",
+    "sbatch.sh",
     "prepare_submit.py",
     "pyproject.toml",
     "setup.sh",
@@ -58,6 +67,9 @@ GRADABLE_FILES: tuple[str, ...] = (
     "modules/gpt2_layer.py",
     "optimizer.py",
     "bpe.py",
+    "classifier.py",
+    "paraphrase_detection.py",
+    "sonnet_generation.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (
