@@ -16,7 +16,9 @@ Every mode writes the same data/ files (the handout gets label-free ``*-test-stu
 files); ``--staff`` also writes the hidden labels, header ``id,label``, into
 ``autograder/hidden/`` (staff only, git-ignored): ``{sst,cfimdb,para}-test-labels.csv``
 and the matching ``*-dev-labels.csv``.  Malformed rows are reported (file:line: reason and
-a count) and skipped.  Sonnet files are copied with LF line endings.
+a count) and skipped.  Sonnet files get LF line endings; the graded test sonnets are 12 of
+sonnets.txt (prompts in data/sonnets_held_out.txt, full text in
+``autograder/hidden/sonnets-test-true.txt``), since the public test prompts have no text.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import evaluation  # noqa: E402
 SENTIMENT = {"sst": ("ids-sst", 5), "cfimdb": ("ids-cfimdb", 2)}
 QUORA_SOURCE = "quora-dev.csv"
 QUORA_DEV, QUORA_TEST = 2000, 2000
+SONNET_TEST, PROMPT_LINES = 12, 3  # graded test sonnets, and the lines of each prompt
 SONNET_FILES = ("sonnets.txt", "sonnets_held_out_dev.txt", "TRUE_sonnets_held_out_dev.txt",
                 "sonnets_held_out.txt")
 SOURCE_FILES = (*(f"{stem}-{split}.csv" for stem, _ in SENTIMENT.values()
@@ -84,9 +87,17 @@ def copy_tokenizer(tokenizer_dir: str, out: str) -> None:
     print(f"[prepare] tokenizer: {len(vocab)} tokens, {len(merges)} merges -> {out}")
 
 
-def copy_sonnets(source: str, out: str) -> None:
-    """Copy the sonnet files with LF endings; check each has numbered, non-empty sonnets
-    and that the held-out dev prompts match the true dev sonnets."""
+def prepare_sonnets(source: str, out: str, hidden: str | None) -> None:
+    """Normalise the sonnet files to LF and cut the graded test sonnets.
+
+    The public held-out test prompts have no full text, so, as for the other tasks, the
+    graded test set is carved out of labelled data: the SONNET_TEST sonnets of sonnets.txt
+    first in split order.  data/sonnets.txt keeps the rest (the training set),
+    data/sonnets_held_out.txt holds the first PROMPT_LINES lines of each test sonnet (the
+    prompts), and --staff writes their full text to <hidden>/sonnets-test-true.txt.  The dev
+    files are copied as they are, after checking that the dev prompts and true dev sonnets
+    hold the same numbers.
+    """
     parsed = {}
     for name in SONNET_FILES:
         with open(os.path.join(source, name), "rb") as f:
@@ -98,11 +109,23 @@ def copy_sonnets(source: str, out: str) -> None:
         empty = [n for n, body in parsed[name] if not body.strip()]
         if not parsed[name] or empty:
             raise SystemExit(f"{source}/{name}: no sonnets, or empty sonnet(s) {empty}")
-        print(f"[prepare] {name}: {len(parsed[name])} sonnets")
     prompts = [n for n, _ in parsed["sonnets_held_out_dev.txt"]]
     if prompts != [n for n, _ in parsed["TRUE_sonnets_held_out_dev.txt"]]:
         raise SystemExit("sonnets_held_out_dev.txt and TRUE_sonnets_held_out_dev.txt hold "
                          "different sonnet numbers")
+    ordered = sorted(parsed["sonnets.txt"], key=lambda sonnet: split_order("sonnets",
+                                                                           str(sonnet[0])))
+    test_numbers = {number for number, _ in ordered[:SONNET_TEST]}
+    train = [sonnet for sonnet in parsed["sonnets.txt"] if sonnet[0] not in test_numbers]
+    test = [sonnet for sonnet in parsed["sonnets.txt"] if sonnet[0] in test_numbers]
+    evaluation.write_sonnets(os.path.join(out, "sonnets.txt"), train)
+    evaluation.write_sonnets(os.path.join(out, "sonnets_held_out.txt"),
+                             [(n, "\n".join(text.split("\n")[:PROMPT_LINES])) for n, text in test])
+    print(f"[prepare] sonnets: train {len(train)}, dev {len(prompts)}, test {len(test)} "
+          f"-> {out}/sonnets*.txt")
+    if hidden:
+        evaluation.write_sonnets(os.path.join(hidden, "sonnets-test-true.txt"), test)
+        print(f"[prepare] sonnets: hidden test sonnets -> {hidden}/sonnets-test-true.txt")
 
 
 def write_split(out: str, hidden: str | None, task: str, stem: str, splits: dict,
@@ -163,7 +186,7 @@ def main() -> None:
               "train": pairs[QUORA_TEST + QUORA_DEV:]}
     write_split(args.out, hidden, "para", "quora", splits, datasets.write_paraphrase)
 
-    copy_sonnets(args.source, args.out)
+    prepare_sonnets(args.source, args.out, hidden)
     copy_tokenizer(tokenizer_dir, os.path.join(args.out, "gpt2-tokenizer"))
     print(f"[prepare] done: {len(problems)} malformed row(s) skipped in total")
 

@@ -51,13 +51,21 @@ def test_staff_splits_and_hidden_labels(tmp_path):
         assert dev_labels == {e.id: e.label for e in dev}
     for name in ("sonnets.txt", "sonnets_held_out.txt"):
         assert b"\r" not in (out / name).read_bytes()
+    train_sonnets = evaluation.read_sonnets(out / "sonnets.txt")
+    prompts = evaluation.read_sonnets(out / "sonnets_held_out.txt")
+    true = evaluation.read_sonnets(tmp_path / "hidden" / "sonnets-test-true.txt")
+    assert (len(train_sonnets), len(prompts)) == (119, 12)
+    assert [n for n, _ in prompts] == [n for n, _ in true]
+    assert not {n for n, _ in train_sonnets} & {n for n, _ in true}
+    for (_, prompt), (_, text) in zip(prompts, true, strict=True):
+        assert prompt.split("\n") == text.split("\n")[:3]
     assert (out / "gpt2-tokenizer" / "vocab.json").is_file()
     assert datasets.load_tokenizer(str(out / "gpt2-tokenizer")).encode(" yes") == [3763]
 
     again = prepare(CS224N, tmp_path / "again")  # no --staff: same files, no hidden labels
     assert again.returncode == 0, again.stderr
     for name in os.listdir(out):
-        if name.endswith(".csv"):
+        if name.endswith((".csv", ".txt")):
             assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 
 
