@@ -34,6 +34,7 @@ class GPT2Model(GPTPreTrainedModel):
             [GPT2Layer(config) for _ in range(config.num_hidden_layers)])
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.init_weights()
+        self.store_linears_input_major()
 
     def embed(self, input_ids: torch.Tensor,
               position_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -215,3 +215,12 @@ def test_config_presets_and_switches():
         GPT2Config(hidden_size=10, num_attention_heads=3)
     with pytest.raises(ValueError, match="unknown GPT-2 preset"):
         GPT2Config.from_preset("gpt3")
+
+
+def test_linear_weights_are_stored_input_major(tiny):
+    """Every nn.Linear weight keeps its [out, in] shape but is laid out as [in, out] in
+    memory (the faster layout for generation), also after loading a checkpoint."""
+    for name, module in tiny.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            out_features, _ = module.weight.shape
+            assert module.weight.stride() == (1, out_features), name
