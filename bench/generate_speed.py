@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--new_tokens", type=int, default=128)
     parser.add_argument("--prompt_tokens", type=int, default=35,
                         help="the held-out sonnet prompts are 31-42 tokens")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="prompts generated together (the 12 held-out sonnets: --batch 12)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="best of N rounds; each round runs all three in turn")
     parser.add_argument("--sdpa", action="store_true", help="our model with attention_impl=sdpa")
@@ -61,24 +63,25 @@ def main() -> None:
         impl = "sdpa" if args.sdpa else "eager"
         ours = GPT2Model.from_pretrained(path, attention_impl=impl).eval()
         hf = GPT2LMHeadModel.from_pretrained(path).eval()
-    prompt = torch.randint(0, ours.config.vocab_size, (args.prompt_tokens,),
-                           generator=torch.Generator().manual_seed(0)).tolist()
+    prompts = torch.randint(0, ours.config.vocab_size, (args.batch, args.prompt_tokens),
+                            generator=torch.Generator().manual_seed(0)).tolist()
     n = args.new_tokens
     print(f"[bench] {args.model_path or args.model_size + ' (random weights)'}, "
           f"{ours.num_parameters() / 1e6:.0f}M parameters, attention {impl}, "
-          f"{torch.get_num_threads()} threads; prompt {len(prompt)} tokens, {n} new, greedy")
+          f"{torch.get_num_threads()} threads; {args.batch} prompt(s) of {args.prompt_tokens} "
+          f"tokens, {n} new each, greedy")
 
-    def run_ours(use_cache: bool) -> list[int]:
-        return generate(ours, [prompt], n, eos_id=None, use_cache=use_cache)[0]
+    def run_ours(use_cache: bool) -> list[list[int]]:
+        return generate(ours, prompts, n, eos_id=None, use_cache=use_cache)
 
     @torch.no_grad()
-    def run_hf() -> list[int]:
-        ids = torch.tensor([prompt])
+    def run_hf() -> list[list[int]]:
+        ids = torch.tensor(prompts)
         out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
                           min_new_tokens=n, do_sample=False, pad_token_id=0)
-        return out[0, len(prompt):].tolist()
+        return out[:, args.prompt_tokens:].tolist()
 
-    generate(ours, [prompt], 4, eos_id=None)  # warm-up (allocator, threads)
+    generate(ours, prompts, 4, eos_id=None)  # warm-up (allocator, threads)
     run_hf()
     runs = {"ours, KV cache": lambda: run_ours(True), "transformers": run_hf,
             "ours, no cache": lambda: run_ours(False)}
@@ -89,7 +92,7 @@ def main() -> None:
             seconds, tokens[name] = best_time(run, 1)
             best[name] = min(best[name], seconds)
     for name, seconds in best.items():
-        print(f"[bench] {name + ':':18} {seconds:7.2f} s  {n / seconds:7.1f} tokens/s")
+        print(f"[bench] {name + ':':18} {seconds:7.2f} s  {args.batch * n / seconds:7.1f} tokens/s")
     cached, reference, uncached = best.values()
     cached_tokens, hf_tokens, uncached_tokens = tokens.values()
     same = cached_tokens == uncached_tokens == hf_tokens
