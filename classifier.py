@@ -145,35 +145,48 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
     optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    dev_loader = make_loader(dev, batch_of, args.eval_batch_size)
     checkpoint = os.path.join(args.checkpoint_dir, f"{task}-classifier.pt")
     os.makedirs(args.checkpoint_dir, exist_ok=True)
     print(f"[{task}] {len(train)} train / {len(dev)} dev / {len(test)} test, "
           f"{num_labels} classes, {args.fine_tune_mode}, lr {lr}, device {device}")
+    return fit_and_write(model, optimizer, train_loader, {"dev": dev, "test": test},
+                         batch_of, task, checkpoint, args, device)
 
+
+def fit_and_write(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: DataLoader,
+                  splits: dict[str, list], collate_fn, name: str, checkpoint: str,
+                  args: argparse.Namespace, device: torch.device) -> dict:
+    """Train args.epochs epochs, saving the model to `checkpoint` whenever dev accuracy
+    improves; then, with the best checkpoint, write
+    <args.out_dir>/<name>-{dev,test}-output.csv.  Returns {'dev_acc', 'dev_f1'}.
+
+    `splits` holds the "dev" (labelled) and "test" examples; `model` returns logits, as
+    `train_epoch` and `predict` expect.
+    """
+    dev_loader = make_loader(splits["dev"], collate_fn, args.eval_batch_size)
     best_acc = -1.0
     for epoch in range(1, args.epochs + 1):
-        loss = train_epoch(model, train_loader, optimizer, device, f"{task} epoch {epoch}")
-        _, predictions, gold = predict(model, dev_loader, device, f"{task} dev")
+        loss = train_epoch(model, train_loader, optimizer, device, f"{name} epoch {epoch}")
+        _, predictions, gold = predict(model, dev_loader, device, f"{name} dev")
         acc, f1 = evaluation.accuracy_f1(gold, predictions)
         improved = acc > best_acc
         if improved:
             best_acc = acc
             torch.save(model.state_dict(), checkpoint)
-        print(f"[{task}] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
+        print(f"[{name}] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
               f"dev macro-F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
 
     model.load_state_dict(torch.load(checkpoint, map_location=device))
     results = {}
-    for split, examples in (("dev", dev), ("test", test)):
-        loader = make_loader(examples, batch_of, args.eval_batch_size)
-        ids, predictions, gold = predict(model, loader, device, f"{task} {split}")
-        path = os.path.join(args.out_dir, f"{task}-{split}-output.csv")
+    for split, examples in splits.items():
+        loader = make_loader(examples, collate_fn, args.eval_batch_size)
+        ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
+        path = os.path.join(args.out_dir, f"{name}-{split}-output.csv")
         evaluation.write_predictions(path, ids, predictions)
-        print(f"[{task}] {split} predictions -> {path}")
+        print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":
             results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
-    print(f"[{task}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    print(f"[{name}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
     return results
 
 

@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 import datasets
-import evaluation
-from classifier import make_loader, predict, seed_everything, train_epoch
+from classifier import fit_and_write, make_loader, seed_everything
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
 
@@ -120,36 +119,12 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = AdamW(model.parameters(), lr=args.lr)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    dev_loader = make_loader(dev, batch_of, args.eval_batch_size)
     checkpoint = os.path.join(args.checkpoint_dir, "paraphrase.pt")
     os.makedirs(args.checkpoint_dir, exist_ok=True)
     print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
           f"{dict(zip(ANSWERS, answer_ids, strict=True))}; lr {args.lr}, device {device}")
-
-    best_acc = -1.0
-    for epoch in range(1, args.epochs + 1):
-        loss = train_epoch(model, train_loader, optimizer, device, f"para epoch {epoch}")
-        _, predictions, gold = predict(model, dev_loader, device, "para dev")
-        acc, f1 = evaluation.accuracy_f1(gold, predictions)
-        improved = acc > best_acc
-        if improved:
-            best_acc = acc
-            torch.save(model.state_dict(), checkpoint)
-        print(f"[para] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
-              f"dev macro-F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
-
-    model.load_state_dict(torch.load(checkpoint, map_location=device))
-    results = {}
-    for split, examples in (("dev", dev), ("test", test)):
-        loader = make_loader(examples, batch_of, args.eval_batch_size)
-        ids, predictions, gold = predict(model, loader, device, f"para {split}")
-        path = os.path.join(args.out_dir, f"para-{split}-output.csv")
-        evaluation.write_predictions(path, ids, predictions)
-        print(f"[para] {split} predictions -> {path}")
-        if split == "dev":
-            results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
-    print(f"[para] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
-    return results
+    return fit_and_write(model, optimizer, train_loader, {"dev": dev, "test": test},
+                         batch_of, "para", checkpoint, args, device)
 
 
 if __name__ == "__main__":
