@@ -213,9 +213,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
-    if args.use_gpu and not torch.cuda.is_available():
-        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
-    device = torch.device("cuda" if args.use_gpu else "cpu")
+    device = datasets.device_from_args(args)
     tokenizer = datasets.load_tokenizer(args.tokenizer)
     tasks = list(TASKS) if args.task == "both" else [args.task]
     return {task: run_task(args, task, tokenizer, device) for task in tasks}

@@ -165,6 +165,16 @@ def write_paraphrase(path: str, examples: list[ParaphraseExample], labelled: boo
 
 # --- tokenizer and model --------------------------------------------------------------
 
+def device_from_args(args: argparse.Namespace):
+    """CUDA when --use_gpu is given (exit with what to drop when there is none), else CPU.
+    Returns a torch.device."""
+    import torch
+
+    if args.use_gpu and not torch.cuda.is_available():
+        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
+    return torch.device("cuda" if args.use_gpu else "cpu")
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The flags every task script shares for choosing weights and tokenizer."""
     parser.add_argument("--model_size", default="gpt2",

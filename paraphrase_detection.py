@@ -98,9 +98,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
-    if args.use_gpu and not torch.cuda.is_available():
-        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
-    device = torch.device("cuda" if args.use_gpu else "cpu")
+    device = datasets.device_from_args(args)
     paths = {split: datasets.require_file(os.path.join(args.data_dir, f"quora-{split}.csv"))
              for split in ("train", "dev", "test-student")}
     train = datasets.read_paraphrase(paths["train"], labelled=True)

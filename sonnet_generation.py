@@ -148,9 +148,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
-    if args.use_gpu and not torch.cuda.is_available():
-        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
-    device = torch.device("cuda" if args.use_gpu else "cpu")
+    device = datasets.device_from_args(args)
     files = {name: datasets.require_file(os.path.join(args.data_dir, name)) for name in
              ("sonnets.txt", "sonnets_held_out_dev.txt", "TRUE_sonnets_held_out_dev.txt",
               "sonnets_held_out.txt")}
