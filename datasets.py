@@ -176,7 +176,12 @@ def device_from_args(args: argparse.Namespace):
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """The flags every task script shares for choosing weights and tokenizer."""
+    """The flags every task script shares: weights, tokenizer, data, device, training size."""
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--max_train_examples", type=int, default=None,
+                        help="train on the first N training examples only (smoke runs)")
+    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
     parser.add_argument("--model_size", default="gpt2",
                         choices=["gpt2", "gpt2-medium", "gpt2-large"],
                         help="published GPT-2 to load from the Hugging Face hub or cache")

@@ -83,14 +83,9 @@ def collate(examples: list[datasets.ParaphraseExample], tokenizer, max_length: i
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--eval_batch_size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--max_length", type=int, default=128, help="tokens per prompt")
-    parser.add_argument("--max_train_examples", type=int, default=None,
-                        help="train on the first N pairs only (smoke runs)")
-    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
     parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
     datasets.add_model_args(parser)
     return parser.parse_args(argv)

@@ -132,16 +132,11 @@ def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-5)
-    parser.add_argument("--max_train_examples", type=int, default=None,
-                        help="train on the first N sonnets only (smoke runs)")
     parser.add_argument("--temperature", type=float, default=1.2, help="0 = greedy")
     parser.add_argument("--top_p", type=float, default=0.9)
     parser.add_argument("--max_new_tokens", type=int, default=160)
     parser.add_argument("--gen_batch_size", type=int, default=12)
-    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
     datasets.add_model_args(parser)
     return parser.parse_args(argv)
 
