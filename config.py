@@ -9,7 +9,7 @@ with the list of allowed values instead of deep inside a forward pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 # name -> (n_layer, n_head, n_embd); all four share vocab 50257 and context 1024.
@@ -112,10 +112,3 @@ class GPT2Config:
         """This config's sizes as `transformers.GPT2Config` keyword arguments."""
         kwargs = {hf_field: getattr(self, field) for field, hf_field in HF_FIELDS.items()}
         return {**kwargs, "embd_pdrop": self.hidden_dropout_prob}
-
-    def with_changes(self, **changes: Any) -> GPT2Config:
-        """A copy with some fields changed (validated again)."""
-        unknown = set(changes) - {f.name for f in fields(self)}
-        if unknown:
-            raise ValueError(f"unknown GPT2Config fields: {sorted(unknown)}")
-        return replace(self, **changes)

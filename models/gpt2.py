@@ -18,8 +18,6 @@ from modules.attention import KVCache
 from modules.gpt2_layer import GPT2Layer
 from utils import get_extended_attention_mask
 
-HUB_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
-
 
 class GPT2Model(GPTPreTrainedModel):
     def __init__(self, config: GPT2Config):
