@@ -1,7 +1,7 @@
 """Plain-array files: a byte-reproducible `.npz` writer and a defensive reader.
 
 `save` writes members in sorted order with a fixed timestamp, so the same arrays always
-give the same bytes (reference outputs are checked in and compared bit for bit).
+give the same bytes (two builds of the reference outputs on one machine are identical).
 `load` is what the judge uses on files a child wrote: only `.npy` members, numeric
 dtypes, `allow_pickle=False`, caps on size and count; any problem is a `ValueError`.
 """

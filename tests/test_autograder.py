@@ -62,12 +62,24 @@ def test_untouched_handout_scores_zero_with_todo_names(tmp_path):
         assert "NotImplementedError: TODO " in test["output"], test
 
 
-def test_reference_outputs_are_current_and_bit_for_bit_reproducible(tmp_path):
-    written = build_reference(tmp_path)
-    for name, path in written.items():
-        checked_in = REPO / "autograder" / "reference" / name
-        assert path.read_bytes() == checked_in.read_bytes(), (
-            f"{name} is stale: run `python -m autograder build-reference` and commit it")
+def test_reference_outputs_are_reproducible_and_current(tmp_path):
+    """Two builds on one machine are byte-identical.  The checked-in outputs have exactly a
+    fresh build's keys, dtypes and shapes, and its values within a quarter of each case's
+    tolerance: float kernels differ in the last bits between CPUs (AVX2 against AVX-512),
+    so bytes can't be compared across machines, but a correct solution graded on another
+    machine must keep three quarters of its tolerance as margin."""
+    first, second = build_reference(tmp_path / "a"), build_reference(tmp_path / "b")
+    assert all(first[name].read_bytes() == second[name].read_bytes() for name in first)
+    cases = {case.name: case for case in all_cases(include_hidden=True)}
+    for name, path in first.items():
+        fresh = npzio.load(path, name)
+        checked_in = npzio.load(REPO / "autograder" / "reference" / name, name)
+        stale = f"{name} is stale: run `python -m autograder build-reference` and commit it"
+        assert sorted(fresh) == sorted(checked_in), stale
+        for key, array in fresh.items():
+            case = cases["/".join(key.split("/")[:2])]  # "<group>/<what>/<array>"
+            problem = compare(key, checked_in[key], array, case.atol / 4, case.rtol / 4)
+            assert problem is None, f"{stale}: {problem}"
 
 
 def test_judge_feedback_states_diff_index_shapes_but_no_reference_values():

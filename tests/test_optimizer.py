@@ -110,10 +110,15 @@ def test_constructor_validates(kwargs, message):
 
 
 def test_reference_file_is_current():
-    """optimizer_test.npy is exactly what the reference produces (regenerate with
-    `python optimizer_test.py --regenerate`)."""
-    reference = np.load(REPO / "optimizer_test.npy", allow_pickle=False)
-    assert np.array_equal(optimizer_test.train_linear(AdamW).numpy(), reference)
+    """optimizer_test.npy is what the reference produces (regenerate with `python
+    optimizer_test.py --regenerate`), within a quarter of the script's tolerance: CPUs
+    differ in the last bits, and a correct AdamW on another machine must keep the rest as
+    margin."""
+    reference = torch.from_numpy(np.load(REPO / "optimizer_test.npy", allow_pickle=False))
+    actual = optimizer_test.train_linear(AdamW)
+    assert actual.dtype == reference.dtype and actual.shape == reference.shape
+    assert torch.allclose(actual, reference, atol=optimizer_test.ATOL / 4,
+                          rtol=optimizer_test.RTOL / 4), (actual - reference).abs().max()
 
 
 def test_optimizer_test_script_passes():

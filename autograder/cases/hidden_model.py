@@ -55,7 +55,8 @@ CASES = [
          3.0, ("pre_ln", "gelu_tanh"), "forward: pre-LN attention and MLP, with padding"),
     Case("layer/forward_wide", "layer_forward",
          {"B": 1, "T": 8, "seed": 24, "config": SMALL}, 3.0, ("pre_ln", "gelu_tanh"),
-         "forward: D=32, 4 heads, and the input gradient"),
+         "forward: D=32, 4 heads, and the input gradient",
+         atol=1e-4),  # the input gradient reaches |45|: fp32 rounding alone is ~1e-5
     Case("layer/forward_dropout", "layer_forward",
          {"B": 2, "T": 6, "seed": 25, "config": {"hidden_dropout_prob": 0.5}}, 3.0,
          ("pre_ln", "gelu_tanh"), "forward: residual dropout active in training, off in eval",
