@@ -160,7 +160,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
             if child_log.strip():
                 notes.append("your code's printed output (cut):\n" + child_log[-2000:])
         leaderboard = []
-        if predictions and (not only or "predictions" in only) and layout.labels_dir.is_dir():
+        if predictions and (not only or "predictions" in only):
             from autograder.predictions import grade_predictions
 
             prediction_tests, leaderboard = grade_predictions(files, layout.labels_dir)

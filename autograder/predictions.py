@@ -105,7 +105,11 @@ def grade_task(task: PredictionTask, files: dict[str, bytes], labels_dir: Path,
     labels_path = (labels_dir.parents[1] if "/" in task.labels else labels_dir) / task.labels
     if not labels_path.is_file():
         result.max_score = 0.0
-        result.output = f"no hidden labels for {task.name} on this grader; not scored"
+        shown = task.labels if "/" in task.labels else f"autograder/hidden/{task.labels}"
+        result.output = (f"not scored: no labels here ({shown} is missing).  Staff: write "
+                         "them with `python data/prepare.py "
+                         "--from ../shared/data/cs224n --tokenizer ../shared/data/gpt2-tokenizer "
+                         "--staff`")
         return result, None
     if task.file not in files:
         result.output = (f"missing file {task.file}: write it with {task.script} and submit it "

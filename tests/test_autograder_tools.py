@@ -22,6 +22,7 @@ from autograder.grade import grade
 from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
 from autograder.predictions import grade_predictions
 from autograder.release import fenced_lines
+from autograder.report import table
 
 
 def write_predictions(folder: Path) -> None:
@@ -78,10 +79,24 @@ def test_prediction_files_scored_with_line_numbers_thresholds_and_leaderboard(tm
     assert sst.score == 4.0 and sst.max_score == 4.0  # thresholds 0.40 -> 2, 0.48 -> 4
     assert by_name["sst-dev"].score == 1.0  # complete and well-formed
     assert "missing file predictions/para-test-output.csv" in by_name["para-test"].output
-    assert "no hidden labels" in by_name["cfimdb-test"].output
+    assert ("not scored: no labels here (autograder/hidden/cfimdb-test-labels.csv is missing)"
+            in by_name["cfimdb-test"].output)
     assert by_name["cfimdb-test"].max_score == 0
     assert by_name["sonnets-dev"].score == 1.0 and "chrF 100.00" in by_name["sonnets-dev"].output
     assert {"name": "SST test accuracy", "value": 0.5} in board
+
+
+def test_grade_without_labels_lists_prediction_files_as_not_scored(tmp_path, monkeypatch):
+    """A grader without autograder/hidden/ (a fresh clone) says why the files earn nothing."""
+    missing = tmp_path / "no-labels"
+    monkeypatch.setattr(grade_module.Layout, "labels_dir", property(lambda self: missing))
+    folder = tmp_path / "submission"
+    write_predictions(folder)
+    data = grade(folder, only=["predictions"])
+    assert_valid_results(data)
+    sst = next(t for t in data["tests"] if t["name"].startswith("predictions: sst-test"))
+    assert sst["max_score"] == 0 and "not scored: no labels here" in sst["output"]
+    assert "  --   predictions: sst-test" in table(data)
 
 
 def test_grade_reports_predictions_with_the_code(tmp_path, monkeypatch):
