@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from transformers import GPT2LMHeadModel
 from transformers import GPT2Model as HFGPT2Model
 
 from config import GPT2Config
+from conftest import REPO
 from models.gpt2 import GPT2Model, copy_checked
 from modules.attention import KVCache
 
@@ -204,6 +206,36 @@ def test_offline_hub_name_says_how_to_pass_a_folder(tmp_path):
                             text=True, timeout=120)
     assert "could not load GPT-2 weights 'gpt2'" in result.stdout
     assert "--model_path DIR" in result.stdout
+
+
+def test_hub_name_loads_from_the_hugging_face_cache(make_checkpoint, tmp_path):
+    """`--model_size gpt2` as a real user runs it: the hub name resolves, offline, to the
+    snapshot a Hugging Face cache holds (here a tiny checkpoint laid out as
+    hub/models--gpt2/{refs/main, snapshots/<commit>/}), and gives the folder's logits."""
+    folder = make_checkpoint(seed=3)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--gpt2"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    code = ("import argparse, torch, datasets\n"
+            "from models.gpt2 import GPT2Model\n"
+            "parser = argparse.ArgumentParser(); datasets.add_model_args(parser)\n"
+            "model = datasets.load_gpt2(parser.parse_args(['--model_size', 'gpt2'])).eval()\n"
+            "ids = torch.arange(12).reshape(2, 6)\n"
+            "out = model(ids, torch.ones_like(ids))['last_hidden_state']\n"
+            "torch.save(model.hidden_state_to_token(out), sys.argv[1])\n")
+    logits_path = tmp_path / "logits.pt"
+    result = subprocess.run([sys.executable, "-c", "import sys\n" + code, str(logits_path)],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    reference = GPT2Model.from_pretrained(str(folder)).eval()
+    ids = torch.arange(12).reshape(2, 6)
+    with torch.no_grad():
+        expected = reference.hidden_state_to_token(
+            reference(ids, torch.ones_like(ids))["last_hidden_state"])
+    torch.testing.assert_close(torch.load(logits_path), expected, atol=0.0, rtol=0.0)
 
 
 def test_config_presets_and_switches():
