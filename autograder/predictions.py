@@ -56,8 +56,11 @@ TASKS: tuple[PredictionTask, ...] = (
     PredictionTask("sonnets-dev", "predictions/generated_sonnets_dev.txt",
                    "data/TRUE_sonnets_held_out_dev.txt", "chrf", ((0.0, 1.0),), None,
                    "visible", "sonnet_generation.py", needs_complete=True),
+    # Full-sonnet chrF on the 12 test sonnets (2026-11-24): the given lines alone 25.0; a
+    # random 2-layer model trained one epoch 32.9; the given lines followed by the rest of a
+    # different real sonnet about 41.6.  The thresholds sit above the first two.
     PredictionTask("sonnets-test", "predictions/generated_sonnets.txt",
-                   "sonnets-test-true.txt", "chrf", ((30.0, 2.0), (40.0, 4.0)),
+                   "sonnets-test-true.txt", "chrf", ((35.0, 2.0), (40.0, 4.0)),
                    "Sonnet test chrF", "after_due_date", "sonnet_generation.py"),
 )
 

@@ -94,3 +94,26 @@ def test_missing_source_says_what_to_pass(tmp_path):
     result = prepare(tmp_path / "nowhere", tmp_path / "data")
     assert result.returncode != 0
     assert "--from ../shared/data/cs224n" in result.stderr
+
+
+def test_sonnet_points_need_more_than_the_given_lines(tmp_path):
+    """On the real graded split: echoing the three given lines earns no sonnet points, while
+    Shakespeare's own style (the given lines, then the rest of another real sonnet) earns
+    all of them."""
+    from autograder.predictions import TASKS, grade_task
+
+    assert prepare(CS224N, tmp_path / "data", tmp_path / "hidden").returncode == 0
+    task = next(t for t in TASKS if t.name == "sonnets-test")
+    prompts = evaluation.read_sonnets(tmp_path / "data" / "sonnets_held_out.txt")
+    others = [text for _, text in evaluation.read_sonnets(tmp_path / "data" / "sonnets.txt")]
+
+    def graded(sonnets):
+        path = tmp_path / "generated_sonnets.txt"
+        evaluation.write_sonnets(path, sonnets)
+        return grade_task(task, {task.file: path.read_bytes()}, tmp_path / "hidden", "1")[0]
+
+    echoed = graded(prompts)
+    assert echoed.score == 0, echoed.output
+    styled = graded([(number, prompt + "\n" + "\n".join(other.split("\n")[3:]))
+                     for (number, prompt), other in zip(prompts, others, strict=False)])
+    assert styled.score == task.points, styled.output
