@@ -196,11 +196,13 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fine-tune-mode", dest="fine_tune_mode", default="last-linear-layer",
                         choices=list(DEFAULT_LR),
                         help="train only the head, or fine-tune all of GPT-2 too")
-    parser.add_argument("--eval_batch_size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--eval_batch_size", type=datasets.POSITIVE_INT, default=32)
+    parser.add_argument("--lr", type=datasets.POSITIVE_FLOAT, default=None,
                         help="default: 1e-3 for last-linear-layer, 2e-5 for full-model")
-    parser.add_argument("--hidden_dropout_prob", type=float, default=0.3)
-    parser.add_argument("--max_length", type=int, default=512, help="tokens per example")
+    parser.add_argument("--hidden_dropout_prob", type=datasets.PROBABILITY_BELOW_ONE,
+                        default=0.3)
+    parser.add_argument("--max_length", type=datasets.POSITIVE_INT, default=512,
+                        help="tokens per example")
     parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
     datasets.add_model_args(parser)
     return parser.parse_args(argv)

@@ -175,11 +175,41 @@ def device_from_args(args: argparse.Namespace):
     return torch.device("cuda" if args.use_gpu else "cpu")
 
 
+def bounded(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False):
+    """An argparse ``type``: ``kind(text)`` within [low, high] (``low_open``/``high_open``
+    exclude that end).  A bad value is refused with the value and the allowed range, e.g.
+    ``argument --epochs: -1 is not an integer >= 1``."""
+    name = "an integer" if kind is int else "a number"
+    limits = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + \
+             ([f"{'<' if high_open else '<='} {high:g}"] if high is not None else [])
+    wanted = f"{name} {' and '.join(limits)}".strip()
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {wanted}")
+        return value
+
+    parse.__name__ = wanted  # what argparse names in its own messages
+    return parse
+
+
+POSITIVE_INT = bounded(int, 1)
+POSITIVE_FLOAT = bounded(float, 0.0, low_open=True)
+PROBABILITY_BELOW_ONE = bounded(float, 0.0, 1.0, high_open=True)  # dropout
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The flags every task script shares: weights, tokenizer, data, device, training size."""
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--max_train_examples", type=int, default=None,
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    parser.add_argument("--batch_size", type=POSITIVE_INT, default=8)
+    parser.add_argument("--max_train_examples", type=POSITIVE_INT, default=None,
                         help="train on the first N training examples only (smoke runs)")
     parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
     parser.add_argument("--model_size", default="gpt2",

@@ -83,9 +83,10 @@ def collate(examples: list[datasets.ParaphraseExample], tokenizer, max_length: i
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--eval_batch_size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-5)
-    parser.add_argument("--max_length", type=int, default=128, help="tokens per prompt")
+    parser.add_argument("--eval_batch_size", type=datasets.POSITIVE_INT, default=32)
+    parser.add_argument("--lr", type=datasets.POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--max_length", type=datasets.POSITIVE_INT, default=128,
+                        help="tokens per prompt")
     parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
     datasets.add_model_args(parser)
     return parser.parse_args(argv)

@@ -132,11 +132,13 @@ def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lr", type=float, default=1e-5)
-    parser.add_argument("--temperature", type=float, default=1.2, help="0 = greedy")
-    parser.add_argument("--top_p", type=float, default=0.9)
-    parser.add_argument("--max_new_tokens", type=int, default=160)
-    parser.add_argument("--gen_batch_size", type=int, default=12)
+    parser.add_argument("--lr", type=datasets.POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--temperature", type=datasets.bounded(float, 0.0), default=1.2,
+                        help="0 = greedy")
+    parser.add_argument("--top_p", type=datasets.bounded(float, 0.0, 1.0, low_open=True),
+                        default=0.9)
+    parser.add_argument("--max_new_tokens", type=datasets.POSITIVE_INT, default=160)
+    parser.add_argument("--gen_batch_size", type=datasets.POSITIVE_INT, default=12)
     datasets.add_model_args(parser)
     return parser.parse_args(argv)
 

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--only", action="append", help="case group (repeatable)")
     grade.set_defaults(func=cmd_grade)
     args = parser.parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        parser.error(f"argument --jobs: {args.jobs} is not an integer >= 1")
     return args.func(args)
 
 

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from config import GPT2Config  # noqa: E402  (repository root on sys.path first)
+from datasets import POSITIVE_INT  # noqa: E402
 from models.gpt2 import GPT2Model  # noqa: E402
 from sonnet_generation import generate  # noqa: E402
 from utils import save_random_hf_checkpoint  # noqa: E402
@@ -43,15 +44,15 @@ def main() -> None:
     parser.add_argument("--model_size", default="gpt2", choices=["gpt2", "gpt2-medium"],
                         help="shape of the random checkpoint (without --model_path)")
     parser.add_argument("--model_path", default=None, help="Hugging Face checkpoint folder")
-    parser.add_argument("--new_tokens", type=int, default=128)
-    parser.add_argument("--prompt_tokens", type=int, default=35,
+    parser.add_argument("--new_tokens", type=POSITIVE_INT, default=128)
+    parser.add_argument("--prompt_tokens", type=POSITIVE_INT, default=35,
                         help="the held-out sonnet prompts are 31-42 tokens")
-    parser.add_argument("--batch", type=int, default=1,
+    parser.add_argument("--batch", type=POSITIVE_INT, default=1,
                         help="prompts generated together (the 12 held-out sonnets: --batch 12)")
-    parser.add_argument("--repeats", type=int, default=2,
+    parser.add_argument("--repeats", type=POSITIVE_INT, default=2,
                         help="best of N rounds; each round runs all three in turn")
     parser.add_argument("--sdpa", action="store_true", help="our model with attention_impl=sdpa")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch.set_num_threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,6 +28,7 @@ from transformers import GPT2Model as HFGPT2Model  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from config import GPT2Config  # noqa: E402
+from datasets import POSITIVE_INT  # noqa: E402
 from models.gpt2 import GPT2Model  # noqa: E402
 from utils import save_random_hf_checkpoint  # noqa: E402
 
@@ -86,8 +87,8 @@ def run_case(title: str, config: GPT2Config, batch: int, seq_len: int, train: bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=POSITIVE_INT, default=10)
+    parser.add_argument("--threads", type=POSITIVE_INT, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()

@@ -22,6 +22,7 @@ import classifier
 import datasets
 import evaluation
 import paraphrase_detection
+import sonnet_generation
 from config import GPT2Config
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
@@ -175,3 +176,22 @@ def test_missing_weights_say_what_to_pass(subset, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "--model_path" in result.stderr
     assert "Hugging Face GPT-2 checkpoint folder" in result.stderr
+
+
+@pytest.mark.parametrize("module, flags, message", [
+    (classifier, ["--epochs", "0"], "argument --epochs: 0 is not an integer >= 1"),
+    (classifier, ["--max_train_examples", "-5"],
+     "argument --max_train_examples: -5 is not an integer >= 1"),
+    (classifier, ["--batch_size", "two"], "argument --batch_size: 'two' is not an integer >= 1"),
+    (classifier, ["--lr", "inf"], "argument --lr: inf is not a number > 0"),
+    (classifier, ["--hidden_dropout_prob", "1"],
+     "argument --hidden_dropout_prob: 1 is not a number >= 0 and < 1"),
+    (paraphrase_detection, ["--max_length", "0"], "argument --max_length: 0 is not an integer"),
+    (sonnet_generation, ["--top_p", "0"], "argument --top_p: 0 is not a number > 0 and <= 1"),
+    (sonnet_generation, ["--temperature", "nan"], "argument --temperature: nan is not a number >= 0"),
+    (sonnet_generation, ["--gen_batch_size", "0"], "argument --gen_batch_size: 0 is not an integer"),
+])
+def test_bad_arguments_are_refused_with_the_value(module, flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        module.get_args(flags)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
