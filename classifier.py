@@ -130,9 +130,9 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
     stem, num_labels = TASKS[task]
     paths = {split: datasets.require_file(os.path.join(args.data_dir, f"{stem}-{split}.csv"))
              for split in ("train", "dev", "test-student")}
-    train = datasets.read_sentiment(paths["train"], num_labels, labelled=True)
-    dev = datasets.read_sentiment(paths["dev"], num_labels, labelled=True)
-    test = datasets.read_sentiment(paths["test-student"], num_labels, labelled=False)
+    train, dev, test = (datasets.require_examples(paths[split], datasets.read_sentiment(
+        paths[split], num_labels, labelled=split != "test-student"))
+        for split in ("train", "dev", "test-student"))
     if args.max_train_examples:
         train = train[:args.max_train_examples]
 

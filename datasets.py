@@ -49,6 +49,15 @@ def require_file(path: str) -> str:
     return path
 
 
+def require_examples(path: str, examples: list) -> list:
+    """Return ``examples``, or exit naming ``path`` when it holds no usable row."""
+    if not examples:
+        raise SystemExit(f"{path}: no usable example (malformed rows, if any, are reported "
+                         f"above)\n"
+                         f"{PREPARE_HINT}")
+    return examples
+
+
 def _parse_label(value: str | None, num_labels: int) -> int:
     """'3' or '1.0' -> int in [0, num_labels); raises ValueError with the reason."""
     if value is None or not value.strip():

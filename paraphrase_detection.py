@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> dict:
     device = datasets.device_from_args(args)
     paths = {split: datasets.require_file(os.path.join(args.data_dir, f"quora-{split}.csv"))
              for split in ("train", "dev", "test-student")}
-    train = datasets.read_paraphrase(paths["train"], labelled=True)
-    dev = datasets.read_paraphrase(paths["dev"], labelled=True)
-    test = datasets.read_paraphrase(paths["test-student"], labelled=False)
+    train, dev, test = (datasets.require_examples(paths[split], datasets.read_paraphrase(
+        paths[split], labelled=split != "test-student"))
+        for split in ("train", "dev", "test-student"))
     if args.max_train_examples:
         train = train[:args.max_train_examples]
 

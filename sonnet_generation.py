@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
     files = {name: datasets.require_file(os.path.join(args.data_dir, name)) for name in
              ("sonnets.txt", "sonnets_held_out_dev.txt", "TRUE_sonnets_held_out_dev.txt",
               "sonnets_held_out.txt")}
-    train = [text for _, text in evaluation.read_sonnets(files["sonnets.txt"])]
+    sonnets = {name: datasets.require_examples(path, evaluation.read_sonnets(path))
+               for name, path in files.items()}
+    train = [text for _, text in sonnets["sonnets.txt"]]
     if args.max_train_examples:
         train = train[:args.max_train_examples]
     tokenizer = datasets.load_tokenizer(args.tokenizer)
@@ -182,12 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
     for prompts_name, out_name in (("sonnets_held_out_dev.txt", "generated_sonnets_dev.txt"),
                                    ("sonnets_held_out.txt", "generated_sonnets.txt")):
         with autocast(device):
-            sonnets = generate_sonnets(gpt, tokenizer,
-                                       evaluation.read_sonnets(files[prompts_name]), args)
+            written = generate_sonnets(gpt, tokenizer, sonnets[prompts_name], args)
         path = os.path.join(args.out_dir, out_name)
-        evaluation.write_sonnets(path, sonnets)
-        print(f"[sonnet] {len(sonnets)} sonnets -> {path}")
-    true = evaluation.read_sonnets(files["TRUE_sonnets_held_out_dev.txt"])
+        evaluation.write_sonnets(path, written)
+        print(f"[sonnet] {len(written)} sonnets -> {path}")
+    true = sonnets["TRUE_sonnets_held_out_dev.txt"]
     generated = evaluation.read_sonnets(os.path.join(args.out_dir, "generated_sonnets_dev.txt"))
     results["dev_chrf"], errors = evaluation.sonnet_chrf(generated, true)
     for error in errors:

@@ -9,6 +9,7 @@ the readers the autograder's judge uses, and cover every test id.
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -167,6 +168,21 @@ def test_missing_data_says_what_to_pass(make_checkpoint, tmp_path):
                              str(make_checkpoint(**SIZES))], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode != 0 and "python data/prepare.py --from" in result.stderr
+
+
+def test_a_file_without_usable_rows_is_named(subset, make_checkpoint, tmp_path):
+    """Every row malformed: the bad rows are reported, then the script stops naming the file."""
+    data = tmp_path / "data"
+    shutil.copytree(subset, data)
+    (data / "quora-train.csv").write_text("id\tsentence1\tsentence2\tis_duplicate\n"
+                                          "q1\tA?\tB?\tmaybe\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "paraphrase_detection.py"),
+                             "--data_dir", str(data), "--model_path",
+                             str(make_checkpoint(**SIZES))], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "quora-train.csv:2: label is not a number: 'maybe'" in result.stderr
+    assert f"{data / 'quora-train.csv'}: no usable example" in result.stderr
 
 
 def test_missing_weights_say_what_to_pass(subset, tmp_path):
