@@ -53,8 +53,7 @@ def require_examples(path: str, examples: list) -> list:
     """Return ``examples``, or exit naming ``path`` when it holds no usable row."""
     if not examples:
         raise SystemExit(f"{path}: no usable example (malformed rows, if any, are reported "
-                         f"above)\n"
-                         f"{PREPARE_HINT}")
+                         f"above)\n{PREPARE_HINT}")
     return examples
 
 

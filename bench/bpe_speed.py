@@ -82,7 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_data = os.environ.get("BUILD_GPT2_DATA", REPO.parent / "shared" / "data")
     parser.add_argument("--data", type=Path, default=Path(default_data), help="course data folder")
-    parser.add_argument("--repeat", type=POSITIVE_INT, default=3, help="runs per figure; the best counts")
+    parser.add_argument("--repeat", type=POSITIVE_INT, default=3,
+                        help="runs per figure; the best counts")
     args = parser.parse_args()
     wiki = [args.data / "wikitext-2" / "valid.txt", args.data / "wikitext-2" / "test.txt"]
     gpt2_dir = args.data / "gpt2-tokenizer"

@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=POSITIVE_INT, default=2,
                         help="best of N rounds; each round runs all three in turn")
     parser.add_argument("--sdpa", action="store_true", help="our model with attention_impl=sdpa")
-    parser.add_argument("--threads", type=POSITIVE_INT, default=None, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=POSITIVE_INT, default=None,
+                        help="torch.set_num_threads")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -125,6 +125,15 @@ def test_missing_submission_gives_zero_and_the_reason(tmp_path):
     assert data["score"] == 0 and "not found" in data["output"]
 
 
+def test_grade_all_refuses_a_jobs_count_below_one(tmp_path, capsys):
+    from autograder.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["grade-all", str(tmp_path), "--jobs", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --jobs: 0 is not an integer >= 1" in capsys.readouterr().err
+
+
 def test_grade_all_keeps_going_past_a_broken_submission(tmp_path):
     folder = tmp_path / "class"
     reference_submission(folder / "alice")

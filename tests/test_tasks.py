@@ -204,8 +204,10 @@ def test_missing_weights_say_what_to_pass(subset, tmp_path):
      "argument --hidden_dropout_prob: 1 is not a number >= 0 and < 1"),
     (paraphrase_detection, ["--max_length", "0"], "argument --max_length: 0 is not an integer"),
     (sonnet_generation, ["--top_p", "0"], "argument --top_p: 0 is not a number > 0 and <= 1"),
-    (sonnet_generation, ["--temperature", "nan"], "argument --temperature: nan is not a number >= 0"),
-    (sonnet_generation, ["--gen_batch_size", "0"], "argument --gen_batch_size: 0 is not an integer"),
+    (sonnet_generation, ["--temperature", "nan"],
+     "argument --temperature: nan is not a number >= 0"),
+    (sonnet_generation, ["--gen_batch_size", "0"],
+     "argument --gen_batch_size: 0 is not an integer"),
 ])
 def test_bad_arguments_are_refused_with_the_value(module, flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
