@@ -65,7 +65,12 @@ def read_hf_texts(name: str, config: str | None, split: str, column: str) -> lis
                                  "pass --hf_split")
             data = data[split]
     else:
-        data = datasets.load_dataset(name, config, split=split)
+        try:
+            data = datasets.load_dataset(name, config, split=split)
+        except Exception as error:  # hub, network or cache: any failure means no data here
+            raise ValueError(f"could not load Hugging Face dataset {name!r} split {split!r} "
+                             f"({error.__class__.__name__}: {error}); without a network, pass "
+                             "a folder written by Dataset.save_to_disk") from None
     if column not in data.column_names:
         raise ValueError(f"dataset {name} split {split!r} has columns {data.column_names}, "
                          f"not {column!r}; pass --text_column")
