@@ -1,6 +1,7 @@
 """Average the weights of several checkpoints into a new one (``training/averaging.py``).
 
-    python average_checkpoints.py --dir out/run --last 5 --out out/run/avg.pt --data_dir data/shakespeare_char
+    python average_checkpoints.py --dir out/run --last 5 --out out/run/avg.pt \\
+        --data_dir data/shakespeare_char
     python average_checkpoints.py --checkpoints a.pt b.pt c.pt --out avg.pt
 
 ``--dir D --last N`` takes the N checkpoints of D with the highest ``iter_num``;

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from array import array
@@ -220,7 +219,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="UTF-8 text file (the whole corpus, or the training split)")
-    source.add_argument("--hf_dataset", help="Hugging Face dataset: hub name or save_to_disk folder")
+    source.add_argument("--hf_dataset",
+                        help="Hugging Face dataset: hub name or save_to_disk folder")
     parser.add_argument("--val_input", help="UTF-8 text file for the validation split")
     parser.add_argument("--hf_config", help="dataset configuration name")
     parser.add_argument("--hf_split", default="train", help="dataset split to read (train)")

@@ -63,7 +63,7 @@ def hf_reference(folder, tokenizer_dir, text: str, block_size: int, stride: int)
         n = int((labels[:, 1:] != -100).sum())  # the model shifts the labels by one
         nll += float(loss.double()) * n
         count += n
-        scored += [int(t) for t, keep in zip(labels[0, 1:], labels[0, 1:] != -100) if keep]
+        scored += labels[0, 1:][labels[0, 1:] != -100].tolist()
         prev_end = end
         if end == len(ids):
             break
@@ -128,8 +128,8 @@ def test_from_checkpoint_round_trip_and_errors(make_checkpoint, tmp_path):
                 "model_args": args}, path)
     loaded = GPT2Model.from_checkpoint(path, hidden_dropout_prob=0.0)
     assert loaded.config.hidden_dropout_prob == 0.0
-    for (name, a), (_, b) in zip(ours.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name  # exact copy
+    for name, tensor in ours.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name  # exact copy
 
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         GPT2Model.from_checkpoint(tmp_path / "missing.pt")
@@ -140,7 +140,8 @@ def test_from_checkpoint_round_trip_and_errors(make_checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r"fields \['n_wings'\]"):
         GPT2Model.from_checkpoint(path)
     torch.save({"model": ours.state_dict(), "model_args": {**args, "hidden_size": 64}}, path)
-    with pytest.raises(ValueError, match=r"word_embedding.weight has shape \(97, 32\) but model_args give \(97, 64\)"):
+    with pytest.raises(ValueError, match=r"word_embedding.weight has shape \(97, 32\) but "
+                                         r"model_args give \(97, 64\)"):
         GPT2Model.from_checkpoint(path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable torch checkpoint"):

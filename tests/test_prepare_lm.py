@@ -15,7 +15,8 @@ from bpe import Tokenizer
 from data.prepare_lm import main as prepare_lm
 from training.lm_data import EOT, META_KEYS, load_lm_tokenizer, open_split, read_meta
 
-TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nCafé — naïve 東京.\n" * 8
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n"
+        "Café — naïve 東京.\n") * 8
 
 
 def write(path, text: str):
@@ -155,7 +156,8 @@ def test_bad_inputs(tmp_path, capsys):
 
 
 def test_reading_errors_say_how_to_prepare(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data folder .*missing not found; make it with `python data/prepare_lm.py"):
+    with pytest.raises(FileNotFoundError,
+                       match="missing not found; make it with `python data/prepare_lm.py"):
         read_meta(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="meta.json not found.*data/prepare_lm.py"):
         read_meta(tmp_path)

@@ -89,7 +89,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """
     checkpoints = [read_checkpoint(path) for path in paths]
     last = checkpoints[-1]
-    for path, checkpoint in zip(paths, checkpoints):
+    for path, checkpoint in zip(paths, checkpoints, strict=True):
         if checkpoint["model_args"] != last["model_args"]:
             raise ValueError(f"{path} has model_args {checkpoint['model_args']}, but "
                              f"{paths[-1]} has {last['model_args']}: only checkpoints of one "

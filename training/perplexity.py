@@ -5,8 +5,9 @@ does it: windows of ``block_size`` tokens start every ``stride`` tokens, and onl
 that are new in a window (not scored by an earlier one) are scored, each seeing up to
 ``block_size - 1`` tokens before it. Token 0 has no context and is never scored, so with
 ``stride < block_size`` a sequence of N tokens scores N - 1; with ``stride == block_size``
-(disjoint windows) the first token of every window has no context and is not scored. Unlike the guide's loop, each scored token counts exactly
-once (the guide weights every window's mean by one token fewer than it scored).
+(disjoint windows) the first token of every window has no context and is not scored.
+Unlike the guide's loop, each scored token counts exactly once (the guide weights every
+window's mean by one token fewer than it scored).
 
 Example, N = 10, block_size = 6, stride = 3: windows [0, 6) scores tokens 1..5,
 [3, 9) scores 6..8, [6, 10) scores 9; 9 tokens in all.
@@ -69,7 +70,7 @@ def sequence_nll(model: GPT2Model, ids: np.ndarray | list[int], block_size: int,
             same = [span for span in group if span[1] - span[0] == length]
             batch = torch.stack([ids[b:e] for b, e, _ in same]).to(device)  # (B, T)
             hidden = model(batch, torch.ones_like(batch))["last_hidden_state"]  # (B, T, D)
-            for row, (begin, end, first) in enumerate(same):
+            for row, (begin, _, first) in enumerate(same):
                 start = first - begin  # window position of the first scored token
                 logits = model.hidden_state_to_token(hidden[row, start - 1 : -1])  # (S, V)
                 targets = batch[row, start:]  # (S,)
