@@ -13,7 +13,14 @@ import pytest
 
 from bpe import Tokenizer
 from data.prepare_lm import main as prepare_lm
-from training.lm_data import EOT, META_KEYS, load_lm_tokenizer, open_split, read_meta
+from training.lm_data import (
+    EOT,
+    META_KEYS,
+    bytes_per_token,
+    load_lm_tokenizer,
+    open_split,
+    read_meta,
+)
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n"
         "Café — naïve 東京.\n") * 8
@@ -67,6 +74,8 @@ def test_tiny_shakespeare_matches_nanogpt(data_dir, tmp_path):
                        str(tmp_path / "bpe")])
     assert (meta["train_tokens"], meta["val_tokens"]) == (301966, 36059)
     assert meta["vocab_size"] == 50257 and meta["eot_token"] == 50256
+    assert bytes_per_token(chars, "val") == 1.0
+    assert bytes_per_token(meta, "train") == 1003854 / 301966
     hf = GPT2TokenizerFast.from_pretrained(data_dir / "gpt2-tokenizer")
     text = source.read_text(encoding="utf-8")
     val_text = text[int(len(text) * 0.9):]
