@@ -33,22 +33,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
 from array import array
 from collections.abc import Callable
-from itertools import islice
+from contextlib import nullcontext
+from itertools import pairwise
 from pathlib import Path
 
+import regex
 from tqdm import tqdm
 
-from bpe import STREAM_CHARS, Tokenizer, train_bpe
+from bpe import Tokenizer, train_bpe
 from training.lm_data import EOT, gpt2_tokenizer_dir, load_tokenizer_dir, read_text
 
 DTYPE = "uint16"  # nanoGPT's: every id must be at most 65,535
 MAX_VOCAB = 1 << 16
 TOKENIZER_DIR = "tokenizer"  # where the tokenizer files go inside out_dir
-WRITE_IDS = 1 << 20  # ids buffered before each write to a .bin file
+PIECE_CHARS = 1 << 20  # text is encoded about this many characters at a time
+PARALLEL_MIN_CHARS = 1 << 23  # shorter texts are encoded in this process
+_SAFE_CUT = regex.compile(r"\S(?=\s)")  # a cut after this match keeps the pre-tokens
 
 
 def read_hf_texts(name: str, config: str | None, split: str, column: str) -> list[str]:
@@ -173,16 +179,43 @@ def read_splits(args: argparse.Namespace) -> tuple[str, str, dict, dict]:
     return train, val, source, split
 
 
-def write_ids(tokenizer: Tokenizer, text: str, path: Path, desc: str) -> int:
-    """Encode ``text`` into ``path`` as ``uint16`` ids, streaming; returns how many ids."""
-    pieces = (text[i : i + STREAM_CHARS] for i in range(0, len(text), STREAM_CHARS))
-    ids = tokenizer.encode_iterable(tqdm(pieces, desc=desc, total=-(-len(text) // STREAM_CHARS),
-                                         unit="piece"))
+def cut_points(text: str, size: int) -> list[int]:
+    """Offsets ``[0, ..., len(text)]`` cutting ``text`` into pieces of about ``size``
+    characters, each cut just after a non-space character that whitespace follows: such a
+    cut never changes the GPT-2 pre-tokens (see bpe.py), so the pieces' ids, concatenated,
+    are the ids of the whole text."""
+    bounds = [0]
+    while match := _SAFE_CUT.search(text, bounds[-1] + size):
+        bounds.append(match.end())
+    return bounds + [len(text)] if bounds[-1] < len(text) else bounds
+
+
+_worker: Tokenizer | None = None  # each worker process's copy of the tokenizer
+
+
+def _start_worker(tokenizer: Tokenizer) -> None:
+    global _worker
+    _worker = tokenizer
+
+
+def _encode_piece(piece: str) -> array:
+    return array("H", _worker.encode(piece))
+
+
+def write_ids(tokenizer: Tokenizer, text: str, path: Path, desc: str, workers: int = 1) -> int:
+    """Encode ``text`` into ``path`` as ``uint16`` ids, a piece at a time (by ``workers``
+    processes for a text of ``PARALLEL_MIN_CHARS`` or more); returns how many ids."""
+    bounds = cut_points(text, PIECE_CHARS)
+    pieces = (text[a:b] for a, b in pairwise(bounds))
+    parallel = workers > 1 and len(text) >= PARALLEL_MIN_CHARS
+    pool = multiprocessing.Pool(workers, _start_worker, (tokenizer,)) if parallel else None
+    _start_worker(tokenizer)
+    encoded = pool.imap(_encode_piece, pieces) if pool else map(_encode_piece, pieces)
     count = 0
-    with path.open("wb") as f:
-        while chunk := array("H", islice(ids, WRITE_IDS)):
-            chunk.tofile(f)
-            count += len(chunk)
+    with path.open("wb") as f, pool or nullcontext():
+        for ids in tqdm(encoded, desc=desc, total=len(bounds) - 1, unit="piece"):
+            ids.tofile(f)
+            count += len(ids)
     return count
 
 
@@ -203,8 +236,8 @@ def prepare(args: argparse.Namespace) -> dict:
         "vocab_size": vocab_size,
         "eot_token": tokenizer.special_ids.get(EOT),
         "dtype": DTYPE,
-        "train_tokens": write_ids(tokenizer, train, out / "train.bin", "train"),
-        "val_tokens": write_ids(tokenizer, val, out / "val.bin", "val"),
+        "train_tokens": write_ids(tokenizer, train, out / "train.bin", "train", args.workers),
+        "val_tokens": write_ids(tokenizer, val, out / "val.bin", "val", args.workers),
         "train_bytes": len(train.encode("utf-8")),
         "val_bytes": len(val.encode("utf-8")),
         "source": source,
@@ -233,10 +266,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
                         "training split")
     parser.add_argument("--val_fraction", type=float, default=0.1,
                         help="share of the text that validates, from the end (0.1)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="encoding processes for texts over 8M characters (CPU count)")
     parser.add_argument("--out_dir", required=True, help="folder for train.bin, val.bin, meta.json")
     args = parser.parse_args(argv)
     if args.val_input and args.hf_dataset:
         parser.error("--val_input goes with --input; with --hf_dataset use --hf_val_split")
+    if args.workers < 1:
+        parser.error(f"--workers must be a positive integer, got {args.workers}")
     if not 0.0 < args.val_fraction < 1.0:
         parser.error(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
     return parser, args

@@ -102,6 +102,27 @@ def test_trained_tokenizer_and_explicit_val_file(tmp_path):
     assert open_split(out, "val").tolist() == hf(val.read_text())["input_ids"]
 
 
+def test_parallel_encoding_equals_one_pass(data_dir, tmp_path, monkeypatch):
+    """Pieces cut after a non-space character that whitespace follows, encoded by two
+    processes, give the ids of the whole text encoded at once."""
+    import data.prepare_lm as prepare_module
+
+    text = (data_dir / "tinystories" / "sample.txt").read_text(encoding="utf-8")
+    source = write(tmp_path / "in.txt", text)
+    monkeypatch.setattr(prepare_module, "PIECE_CHARS", 97)
+    monkeypatch.setattr(prepare_module, "PARALLEL_MIN_CHARS", 0)
+    bounds = prepare_module.cut_points(text, 97)
+    assert len(bounds) > 20 and bounds[0] == 0 and bounds[-1] == len(text)
+    assert all(text[b - 1].strip() and text[b].isspace() for b in bounds[1:-1])
+    out = tmp_path / "out"
+    prepare_lm(["--input", str(source), "--tokenizer", "gpt2", "--val_fraction", "0.5",
+                "--workers", "2", "--out_dir", str(out)])
+    tokenizer = load_lm_tokenizer(out)
+    cut = int(len(text) * 0.5)
+    assert open_split(out, "train").tolist() == tokenizer.encode(text[:cut])
+    assert open_split(out, "val").tolist() == tokenizer.encode(text[cut:])
+
+
 def test_tokenizer_folder(data_dir, tmp_path):
     source = write(tmp_path / "in.txt", TEXT)
     meta = prepare_lm(["--input", str(source), "--tokenizer", str(data_dir / "gpt2-tokenizer"),
@@ -156,6 +177,8 @@ def test_bad_inputs(tmp_path, capsys):
         (["--input", good, "--tokenizer", tmp_path / "no_such_dir"], "no such folder"),
         (["--input", good, "--tokenizer", "gpt2", "--vocab_size", "300"], "drop --tokenizer gpt2"),
         (["--input", good], "pass --tokenizer gpt2|bytes|DIR, or --vocab_size N"),
+        (["--input", good, "--tokenizer", "bytes", "--workers", "0"], "--workers must be"),
+        (["--input", good, "--tokenizer", "bytes", "--val_fraction", "1"], "--val_fraction must"),
         (["--hf_dataset", tmp_path / "nods", "--val_input", good, "--tokenizer", "bytes"],
          "--val_input goes with --input"),
     ]
