@@ -11,6 +11,7 @@ import functools
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,11 +122,12 @@ def test_our_checkpoint_equals_transformers(hf_folder, text_file, data_dir, tmp_
 
 
 def test_from_checkpoint_round_trip_and_errors(make_checkpoint, tmp_path):
+    """Prefixes stripped, weights exact, a numpy RNG state (exact resume) no obstacle."""
     ours = GPT2Model.from_pretrained(str(make_checkpoint(seed=1)))
     args = dataclasses.asdict(ours.config)
     path = tmp_path / "ckpt.pt"
     torch.save({"model": {f"module.{k}": v for k, v in ours.state_dict().items()},
-                "model_args": args}, path)
+                "model_args": args, "rng": {"numpy": np.random.get_state()}}, path)
     loaded = GPT2Model.from_checkpoint(path, hidden_dropout_prob=0.0)
     assert loaded.config.hidden_dropout_prob == 0.0
     for name, tensor in ours.state_dict().items():
