@@ -13,8 +13,8 @@ tokens' text), ``nll_nats`` (summed), ``perplexity``, ``bits_per_token`` and
 ``bits_per_byte`` = nll_nats / (ln 2 * bytes), which compares models with different
 tokenizers.
 
-The tokenizer: ``--tokenizer DIR`` (a folder with vocab.json and merges.txt, or a folder
-that ``data/prepare_lm.py`` wrote); by default, for one of ours, the corpus folder of its
+The tokenizer: ``--tokenizer DIR`` (a folder with vocab.json and merges.txt or a Hugging
+Face tokenizer.json, or a folder that ``data/prepare_lm.py`` wrote); by default, for one of ours, the corpus folder of its
 run (``config["data_dir"]``), for a Hugging Face model its own folder's files or GPT-2's.
 """
 
@@ -68,8 +68,10 @@ def load_model(spec: str, tokenizer_dir: str | None) -> tuple[GPT2Model, LMToken
                              " pass --tokenizer DIR, the folder data/prepare_lm.py wrote")
         return model, tokenizer_from(tokenizer_dir or data_dir)
     if Path(spec).is_dir() and (Path(spec) / "config.json").is_file():
-        own = (Path(spec) / "vocab.json").is_file() and (Path(spec) / "merges.txt").is_file()
-        default = Path(spec) if own else None
+        folder = Path(spec)
+        own = ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+               or (folder / "tokenizer.json").is_file())
+        default = folder if own else None
     elif any(c in spec for c in "/\\") or spec.startswith("."):
         raise FileNotFoundError(f"--model {spec}: no such checkpoint file or folder; pass a "
                                 "ckpt.pt, a folder holding one, a Hugging Face checkpoint "

@@ -18,6 +18,7 @@ from training.lm_data import (
     META_KEYS,
     bytes_per_token,
     load_lm_tokenizer,
+    load_tokenizer_dir,
     open_split,
     read_meta,
 )
@@ -129,6 +130,20 @@ def test_tokenizer_folder(data_dir, tmp_path):
                        "--out_dir", str(tmp_path / "out")])
     assert meta["tokenizer"] == "dir" and meta["vocab_size"] == 50257
     assert meta["tokenizer_source"] == str(data_dir / "gpt2-tokenizer")
+
+
+def test_tokenizer_json_folder(data_dir, tmp_path):
+    """A folder that transformers' save_pretrained wrote (tokenizer.json only) encodes as
+    Hugging Face does."""
+    from transformers import GPT2TokenizerFast
+
+    hf = GPT2TokenizerFast.from_pretrained(data_dir / "gpt2-tokenizer")
+    hf.save_pretrained(tmp_path / "hf")
+    assert not (tmp_path / "hf" / "vocab.json").exists()
+    tokenizer = load_tokenizer_dir(tmp_path / "hf")
+    text = TEXT + EOT + " tail"
+    assert tokenizer.encode(text) == hf(text)["input_ids"]
+    assert tokenizer.eot_token == 50256 and tokenizer.vocab_size == 50257
 
 
 def test_hugging_face_dataset_saved_to_disk(tmp_path, capsys):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpe import Tokenizer
+from bpe import Tokenizer, token_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 EOT = "<|endoftext|>"  # GPT-2's end-of-text token, the one special token the kit uses
@@ -129,15 +129,40 @@ class LMTokenizer:
 
 
 def load_tokenizer_dir(directory: str | os.PathLike) -> LMTokenizer:
-    """A tokenizer folder (``vocab.json`` + ``merges.txt``, e.g. the GPT-2 files or one that
-    ``bpe.Tokenizer.save`` wrote); ``<|endoftext|>`` is special when vocab.json holds it."""
+    """A byte-level BPE tokenizer folder: ``vocab.json`` + ``merges.txt`` (the GPT-2 files,
+    or what ``bpe.Tokenizer.save`` writes), else a Hugging Face ``tokenizer.json`` (what
+    ``transformers`` 5 ``save_pretrained`` writes).  ``<|endoftext|>`` is special when the
+    vocabulary holds it."""
     directory = Path(directory)
     vocab = directory / "vocab.json"
-    if not vocab.is_file() or not (directory / "merges.txt").is_file():
-        raise FileNotFoundError(f"tokenizer folder {directory} needs vocab.json and merges.txt")
-    specials = [EOT] if EOT in json.loads(vocab.read_text(encoding="utf-8")) else []
-    tokenizer = Tokenizer.load(directory, specials)
+    if vocab.is_file() and (directory / "merges.txt").is_file():
+        specials = [EOT] if EOT in json.loads(vocab.read_text(encoding="utf-8")) else []
+        tokenizer = Tokenizer.load(directory, specials)
+    elif (directory / "tokenizer.json").is_file():
+        tokenizer = read_tokenizer_json(directory / "tokenizer.json")
+    else:
+        raise FileNotFoundError(f"tokenizer folder {directory} needs vocab.json and merges.txt, "
+                                "or tokenizer.json")
     return LMTokenizer(tokenizer, tokenizer.special_ids.get(EOT))
+
+
+def read_tokenizer_json(path: Path) -> Tokenizer:
+    """The byte-level BPE of a Hugging Face ``tokenizer.json``: ``model.vocab`` (token string
+    -> id, GPT-2's byte alphabet), ``model.merges`` ("left right" strings or pairs) and the
+    special ``added_tokens``.  ValueError for another tokenizer model."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    if model.get("type") != "BPE":
+        raise ValueError(f"{path}: tokenizer model {model.get('type')!r} is not a byte-level BPE")
+    added = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}
+    vocab = {i: text.encode("utf-8") if text in added else token_bytes(text, f"{path}: {i}")
+             for text, i in model["vocab"].items()}
+    vocab.update({i: text.encode("utf-8") for text, i in added.items()})
+    merges = []
+    for n, merge in enumerate(model["merges"]):
+        parts = merge.split(" ") if isinstance(merge, str) else merge
+        merges.append(tuple(token_bytes(p, f"{path}: merge {n}") for p in parts))
+    return Tokenizer(vocab, merges, [EOT] if EOT in added else [])
 
 
 def load_lm_tokenizer(data_dir: str | os.PathLike) -> LMTokenizer:
