@@ -104,6 +104,19 @@ def test_hf_model_equals_transformers(hf_folder, text_file, data_dir, tmp_path, 
     assert result["text_bytes"] == len(text.encode("utf-8"))
 
 
+def test_hf_folder_with_its_own_tokenizer(hf_folder, text_file, data_dir, tmp_path):
+    """A folder holding the model and its tokenizer (save_pretrained of both) needs no
+    --tokenizer."""
+    model, tokenizer = hf_model_and_tokenizer(hf_folder, data_dir / "gpt2-tokenizer")
+    model.save_pretrained(tmp_path / "both")
+    tokenizer.save_pretrained(tmp_path / "both")
+    result = evaluate_lm(["--model", str(tmp_path / "both"), "--text", str(text_file),
+                          "--block_size", "40", "--stride", "30"])
+    reference = hf_reference(hf_folder, data_dir / "gpt2-tokenizer",
+                             text_file.read_text(encoding="utf-8"), 40, 30)
+    check_against(result, reference)
+
+
 def test_our_checkpoint_equals_transformers(hf_folder, text_file, data_dir, tmp_path):
     """A ckpt.pt of ours (with torch.compile's prefixes) scores like the HF model it holds;
     its tokenizer comes from the corpus folder named in the run's config."""
