@@ -119,7 +119,7 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
     B, H, T_q, T_k, d = (params[k] for k in ("B", "H", "T_q", "T_k", "d"))
     p = params.get("dropout", 0.0)
     config = case_config({"config": {"hidden_size": H * d, "num_attention_heads": H,
-                                 "attention_probs_dropout_prob": p}})
+                                     "attention_probs_dropout_prob": p}})
     module = CausalSelfAttention(config).eval()
     method = module.sdpa_attention if params.get("impl") == "sdpa" else module.attention
     generator = torch.Generator().manual_seed(params["seed"])
