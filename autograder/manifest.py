@@ -85,7 +85,6 @@ GRADABLE_FILES: tuple[str, ...] = (
     "bpe.py",
     "classifier.py",
     "paraphrase_detection.py",
-    "sonnet_generation.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (
