@@ -165,7 +165,7 @@ def count_file_pretokens(path: Path, special_tokens: list[str], workers: int = 1
 def count_pairs(
     words: list[list[int]], freqs: list[int]
 ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], set[int]]]:
-    """Count adjacent id pairs over all words, weighted by word frequency.
+    """Count adjacent id pairs over all words, weighted by word frequency (handout 5.1).
 
     Args:
         words: ``words[w]`` is the token ids of distinct pre-token ``w``.
@@ -192,7 +192,8 @@ def count_pairs(
 
 
 def merge_ids(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace each occurrence of ``pair`` in ``ids`` by ``new_id``, scanning left to right.
+    """Replace each occurrence of ``pair`` in ``ids`` by ``new_id``, scanning left to right
+    (handout 5.2).
 
     Occurrences do not overlap: once two ids are merged, the scan continues after them.
     Returns a new list; ``ids`` is not changed.
@@ -223,7 +224,8 @@ def update_pair_counts(
     new_ids: list[int],
     freq: int,
 ) -> None:
-    """Update ``counts`` and ``where`` in place after word ``w`` changed from old to new ids.
+    """Update ``counts`` and ``where`` in place after word ``w`` changed from old to new ids
+    (handout 5.3).
 
     Subtract ``freq`` for every adjacent pair of ``old_ids``; delete a pair from ``counts``
     (and from ``where``) when its count reaches 0. Then add ``freq`` for every adjacent pair of
@@ -250,7 +252,8 @@ def update_pair_counts(
 
 
 def pair_key(count: int, left: bytes, right: bytes) -> tuple[int, bytes, bytes]:
-    """How good a pair is to merge next: training merges the pair with the largest key.
+    """How good a pair is to merge next: training merges the pair with the largest key
+    (handout 5.3).
 
     The rule: the most frequent pair wins; among equally frequent pairs, the
     lexicographically greater ``(left, right)`` wins (compare the left bytes, then the right
@@ -362,7 +365,7 @@ def train_bpe(
 
 
 def encode_word(ids: list[int], ranks: dict[tuple[int, int], tuple[int, int]]) -> list[int]:
-    """Apply the merges to the ids of one pre-token, the way GPT-2 does.
+    """Apply the merges to the ids of one pre-token, the way GPT-2 does (handout 5.4).
 
     ``ranks[(a, b)] = (rank, merged_id)`` for every merge; a lower rank was learned earlier.
     Repeat: among the adjacent pairs of ``ids`` that have a rank, take the one with the

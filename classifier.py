@@ -1,4 +1,4 @@
-"""Sentiment classification with GPT-2 (handout Part 2): SST (5 classes), CFIMDB (2 classes).
+"""Sentiment classification with GPT-2 (handout 6.1): SST (5 classes), CFIMDB (2 classes).
 
     python classifier.py --task both --fine-tune-mode full-model --use_gpu
     python classifier.py --task sst --random_init --max_train_examples 64 --epochs 1  # smoke
@@ -63,7 +63,8 @@ class GPT2SentimentClassifier(nn.Module):
         self.classifier = nn.Linear(gpt.config.hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Class logits.  input_ids, attention_mask [B, T] (right-padded) -> [B, num_labels].
+        """Class logits (handout 6.1).  input_ids, attention_mask [B, T] (right-padded) ->
+        [B, num_labels].
 
         Take GPT-2's 'last_token' output (the final-layer state at each row's last real
         token, [B, D]), apply `self.dropout`, then `self.classifier`.

@@ -1,4 +1,4 @@
-"""Quora paraphrase detection as a cloze task for GPT-2 (handout Part 2).
+"""Quora paraphrase detection as a cloze task for GPT-2 (handout 6.2).
 
     python paraphrase_detection.py --use_gpu
     python paraphrase_detection.py --random_init --max_train_examples 64 --epochs 1  # smoke
@@ -56,7 +56,7 @@ class ParaphraseGPT(nn.Module):
         self.register_buffer("answer_ids", torch.tensor(answer_ids), persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Cloze logits.  input_ids, attention_mask [B, T] (right-padded) -> [B, 2].
+        """Cloze logits (handout 6.2).  input_ids, attention_mask [B, T] (right-padded) -> [B, 2].
 
         Take GPT-2's 'last_token' state [B, D], turn it into next-token logits [B, V] with
         `self.gpt.hidden_state_to_token`, and keep the columns `self.answer_ids`

@@ -1,10 +1,11 @@
 """Pack your submission for Gradescope: exactly the files the autograder grades.
 
     python prepare_submit.py                 # writes submission.zip
-    python prepare_submit.py --code-only     # Part 1 only: no prediction files required
+    python prepare_submit.py --code-only     # the code alone: no prediction files required
 
-The zip holds the gradable code files and the prediction files listed in
-`autograder/manifest.py`, at the same paths as in this folder, and nothing else.  It refuses
+The zip holds the files of your assignment's parts that `autograder/assignment.json` lists
+(the code files with TODOs and, when the tasks are a part, the prediction files), at the
+same paths as in this folder, and nothing else.  It refuses
 when a required file is missing, warns about large files, and prints what it packed.
 Upload the zip to Gradescope as is.
 """
@@ -16,7 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
+from autograder.parts import assignment
 from autograder.unpack import MAX_FILE_BYTES
 
 WARN_BYTES = {".py": 256 << 10}  # code this large is unusual: check for pasted data
@@ -25,7 +26,8 @@ WARN_OTHER_BYTES = 4 << 20
 
 def collect(root: Path, code_only: bool) -> tuple[list[str], list[str], list[str]]:
     """(files to pack, missing required files, warnings)."""
-    wanted = list(GRADABLE_FILES) + ([] if code_only else list(PREDICTION_FILES))
+    files = assignment(root)
+    wanted = files["gradable"] + ([] if code_only else files["predictions"])
     present = [rel for rel in wanted if (root / rel).is_file()]
     missing = [rel for rel in wanted if rel not in present]
     warnings = []
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=str(Path(__file__).resolve().parent),
                         help="your copy of the handout (default: this folder)")
     parser.add_argument("--code-only", action="store_true",
-                        help="pack the code without the prediction files of Part 2")
+                        help="pack the code without the prediction files of the tasks")
     args = parser.parse_args(argv)
     root = Path(args.root)
     present, missing, warnings = collect(root, args.code_only)
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         for rel in missing:
             print(f"  - {rel}")
         if any(rel.startswith("predictions/") for rel in missing):
-            print("  (write the predictions with the Part 2 scripts, or pass --code-only)")
+            print("  (write the predictions with the scripts of section 6, or pass "
+                  "--code-only)")
         return 1
     with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
         for rel in present:

@@ -1,4 +1,4 @@
-"""Sonnet generation with GPT-2 (handout Part 2): fine-tune on Shakespeare, then continue
+"""Sonnet generation with GPT-2 (handout 6.3): fine-tune on Shakespeare, then continue
 the held-out sonnets from their first three lines.
 
     python sonnet_generation.py --use_gpu

@@ -3,14 +3,16 @@
 Students (in the handout):
     python -m autograder check                      # the visible cases on your own code
 Course staff (in the staff repository):
-    python -m autograder demo                       # release + grade handout and reference
-    python -m autograder release --out DIR          # write the student handout to DIR
+    python -m autograder demo [--parts P ...]       # release + grade handout and reference
+    python -m autograder release --out DIR [--parts P ...]   # the student handout, with
+                                                    # HANDOUT.md and README.md
     python -m autograder build-reference            # regenerate autograder/reference/*.npz
     python -m autograder grade SUBMISSION [--json PATH] [--only GROUP ...]
     python -m autograder grade-all DIR --jobs N --csv gradebook.csv
     sbatch --array=0-$((N-1)) autograder/grade_all.sbatch DIR RESULTS   # on Slurm, then
     python -m autograder gradebook RESULTS --csv gradebook.csv
-    python -m autograder build --out autograder.zip # the Gradescope bundle
+    python -m autograder build --out autograder.zip [--parts P ...]  # the Gradescope bundle
+--parts chooses the assignment's parts (default: all; see autograder/manifest.py PARTS).
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ def cmd_release(args: argparse.Namespace) -> int:
     from autograder.release import check_release, release
 
     out = Path(args.out)
-    written = release(ROOT, out)
+    written = release(ROOT, out, args.parts)
     problems = check_release(ROOT, out)
     for problem in problems:
         print(f"release check: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print(f"wrote the handout ({len(written)} files) to {out}")
+    print(f"wrote the handout ({len(written)} files) to {out}; read {out / 'HANDOUT.md'}")
     return 0
 
 
@@ -62,11 +64,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     import tempfile
 
     from autograder.grade import grade
-    from autograder.manifest import GRADABLE_FILES
+    from autograder.parts import assignment
     from autograder.report import table
 
     with tempfile.TemporaryDirectory(prefix="gpt2-check-") as folder:
-        for rel in GRADABLE_FILES:
+        for rel in assignment(ROOT)["gradable"]:
             (Path(folder) / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / rel, Path(folder) / rel)
         data = grade(folder, only=args.only, visible_only=True, predictions=False)
@@ -99,15 +101,22 @@ def cmd_gradebook(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from autograder.demo import run_demo
 
-    return run_demo(Path(args.json), args.only)
+    return run_demo(Path(args.json), args.only, args.parts)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from autograder.bundle import build_bundle
 
-    names = build_bundle(ROOT, Path(args.out))
+    names = build_bundle(ROOT, Path(args.out), args.parts)
     print(f"wrote {args.out} ({len(names)} files): upload it as the Gradescope autograder")
     return 0
+
+
+def _add_parts(parser: argparse.ArgumentParser) -> None:
+    from autograder.manifest import PARTS
+
+    parser.add_argument("--parts", nargs="+", choices=list(PARTS), metavar="PART",
+                        help=f"the assignment's parts (default: all of {list(PARTS)})")
 
 
 def _positive_int(text: str) -> int:
@@ -129,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if staff:
         release = commands.add_parser("release", help="write the student handout")
         release.add_argument("--out", required=True, help="new folder for the handout")
+        _add_parts(release)
         release.set_defaults(func=cmd_release)
         reference = commands.add_parser("build-reference", help="regenerate reference outputs")
         reference.add_argument("--out", default=str(ROOT / "autograder" / "reference"))
@@ -136,9 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         demo = commands.add_parser("demo", help="grade the untouched handout and the reference")
         demo.add_argument("--json", default="results.json", help="results.json of the reference")
         demo.add_argument("--only", action="append", help="case group (repeatable)")
+        _add_parts(demo)
         demo.set_defaults(func=cmd_demo)
         build = commands.add_parser("build", help="make the Gradescope bundle")
         build.add_argument("--out", default="autograder.zip")
+        _add_parts(build)
         build.set_defaults(func=cmd_build)
     batch = commands.add_parser("grade-all", help="grade every submission in a folder")
     batch.add_argument("folder", help="one sub-folder or .zip per student")

@@ -11,8 +11,11 @@ it with the student's files in /autograder/submission; it reads
     autograder/                                  this package: judge, hidden cases,
                                                  reference outputs, hidden labels
     handout/                                     the released handout (no solution)
-    evaluation.py                                the trusted prediction-file reader
-    data/TRUE_sonnets_held_out_dev.txt           dev sonnets, when the data is prepared
+    autograder/assignment.json                   the parts this bundle grades
+    evaluation.py, data/TRUE_sonnets_held_out_dev.txt
+                                                 what grading predictions reads from the
+                                                 root (`predictions.root_files`), when
+                                                 the tasks are a part and the data is there
 
 `AUTOGRADER_ROOT` (default /autograder) and `AUTOGRADER_PYTHON` let a temporary folder
 stand in for /autograder; `AUTOGRADER_SKIP_INSTALL=1` makes setup.sh skip the installs.
@@ -26,6 +29,8 @@ import zipfile
 from pathlib import Path
 
 from autograder.environment import BUNDLE_REQUIREMENTS, requirements
+from autograder.parts import ASSIGNMENT, assignment
+from autograder.predictions import root_files
 from autograder.release import release
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -44,8 +49,9 @@ if [ "${AUTOGRADER_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 # Every pin imports (the environment students were given is the one that grades them).
 (cd "$SOURCE" && "${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}" -m autograder.environment)
-# Reference outputs and hidden labels: readable by root (the judge) only.
-chmod 0700 "$SOURCE/autograder/reference"
+# Reference outputs, hidden case definitions and hidden labels: readable by root (the judge)
+# only.
+chmod 0700 "$SOURCE/autograder/reference" "$SOURCE/autograder/cases"
 [ -d "$SOURCE/autograder/hidden" ] && chmod 0700 "$SOURCE/autograder/hidden"
 echo "[setup] autograder ready"
 """
@@ -77,12 +83,14 @@ def _add(archive: zipfile.ZipFile, arcname: str, data: bytes, executable: bool =
     archive.writestr(info, data)
 
 
-def build_bundle(root: Path, out: Path) -> list[str]:
-    """Write the bundle zip to `out`; returns its member names."""
+def build_bundle(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list[str]:
+    """Write the bundle zip of the assignment of `parts` (default: every part) to `out`;
+    returns its member names."""
     names = []
+    chosen = assignment(root, parts)
     with tempfile.TemporaryDirectory(prefix="gpt2-bundle-") as folder:
         handout = Path(folder) / "handout"
-        release(root, handout)
+        release(root, handout, tuple(chosen["parts"]))
         out.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(out, "w") as archive:
             for arcname, text, executable in (("setup.sh", SETUP_SH, True),
@@ -95,9 +103,9 @@ def build_bundle(root: Path, out: Path) -> list[str]:
                        for p in sorted((root / "autograder").rglob("*")) if p.is_file()]
             sources += [(p, "handout/" + p.relative_to(handout).as_posix())
                         for p in sorted(handout.rglob("*")) if p.is_file()]
-            sources += [(root / rel, rel) for rel in ("evaluation.py",
-                                                      "data/TRUE_sonnets_held_out_dev.txt")
-                        if (root / rel).is_file()]
+            sources.append((handout / ASSIGNMENT, ASSIGNMENT))
+            sources += [(root / rel, rel) for rel in root_files()
+                        if chosen["predictions"] and (root / rel).is_file()]
             for path, arcname in sources:
                 if "__pycache__" in arcname or arcname.endswith(".pyc"):
                     continue

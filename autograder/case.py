@@ -6,25 +6,29 @@ points, tolerance, Gradescope visibility, and the *rules* of the handout it chec
 rules are what the targeted mutants in `tests/` break: a mutant of rule R must lose
 exactly the cases whose `rules` contain R.
 
-Visible cases (`autograder/cases/visible.py`) ship with the handout, with their reference
-outputs, so that `python -m autograder check` works for students.  Hidden cases
-(`autograder/cases/hidden*.py`) are staff-only and simply absent from a handout.
+A case names the fenced functions it grades (`grades`, `"<file>:<qualname>"`), and so its
+part (`autograder/parts.py`): an assignment grades the cases of its parts only.
+
+Every module of `autograder/cases/` is a case list (`CASES`), found by name: `visible*`
+modules ship with the handout, with their reference outputs, so that
+`python -m autograder check` works for students; `hidden*` modules are staff-only and
+simply absent from a handout.  A new case file is picked up without being listed.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from autograder.manifest import PARTS
+from autograder.parts import part_of_function
 
 # Gradescope visibilities: "hidden", "after_due_date", "after_published", "visible".
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
-CASE_MODULES = ("autograder.cases.visible", "autograder.cases.hidden_model",
-                "autograder.cases.hidden_optim", "autograder.cases.hidden_bpe")
-
-GROUP_ORDER = ("attention", "sdpa", "layer", "embed", "output", "model", "pretrained",
-               "optimizer", "bpe")
+CASES_DIR = Path(__file__).resolve().parent / "cases"
 # Wall-clock seconds the child may spend on one group (imports of the student's modules
 # included); `pretrained` also imports transformers.
 GROUP_TIMEOUT_S = {"pretrained": 60.0}
@@ -45,6 +49,7 @@ class Case:
     dropout_keys: tuple[str, ...] = ()  # keys judged by dropout pattern, not by value
     time_limit_s: float | None = None  # timed by the parent from outside the child
     extra: dict[str, Any] = field(default_factory=dict)  # judge options (e.g. dropout p)
+    grades: tuple[str, ...] = ()  # the fenced functions it grades, "<file>:<qualname>"
 
     @property
     def group(self) -> str:
@@ -101,22 +106,31 @@ ATTENTION_RULES = ("attn_scale", "attn_mask_before_softmax", "attn_causal", "att
 MODEL_RULES = ATTENTION_RULES + ("add", "pre_ln", "gelu_tanh", "embed", "model")
 
 
-def _load_module(name: str):
-    """Import a case module if it exists in this tree (hidden ones are absent from handouts)."""
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
+def case_modules(include_hidden: bool = True) -> list[str]:
+    """The case modules of this tree: `visible*` first, then (when asked) `hidden*`."""
+    names = sorted(info.name for info in pkgutil.iter_modules([str(CASES_DIR)]))
+    kinds = ("visible", "hidden") if include_hidden else ("visible",)
+    return [f"autograder.cases.{name}" for kind in kinds for name in names
+            if name.startswith(kind)]
 
 
-def all_cases(include_hidden: bool = True) -> list[Case]:
-    """Every case of this tree, in grading order; validated (unique names, known rules)."""
+def case_part(case: Case, root: Path) -> str:
+    """The one part of the functions `case` grades (read from the tree at `root`)."""
+    parts = {part_of_function(root, function) for function in case.grades}
+    if len(parts) != 1:
+        raise ValueError(f"case {case.name}: grades {list(case.grades)}, which belong to "
+                         f"{sorted(parts) or 'no part'}; a case grades one part")
+    return parts.pop()
+
+
+def all_cases(include_hidden: bool = True, parts: tuple[str, ...] | None = None,
+              root: Path | None = None) -> list[Case]:
+    """Every case of this tree (of `parts` only, when given: their functions are read from
+    `root`), in grading order: by part, then by group as first listed; validated (unique
+    names, known rules, one part each)."""
     cases: list[Case] = []
-    for module_name in CASE_MODULES:
-        if not include_hidden and module_name != "autograder.cases.visible":
-            continue
-        module = _load_module(module_name)
-        if module is not None:
-            cases.extend(module.CASES)
+    for module_name in case_modules(include_hidden):
+        cases.extend(importlib.import_module(module_name).CASES)
     names = [case.name for case in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -126,8 +140,13 @@ def all_cases(include_hidden: bool = True) -> list[Case]:
         if unknown or case.visibility not in VISIBILITIES:
             raise ValueError(f"case {case.name}: unknown rules {sorted(unknown)} or "
                              f"visibility {case.visibility!r}")
-    order = {group: i for i, group in enumerate(GROUP_ORDER)}
-    return sorted(cases, key=lambda c: order.get(c.group, len(order)))
+    root = root or Path(__file__).resolve().parents[1]
+    part = {case.name: case_part(case, root) for case in cases}
+    if parts is not None:
+        cases = [case for case in cases if part[case.name] in parts]
+    groups = list(dict.fromkeys(case.group for case in cases))
+    order = list(PARTS)
+    return sorted(cases, key=lambda c: (order.index(part[c.name]), groups.index(c.group)))
 
 
 def select(cases: list[Case], only: list[str] | None) -> list[Case]:

@@ -1,6 +1,6 @@
 """`python -m autograder demo`: the whole grading story in one offline command (staff only).
 
-1. release the handout into a temporary folder;
+1. release the handout of the chosen parts (default: all) into a temporary folder;
 2. grade that handout untouched: every fenced part must score 0, and each failing case's
    feedback must name the TODO the student has to write;
 3. grade the reference solution's gradable files: every case must score full marks;
@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder.grade import ROOT, grade
-from autograder.manifest import GRADABLE_FILES
+from autograder.grade import ROOT, Layout, grade
+from autograder.parts import assignment, check_parts
 from autograder.release import release
 from autograder.report import table
 
@@ -36,20 +36,24 @@ def reference_problems(data: dict) -> list[str]:
     return problems + ([] if data["tests"] else [f"no tests ran: {data['output']}"])
 
 
-def run_demo(json_path: Path, only: list[str] | None = None) -> int:
+def run_demo(json_path: Path, only: list[str] | None = None,
+             parts: list[str] | None = None) -> int:
     start = time.monotonic()
+    chosen = check_parts(parts) if parts else None
     work = Path(tempfile.mkdtemp(prefix="gpt2-demo-"))
     try:
         handout = work / "handout"
-        release(ROOT, handout)
-        print(f"[demo] released the handout to {handout}")
-        untouched = grade(handout, only=only, predictions=False)
+        release(ROOT, handout, chosen)
+        print(f"[demo] released the handout of {assignment(handout)['parts']} to {handout}")
+        layout = Layout(ROOT, handout, hidden_cases=True, parts=chosen)
+        untouched = grade(handout, only=only, predictions=False, layout=layout)
         print(table(untouched, "\n[demo] the untouched handout (expect 0 everywhere):"))
         reference = work / "reference"
-        for rel in GRADABLE_FILES:
+        for rel in assignment(handout)["gradable"]:
             (reference / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / rel, reference / rel)
-        solved = grade(reference, json_path=json_path, only=only, predictions=False)
+        solved = grade(reference, json_path=json_path, only=only, predictions=False,
+                       layout=layout)
         print(table(solved, "\n[demo] the reference solution (expect full marks):"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,8 +3,13 @@
 Where the handout and the secrets come from depends on the tree this package sits in
 (`Layout.detect`): the staff repository (the handout is released on the fly), the
 Gradescope bundle (`handout/` beside `autograder/`), or a student's handout (`check`: the
-student's own files, visible cases only).  `grade` never raises: any failure becomes a
-valid results.json with score 0 and the reason.
+student's own files, visible cases only).  The assignment's parts come from the same
+tree (`autograder/parts.py`): only their cases and files are graded.  `grade` never
+raises: any failure becomes a valid results.json with score 0 and the reason.
+
+The child gets a trusted copy of `CHILD_FILES` and of every file of
+`autograder/producers/` (a new producer module is found without being listed), and
+nothing else of this package.
 """
 
 from __future__ import annotations
@@ -22,14 +27,20 @@ from autograder import npzio, sandbox
 from autograder.case import RULES, Case, all_cases, select
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
-from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
+from autograder.manifest import HANDOUT_FILES
+from autograder.parts import assignment
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
 from autograder.unpack import SubmissionError, read_submission
 
 ROOT = Path(__file__).resolve().parents[1]
-CHILD_FILES = ("autograder/__init__.py", "autograder/child.py", "autograder/npzio.py",
-               "autograder/producers/__init__.py", "autograder/producers/model.py",
-               "autograder/producers/optim.py", "autograder/producers/bpe.py")
+CHILD_FILES = ("autograder/__init__.py", "autograder/child.py", "autograder/npzio.py")
+
+
+def child_files(root: Path) -> list[str]:
+    """CHILD_FILES and the producers' package, relative to `root`."""
+    producers = sorted(p.relative_to(root).as_posix()
+                       for p in (root / "autograder" / "producers").glob("*.py"))
+    return [*CHILD_FILES, *producers]
 
 
 @dataclass
@@ -37,6 +48,20 @@ class Layout:
     root: Path  # the tree holding this autograder package
     handout: Path | None  # a released handout to stage onto (None: release from root)
     hidden_cases: bool  # whether hidden cases (and their reference) are here
+    parts: tuple[str, ...] | None = None  # None: the parts of `assignment.json` (or all)
+
+    @property
+    def code_root(self) -> Path:
+        """Where the gradable files' docstrings (and so the cases' parts) are read."""
+        return self.handout or self.root
+
+    @property
+    def assignment(self) -> dict[str, list[str]]:
+        """The parts and the files a submission carries (`autograder/parts.py`)."""
+        if self.parts is not None:
+            return assignment(self.root, self.parts)
+        tree = self.handout if self.handout and self.handout != self.root else self.root
+        return assignment(tree)
 
     @property
     def reference_dir(self) -> Path:
@@ -48,7 +73,7 @@ class Layout:
 
     @classmethod
     def detect(cls, root: Path = ROOT) -> Layout:
-        hidden = (root / "autograder" / "cases" / "hidden_model.py").is_file()
+        hidden = any((root / "autograder" / "cases").glob("hidden*.py"))
         if (root / "handout" / "config.py").is_file():
             return cls(root, root / "handout", hidden)
         if hidden:
@@ -67,25 +92,26 @@ def load_reference(layout: Layout) -> dict[str, np.ndarray]:
 
 
 def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> tuple[Path, Path]:
-    """`run_dir/stage`: the handout with the submission's gradable files on top, and
-    `run_dir/trusted`: the child's own code.  Both read-only for the sandbox user."""
+    """`run_dir/stage`: the handout with the submission's gradable files of the assignment
+    on top, and `run_dir/trusted`: the child's own code.  Both read-only for the sandbox
+    user."""
     stage, trusted = run_dir / "stage", run_dir / "trusted"
-    handout = layout.handout
+    handout, gradable = layout.handout, layout.assignment["gradable"]
     if handout is None:
         from autograder.release import release
 
         handout = run_dir / "handout"
-        release(layout.root, handout)
+        release(layout.root, handout, layout.parts)
     for rel in HANDOUT_FILES:
         if rel.startswith("autograder/") or not (handout / rel).is_file():
             continue
         (stage / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(handout / rel, stage / rel)
     for rel, data in files.items():
-        if rel in GRADABLE_FILES:
+        if rel in gradable:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_bytes(data)
-    for rel in CHILD_FILES:
+    for rel in child_files(layout.root):
         if (layout.root / rel).is_file():
             (trusted / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(layout.root / rel, trusted / rel)
@@ -122,7 +148,7 @@ def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:
         name = case.title if case.title.startswith(case.group) else f"{case.group}: {case.title}"
         tests.append(TestResult(name, f"{groups.index(case.group) + 1}.{counters[case.group]}",
                                 verdict.score, case.points, case_feedback(verdict),
-                                case.visibility, case.group))
+                                case.visibility, case.group, case.name))
     return tests
 
 
@@ -154,15 +180,20 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
 
 def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_only: bool,
            predictions: bool, limits: sandbox.Limits, start: float) -> Results:
+    chosen = layout.assignment
     files, notes = read_submission(submission)
-    missing = [rel for rel in GRADABLE_FILES if rel not in files]
+    solved = sorted(rel for rel in files if rel not in chosen["gradable"] + chosen["predictions"])
+    if solved:
+        notes.append(f"ignored {solved}: their parts ship solved in this assignment")
+    missing = [rel for rel in chosen["gradable"] if rel not in files]
     if missing:
         notes.append(f"not in the submission, the handout's version is used: {missing}")
     groups = [group for group in only or [] if group != "predictions"]
-    cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only), groups)
+    cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only,
+                             parts=tuple(chosen["parts"]), root=layout.code_root), groups)
     if only and not groups:
         cases = []
-    lock_secrets([layout.reference_dir, layout.labels_dir])
+    lock_secrets([layout.reference_dir, layout.labels_dir, layout.root / "autograder" / "cases"])
     reference = load_reference(layout)
     tests: list[TestResult] = []
     run_dir = Path(tempfile.mkdtemp(prefix="gpt2-grade-"))
@@ -175,7 +206,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
             if child_log.strip():
                 notes.append("your code's printed output (cut):\n" + child_log[-2000:])
         leaderboard = []
-        if predictions and (not only or "predictions" in only):
+        if predictions and chosen["predictions"] and (not only or "predictions" in only):
             from autograder.predictions import grade_predictions
 
             prediction_tests, leaderboard = grade_predictions(files, layout.labels_dir)

@@ -8,10 +8,18 @@
   library and the packages of `pyproject.toml` (`autograder/environment.py`).
 - PREDICTION_FILES: prediction outputs a submission must carry (graded by the judge alone).
 - STAFF_ONLY: never leave the staff tree (hidden cases, labels, staff tests, CI).
+- PARTS: the parts staff choose from (`release --parts`, `build --parts`), in handout
+  order.  A fenced function belongs to the part whose section its docstring cites
+  ("(handout 3.1)" is in part "model", section 3); a case belongs to the part of the
+  fenced functions it grades (`Case.grades`).  Adding a part is one entry here and its
+  prose file under `handout/`.
+- CHAPTERS: prose that opens a numbered chapter made of several parts (chapter 7).
 Paths are relative to the repository root and use "/".
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 HANDOUT_FILES: tuple[str, ...] = (
     "config.py",
@@ -43,7 +51,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "prepare_submit.py",
     "pyproject.toml",
     "setup.sh",
-    # pretraining (handout 7): corpus preparation, evaluation, checkpoint averaging
+    # pretraining: corpus preparation, evaluation, checkpoint averaging
     "data/prepare_lm.py",
     "training/lm_data.py",
     "training/perplexity.py",
@@ -53,6 +61,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
+    "autograder/parts.py",
     "autograder/release.py",
     # the student's local grader (`python -m autograder check`): visible cases only
     "autograder/batch.py",
@@ -108,5 +117,27 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/reference.py",  # build-reference (needs the solution)
     "autograder/bundle.py",  # the Gradescope bundle
     "autograder/demo.py",
+    "autograder/document.py",  # writes HANDOUT.md (reads the hidden cases' points)
     "autograder/grade_all.sbatch",
 )
+
+
+@dataclass(frozen=True)
+class Part:
+    section: str  # "3", or "7.1" for a part inside a chapter
+    title: str
+    prose: str  # the markdown file of its handout section
+    predictions: tuple[str, ...] = ()  # prediction files a submission of this part carries
+
+
+PARTS: dict[str, Part] = {
+    "model": Part("3", "The model", "handout/model.md"),
+    "optimizer": Part("4", "The optimizer", "handout/optimizer.md"),
+    "tokenizer": Part("5", "The tokenizer", "handout/tokenizer.md"),
+    "tasks": Part("6", "The tasks", "handout/tasks.md", PREDICTION_FILES),
+    "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
+}
+CHAPTERS: dict[str, str] = {"7": "handout/extensions.md"}
+# The handout document: these, then one section per part, the points table, and SUBMIT.
+HANDOUT_OPENING: tuple[str, ...] = ("handout/overview.md", "handout/setup.md")
+HANDOUT_SUBMIT = "handout/submit.md"

@@ -65,6 +65,15 @@ TASKS: tuple[PredictionTask, ...] = (
 )
 
 
+READER = "evaluation.py"  # the trusted reader of prediction files, beside autograder/
+
+
+def root_files() -> list[str]:
+    """What grading predictions reads from the tree above `autograder/`: the reader and
+    the labels given as paths from the root (the Gradescope bundle carries these)."""
+    return [READER] + [task.labels for task in TASKS if "/" in task.labels]
+
+
 def _evaluation():
     """The staff tree's (or bundle's) evaluation.py: trusted, never the submission's."""
     root = str(Path(__file__).resolve().parents[1])
@@ -104,7 +113,8 @@ def grade_task(task: PredictionTask, files: dict[str, bytes], labels_dir: Path,
                number: str) -> tuple[TestResult, dict | None]:
     """(the test, its leaderboard entry or None)."""
     name = f"predictions: {task.name} ({task.metric})"
-    result = TestResult(name, number, 0.0, task.points, "", task.visibility, "predictions")
+    result = TestResult(name, number, 0.0, task.points, "", task.visibility, "predictions",
+                        f"predictions/{task.name}")
     labels_path = (labels_dir.parents[1] if "/" in task.labels else labels_dir) / task.labels
     if not labels_path.is_file():
         result.max_score = 0.0

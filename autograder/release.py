@@ -7,15 +7,18 @@ alone on its line).  It becomes, at the indentation of the BEGIN line:
     raise NotImplementedError("TODO models/gpt2.py GPT2Model.embed (handout 3.3)")
 
 The function is found with `ast` (the innermost def around the fence); the handout
-section comes from "(handout X.Y)" in its docstring.  `check_release` verifies the result:
-every file compiles and every module imports, no line from inside a fence survives, no
-staff-only file is present.
+section comes from "(handout X.Y)" in its docstring, and the section names its part
+(`autograder/parts.py`).  A fence of a part the assignment leaves out ships solved: only
+its two marker lines go.  The release also writes `HANDOUT.md` and `README.md`
+(`autograder/document.py`) and `autograder/assignment.json` (the parts and the files a
+submission carries).  `check_release` verifies the result: every file compiles and every
+module imports, no line from inside a graded fence survives, no staff-only file is present,
+and every "handout N.M" a released file cites is a section of HANDOUT.md.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 import shutil
 import subprocess
 import sys
@@ -23,9 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.manifest import HANDOUT_FILES, STAFF_ONLY
+from autograder.parts import (
+    ASSIGNMENT,
+    CITATION,
+    assignment,
+    part_of_section,
+    write_assignment,
+)
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-SECTION = re.compile(r"\(handout ([0-9.]+)\)")
 
 
 @dataclass
@@ -53,7 +62,7 @@ def _functions(tree: ast.AST) -> list[tuple[int, int, str, str | None]]:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 name = f"{prefix}{child.name}"
                 if not isinstance(child, ast.ClassDef):
-                    match = SECTION.search(ast.get_docstring(child) or "")
+                    match = CITATION.search(ast.get_docstring(child) or "")
                     found.append((child.lineno, child.end_lineno, name,
                                   match.group(1) if match else None))
                 visit(child, name + ".")
@@ -87,10 +96,30 @@ def find_fences(path: str, text: str) -> list[Fence]:
     return fences
 
 
-def strip_fences(path: str, text: str) -> str:
-    """The handout version of a file's text."""
+def fence_part(fence: Fence) -> str:
+    """The part a fence belongs to (its docstring must cite a section)."""
+    if fence.section is None:
+        raise ValueError(f"{fence.path}:{fence.begin}: {fence.qualname} cites no "
+                         "'(handout N.M)' in its docstring, so it belongs to no part")
+    return part_of_section(fence.section, f"{fence.path} {fence.qualname}")
+
+
+def fenced_functions(root: Path) -> dict[str, str]:
+    """"<file>:<qualname>" -> part, for every fenced function of the handout files."""
+    return {f"{fence.path}:{fence.qualname}": fence_part(fence)
+            for rel in HANDOUT_FILES if rel.endswith(".py")
+            for fence in find_fences(rel, (root / rel).read_text())}
+
+
+def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> str:
+    """The handout version of a file's text: fences of `parts` (all when None) become
+    TODOs; the other fences keep their code and lose their marker lines."""
     lines = text.splitlines(keepends=True)
     for fence in reversed(find_fences(path, text)):
+        if parts is not None and fence_part(fence) not in parts:
+            del lines[fence.end - 1]
+            del lines[fence.begin - 1]
+            continue
         indent = lines[fence.begin - 1][: len(lines[fence.begin - 1]) - len(lines[fence.begin - 1].lstrip())]
         lines[fence.begin - 1 : fence.end] = [
             f"{indent}### YOUR CODE HERE\n",
@@ -99,11 +128,15 @@ def strip_fences(path: str, text: str) -> str:
     return "".join(lines)
 
 
-def release(root: Path, out: Path) -> list[str]:
-    """Copy the handout files from `root` into `out` (which must not exist), fences
-    stripped.  Returns the relative paths written."""
+def release(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list[str]:
+    """Copy the handout files from `root` into `out` (which must not exist), the fences of
+    `parts` (default: every part) stripped, and write HANDOUT.md, README.md and
+    autograder/assignment.json.  Returns the relative paths written."""
+    from autograder.document import write_documents
+
     if out.exists():
         raise FileExistsError(f"{out} already exists; pass a new folder to --out")
+    chosen = assignment(root, parts)
     written = []
     for rel in HANDOUT_FILES:
         source = root / rel
@@ -112,22 +145,25 @@ def release(root: Path, out: Path) -> list[str]:
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith(".py"):
-            target.write_text(strip_fences(rel, source.read_text()))
+            target.write_text(strip_fences(rel, source.read_text(), tuple(chosen["parts"])))
         else:
             shutil.copy2(source, target)
         written.append(rel)
+    write_assignment(out, chosen)
+    written += [ASSIGNMENT, *write_documents(root, out, tuple(chosen["parts"]))]
     return written
 
 
-def fenced_lines(root: Path) -> dict[str, set[str]]:
-    """rel path -> the stripped non-empty lines that occur only inside fences of that file."""
+def fenced_lines(root: Path, parts: tuple[str, ...]) -> dict[str, set[str]]:
+    """rel path -> the stripped non-empty lines that occur only inside fences of `parts`
+    in that file."""
     result = {}
     for rel in HANDOUT_FILES:
         if not rel.endswith(".py"):
             continue
         lines = (root / rel).read_text().splitlines()
         inside, outside = set(), set()
-        fences = find_fences(rel, "\n".join(lines))
+        fences = [f for f in find_fences(rel, "\n".join(lines)) if fence_part(f) in parts]
         for number, line in enumerate(lines, start=1):
             in_fence = any(f.begin < number < f.end for f in fences)
             (inside if in_fence else outside).add(line.strip())
@@ -137,8 +173,10 @@ def fenced_lines(root: Path) -> dict[str, set[str]]:
 
 def check_release(root: Path, out: Path) -> list[str]:
     """Problems with the handout in `out` (empty when it is sound)."""
+    from autograder.document import unresolved_citations
+
     problems = []
-    secret = fenced_lines(root)
+    secret = fenced_lines(root, tuple(assignment(out)["parts"]))
     for rel, lines in secret.items():
         released = {line.strip() for line in (out / rel).read_text().splitlines()}
         for line in sorted(lines & released):
@@ -154,4 +192,4 @@ def check_release(root: Path, out: Path) -> list[str]:
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         problems.append(f"handout modules do not import:\n{result.stderr[-2000:]}")
-    return problems
+    return problems + unresolved_citations(out)

@@ -2,7 +2,8 @@
 
 results.json follows Gradescope's specification: top-level `score`, `execution_time`,
 `output`, `visibility`, `tests` (each `name`, `number`, `score`, `max_score`, `status`,
-`output`, `visibility`) and `leaderboard`.  Every test's output is capped at 4 KB.  The file
+`output`, `visibility`, and our own `case`: the name of the case or prediction task, so
+that tools never parse the feedback) and `leaderboard`.  Every test's output is capped at 4 KB.  The file
 is written atomically, and `crash_results` gives a valid one (score 0 and the reason) when
 grading itself failed.
 """
@@ -26,6 +27,7 @@ class TestResult:
     output: str
     visibility: str = "visible"
     group: str = ""
+    case: str = ""  # the case's name ("attention/causal"), or the prediction task's
 
     @property
     def status(self) -> str:
@@ -67,7 +69,7 @@ def to_json(results: Results) -> dict:
         "stdout_visibility": "hidden",
         "tests": [{"name": t.name, "number": t.number, "score": t.score,
                    "max_score": t.max_score, "status": t.status, "output": cap(t.output),
-                   "visibility": t.visibility} for t in results.tests],
+                   "visibility": t.visibility, "case": t.case} for t in results.tests],
         "leaderboard": results.leaderboard,
     }
 

@@ -1,5 +1,5 @@
 """Sampling from a GPT-2: one next token from logits (`sample_next`, a student part of the
-sonnet task, handout Part 2), and batched generation with a KV cache (`generate`).
+sonnet task, handout 6.3), and batched generation with a KV cache (`generate`).
 
 `generate` is what every script that writes text calls: the sonnets, the samples of
 `pretrain.py`, the benchmarks.
@@ -15,7 +15,7 @@ from modules.attention import KVCache
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
                 generator: torch.Generator) -> torch.Tensor:
-    """Pick one next token per row.  logits [B, V] float -> token ids [B] long.
+    """Pick one next token per row (handout 6.3).  logits [B, V] float -> token ids [B] long.
 
     temperature == 0 is greedy (argmax).  Otherwise: probabilities softmax(logits /
     temperature); top-p keeps the smallest set of most likely tokens whose probability

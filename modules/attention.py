@@ -124,7 +124,7 @@ class CausalSelfAttention(nn.Module):
 
     def sdpa_attention(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,
                        attention_mask: torch.Tensor) -> torch.Tensor:
-        """The same contract and rule as `attention`, through the fused kernel (handout 6.1).
+        """The same contract and rule as `attention`, through the fused kernel (handout 7.1).
 
         Use `torch.nn.functional.scaled_dot_product_attention`.  Pass the causal and padding
         masks together as one additive float mask in `query.dtype` (a boolean mask gives NaN

@@ -7,6 +7,11 @@ from __future__ import annotations
 from autograder.case import Case
 
 TRAINING = ("bpe_count", "bpe_merge", "bpe_ties")
+# producer -> the fenced functions of bpe.py it grades
+GRADES = {"bpe_count_pairs": ("count_pairs",), "bpe_merge_ids": ("merge_ids",),
+          "bpe_update_pair_counts": ("update_pair_counts",), "bpe_pair_key": ("pair_key",),
+          "bpe_train": ("count_pairs", "merge_ids", "update_pair_counts", "pair_key"),
+          "bpe_encode": ("encode_word",)}
 RUNS = "zzzz zzz zzzzz zzzz "  # the most frequent pair is (z, z): overlaps matter
 LOW_LOWER = ("low low low low low lower lower widest widest widest "
              "newest newest newest newest newest newest")
@@ -19,7 +24,7 @@ ENCODE_TEXTS = ["", " ", "the theater", "hello world", "thethethe",
 
 def _bpe(name, producer, params, points, rules, title):
     return Case(f"bpe/{name}", producer, params, points, rules, f"bpe: {title}",
-                atol=0.0, rtol=0.0)
+                atol=0.0, rtol=0.0, grades=tuple(f"bpe.py:{f}" for f in GRADES[producer]))
 
 
 CASES = [

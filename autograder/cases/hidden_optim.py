@@ -27,7 +27,7 @@ def _adamw(name, title, groups, shapes=((3, 4), (5,)), steps=5, frozen=(), seed=
     params = {"shapes": [list(s) for s in shapes], "steps": steps, "seed": seed,
               "groups": groups, "frozen": list(frozen)}
     return Case(f"optimizer/{name}", "adamw", params, 3.0, _rules(*groups),
-                f"AdamW: {title}", atol=1e-6)
+                f"AdamW: {title}", atol=1e-6, grades=("optimizer.py:AdamW.step",))
 
 
 CASES = [

@@ -1,0 +1,111 @@
+"""Which parts an assignment holds, and what belongs to each (`autograder.manifest.PARTS`).
+
+A fenced function is named `"<file>:<qualname>"` (e.g. `"optimizer.py:AdamW.step"`); it
+belongs to the part whose section is the longest dotted prefix of the section its
+docstring cites: "(handout 3.1)" -> "3" -> part "model"; "(handout 7.1)" -> part "sdpa".
+The docstring survives the release, so the same answer comes from the staff tree, the
+student's handout and the Gradescope bundle's handout.
+
+The release writes the chosen parts to `autograder/assignment.json` in the handout (and
+the bundle writes it beside its `autograder/`) with the files a submission carries:
+`assignment(root)` reads it back, and a tree without one (the staff repository) has every
+part.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+from pathlib import Path
+
+from autograder.manifest import GRADABLE_FILES, PARTS
+
+ASSIGNMENT = "autograder/assignment.json"
+CITATION = re.compile(r"\(handout ([0-9]+(?:\.[0-9]+)*)\)")
+
+
+def check_parts(parts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """`parts` in handout order; ValueError naming an unknown or repeated one, or none."""
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts or len(set(parts)) != len(parts):
+        raise ValueError(f"parts {list(parts)}: choose one or more of {list(PARTS)}, each once"
+                         + (f" (unknown: {unknown})" if unknown else ""))
+    return tuple(name for name in PARTS if name in parts)
+
+
+def part_of_section(section: str, where: str) -> str:
+    """The part whose section is the longest dotted prefix of `section`."""
+    matches = [name for name, part in PARTS.items()
+               if section == part.section or section.startswith(part.section + ".")]
+    if not matches:
+        raise ValueError(f"{where}: section {section} belongs to no part of "
+                         "autograder/manifest.py PARTS")
+    return max(matches, key=lambda name: len(PARTS[name].section))
+
+
+def function_sections(source: str, path: str) -> dict[str, str | None]:
+    """qualname -> the section its docstring cites (None when it cites none), every def."""
+    found: dict[str, str | None] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    match = CITATION.search(ast.get_docstring(child) or "")
+                    found[name] = match.group(1) if match else None
+                visit(child, name + ".")
+
+    visit(ast.parse(source, filename=path), "")
+    return found
+
+
+@functools.cache
+def _sections(path: Path) -> dict[str, str | None]:
+    return function_sections(path.read_text(), str(path))
+
+
+def part_of_function(root: Path, function: str) -> str:
+    """The part of fenced function `"<file>:<qualname>"`, read from the tree at `root`."""
+    rel, _, qualname = function.partition(":")
+    if rel not in GRADABLE_FILES:
+        raise ValueError(f"{function}: {rel} is not a gradable file (autograder/manifest.py)")
+    sections = _sections((root / rel).resolve())
+    if sections.get(qualname) is None:
+        raise ValueError(f"{function}: no such function in {rel}, or its docstring cites no "
+                         "'(handout N.M)'")
+    return part_of_section(sections[qualname], function)
+
+
+def assignment(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """{"parts", "gradable" (files with a fence of those parts), "predictions"}.
+
+    Read from `root/autograder/assignment.json` when `parts` is None and the file exists;
+    otherwise computed from the fences of the reference tree at `root` (every part when
+    `parts` is None).
+    """
+    path = root / ASSIGNMENT
+    if parts is None and path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            check_parts(data["parts"])
+            return {key: list(data[key]) for key in ("parts", "gradable", "predictions")}
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: {error}") from error
+    from autograder.release import fenced_functions
+
+    chosen = check_parts(parts or tuple(PARTS))
+    fences = fenced_functions(root)
+    gradable = [rel for rel in GRADABLE_FILES
+                if any(f.startswith(rel + ":") and part in chosen for f, part in fences.items())]
+    predictions = [rel for name in chosen for rel in PARTS[name].predictions]
+    return {"parts": list(chosen), "gradable": gradable, "predictions": predictions}
+
+
+def write_assignment(folder: Path, data: dict[str, list[str]]) -> Path:
+    path = folder / ASSIGNMENT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
