@@ -100,6 +100,16 @@ RULES = {
     "bpe_merge": "merge_ids replaces non-overlapping occurrences left to right",
     "bpe_ties": "the most frequent pair wins; ties go to the lexicographically greater pair",
     "bpe_encode": "encoding applies the lowest-ranked merge first, until none applies",
+    "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
+                      "GPT-2's state at each row's last real token",
+    "cloze": "paraphrase logits are hidden_state_to_token(last_token) at the answer ids, "
+             "[no, yes] in that order",
+    "sample_greedy": "temperature 0 returns the argmax of each row",
+    "sample_temperature": "probabilities are softmax(logits / temperature)",
+    "sample_top_p": "top-p keeps the smallest set of most likely tokens whose probability "
+                    "reaches top_p, then renormalises",
+    "sample_draw": "one u = torch.rand(B, generator=generator) per row; the first token in "
+                   "sorted order whose cumulative kept probability exceeds u",
 }
 ATTENTION_RULES = ("attn_scale", "attn_mask_before_softmax", "attn_causal", "attn_padding",
                    "attn_heads")

@@ -1,6 +1,6 @@
 """The producer child: runs in the sandbox, on a trusted copy of this package.
 
-    python -I <run>/trusted/autograder/child.py <run>/plan.json
+    python -I -S <run>/trusted/autograder/child.py <run>/plan.json
 
 Started by `autograder/sandbox.py` with a scrubbed environment, resource limits and (when
 the OS allows) fresh network and PID namespaces.  Before any student code loads it drops
@@ -8,6 +8,11 @@ to the unprivileged user named in the plan, then for each case it writes
 `START <name>` to the marker pipe, runs the producer, saves `<name>.npz` (arrays only) or
 `<name>.err` (a short error text), and writes `DONE <name>`.  It never judges anything:
 whatever the student's code does here, only those plain files reach the judge.
+
+Its import path is the trusted copy, the staged sandbox, the standard library and the
+package folders the plan names, nothing else: `-S` kept every `.pth` file from running,
+so an editable install's finder cannot map `autograder` (hidden cases, the reference
+builder) or a module absent from the sandbox to the staff tree.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def main(plan_path: str) -> None:
     stage, out = plan["stage"], Path(plan["out"])
     os.chdir(stage)
     sys.path[:0] = [str(TRUSTED), stage]
+    sys.path += plan["packages"]
     import numpy  # noqa: F401  (trusted imports first: the student's files cannot shadow them)
     import torch
 

@@ -2,8 +2,12 @@
 
 The child (`autograder/child.py`) runs as
 
-    [unshare --net --pid --fork --kill-child --]  python -I <trusted>/autograder/child.py plan
+    [unshare --net --pid --fork --kill-child --]  python -I -S <trusted>/autograder/child.py plan
 
+- seeing only the staged sandbox, its trusted copy and the installed packages: `-S` skips
+  the `site` module, so no `.pth` file runs (an editable install of the kit, `pip install
+  -e .`, maps `autograder` and the kit's modules to the staff tree through one); the child
+  puts the package folders (`PACKAGE_DIRS`) on its path itself,
 - with a scrubbed environment (no inherited variables; HOME/TMPDIR in a private scratch
   folder; one thread for torch),
 - in its own session and process group, killed with SIGKILL as soon as the cases are done
@@ -28,6 +32,7 @@ import os
 import resource
 import selectors
 import signal
+import site
 import subprocess
 import sys
 import time
@@ -39,6 +44,8 @@ from autograder.case import Case, group_timeout
 from autograder.isolation import Isolation, isolation, kill_user, user_slot
 
 LOG_KEEP = 4096  # bytes of the child's stdout/stderr kept from the start and from the end
+# The installed packages' folders, put on the child's path without running their .pth files.
+PACKAGE_DIRS = [folder for folder in site.getsitepackages() if Path(folder).is_dir()]
 
 
 @dataclass(frozen=True)
@@ -163,11 +170,12 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
     plan_path = run_dir / "plan.json"
     marker_read, marker_write = os.pipe()
     plan = {"stage": str(stage), "out": str(out), "marker_fd": marker_write,
+            "packages": PACKAGE_DIRS,
             "user": list(iso.user) if iso.user else None,
             "cases": [case.plan_entry() for case in cases]}
     plan_path.write_text(json.dumps(plan))
     plan_path.chmod(0o644)
-    command = iso.prefix + [sys.executable, "-I", str(trusted / "autograder" / "child.py"),
+    command = iso.prefix + [sys.executable, "-I", "-S", str(trusted / "autograder" / "child.py"),
                             str(plan_path)]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env=_environment(scratch),

@@ -9,6 +9,8 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -118,6 +120,9 @@ def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path, request):
         assert all("NotImplementedError: TODO" in t["output"] for t in written["tests"])
     if name == "read_hidden_labels":
         assert all("PermissionError" in t["output"] for t in written["tests"]), written["tests"]
+    if "expect_in_output" in meta:
+        assert all(meta["expect_in_output"] in t["output"] for t in written["tests"]), \
+            [t["output"][:300] for t in written["tests"]]
     for ignored in meta.get("expect_ignored", []):
         assert ignored in written["output"]
     if meta.get("many_files"):
@@ -126,6 +131,53 @@ def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path, request):
     assert json.loads(results.read_text()) == data, "results.json changed after grading"
     assert not marker.exists(), "a process of the submission outlived the grading run"
     assert repo_autograder_digest() == before, "the autograder's files were modified"
+
+
+def editable_finder_venv(folder: Path) -> Path:
+    """A venv whose site-packages holds setuptools' editable-install finder mapping the
+    kit's packages and modules to this staff tree (what `pip install -e .` writes), and
+    a .pth line to the grader's own packages.  Returns its Python."""
+    from setuptools.command.editable_wheel import _finder_template
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    packages = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig."
+                                    "get_paths()['purelib'])"], capture_output=True, text=True,
+                                   check=True).stdout.strip())
+    mapping = {"autograder": str(REPO / "autograder"), "evaluation": str(REPO / "evaluation.py")}
+    (packages / "__editable___build_gpt2_finder.py").write_text(
+        _finder_template("build_gpt2", mapping, {}))
+    (packages / "__editable__.build_gpt2.pth").write_text(
+        "import __editable___build_gpt2_finder; __editable___build_gpt2_finder.install()\n")
+    (packages / "grader_packages.pth").write_text("\n".join(sandbox.PACKAGE_DIRS) + "\n")
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    python.chmod(0o755)
+    return python
+
+
+def test_editable_install_of_the_kit_does_not_reach_the_child(tmp_path, monkeypatch):
+    """With the kit installed in place (an editable finder in site-packages), the child
+    still imports no staff module: it runs with -S and gets the package folders alone.
+    The same finder does map them for an ordinary run of that Python (the attack is real)."""
+    folder = Path(tempfile.mkdtemp(prefix="gpt2-editable-"))  # traversable by gpt2grader
+    try:
+        python = editable_finder_venv(folder / "venv")
+        packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig."
+                                   "get_paths()['purelib'])"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        leak = subprocess.run([str(python), "-I", "-c", "import autograder.reference"],
+                              cwd="/", capture_output=True, text=True)
+        assert leak.returncode == 0, leak.stderr  # the finder works outside the sandbox
+        monkeypatch.setattr(sandbox, "PACKAGE_DIRS", [packages, *sandbox.PACKAGE_DIRS])
+        monkeypatch.setattr(sandbox.sys, "executable", str(python))
+        submission, meta = build("import_staff_modules", tmp_path, tmp_path / "r.json",
+                                 tmp_path / "marker")
+        data = grade(submission, only=meta["only"], limits=FAST)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert data["tests"] and data["score"] == 0, data["output"]
+    assert all(meta["expect_in_output"] in t["output"] for t in data["tests"]), data["tests"]
 
 
 def test_startup_hooks_never_ran():

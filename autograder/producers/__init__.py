@@ -1,5 +1,8 @@
 """Producers: the code the sandboxed child runs for each case (never run in the judge).
 
+Every module here with a `PRODUCERS` dict is part of the registry; `trusted.py` holds the
+trusted reference functions the producers run around the function a case grades.
+
 A producer takes a case's JSON `params`, builds seeded inputs, calls the student's code
 (imported lazily, from the staged submission) and returns `{key: numpy array}`.  It only
 *produces* arrays; all comparing happens in the parent (`autograder/judge.py`).  Outputs
@@ -49,7 +52,17 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
 
 
 def registry() -> dict[str, Producer]:
-    """name -> producer; imported here so that the child loads only what it runs."""
-    from autograder.producers import bpe, model, optim
+    """name -> producer: the `PRODUCERS` of every module of this package (a new module is
+    found without being listed); imported here so that the child loads only what it runs.
+    A name given twice is a ValueError."""
+    import importlib
+    import pkgutil
 
-    return {**model.PRODUCERS, **optim.PRODUCERS, **bpe.PRODUCERS}
+    found: dict[str, Producer] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for name, producer in getattr(module, "PRODUCERS", {}).items():
+            if name in found:
+                raise ValueError(f"producer {name!r} is defined twice ({info.name})")
+            found[name] = producer
+    return found

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
+
+from autograder.producers import trusted
 
 
 def _pairs(mapping: dict) -> np.ndarray:
@@ -34,15 +35,6 @@ def _byte_strings(strings: list[bytes], name: str) -> dict[str, np.ndarray]:
         raise TypeError(f"{name} must hold bytes objects")
     return {f"{name}_lengths": _ints(len(s) for s in strings),
             f"{name}_bytes": np.frombuffer(b"".join(strings), dtype=np.uint8).copy()}
-
-
-def _trusted_counts(words, freqs):
-    counts, where = {}, {}
-    for w, (ids, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair in pairwise(ids):
-            counts[pair] = counts.get(pair, 0) + freq
-            where.setdefault(pair, set()).add(w)
-    return counts, where
 
 
 def count_pairs(params: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -68,7 +60,7 @@ def update_pair_counts(params: dict[str, Any]) -> dict[str, np.ndarray]:
     from bpe import update_pair_counts as student
 
     words, freqs, w = params["words"], params["freqs"], params["w"]
-    counts, where = _trusted_counts(words, freqs)
+    counts, where = trusted.pair_counts(words, freqs)
     student(counts, where, w, list(words[w]), list(params["new_ids"]), freqs[w])
     return {"counts": _pairs(counts), "where": _pairs(where)}
 

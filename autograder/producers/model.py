@@ -10,21 +10,20 @@ returned too (`PARAMETER_NAMES`), and the judge lists the ones the reference lac
 A case that grades one fenced function runs it with the trusted versions of the fenced
 functions it calls and of the scaffold it sits on: the layer cases use the trusted
 attention, `add` and tanh GELU whatever `__init__` chose, and the pretrained-model case
-loads through the trusted loader below, not the submission's `from_pretrained`.  So one
+loads through the trusted loader (`trusted.copy_mapped`), not the submission's `from_pretrained`.  So one
 bug costs only the cases of its own rule; the whole-model cases are where integration is
 graded.
 """
 
 from __future__ import annotations
 
-import math
 import types
 import zlib
 from typing import Any
 
 import numpy as np
 
-from autograder.producers import PARAMETER_NAMES, names_array, to_numpy
+from autograder.producers import PARAMETER_NAMES, names_array, to_numpy, trusted
 
 
 def _torch():
@@ -52,7 +51,7 @@ def parameter_seed(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}:{name}".encode())
 
 
-def _seed_parameters(module, seed: int, scale: float = 0.3) -> dict[str, np.ndarray]:
+def seed_parameters(module, seed: int, scale: float = 0.3) -> dict[str, np.ndarray]:
     """Overwrite every parameter with normals from its own generator (`parameter_seed`),
     layer-norm weights around 1.  Returns {PARAMETER_NAMES: the qualified names}."""
     torch = _torch()
@@ -68,41 +67,6 @@ def _seed_parameters(module, seed: int, scale: float = 0.3) -> dict[str, np.ndar
 
 def _randn(shape, generator):
     return _torch().randn(*shape, generator=generator)
-
-
-def _extended_mask(lengths: list[int], length: int):
-    """Trusted additive padding mask [B, 1, 1, T_k] for rows with `lengths` real keys."""
-    torch = _torch()
-    mask = (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]).float()
-    return (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
-
-
-def trusted_attention(self, key, query, value, attention_mask):
-    """The handout rule, for cases that grade something else."""
-    torch = _torch()
-    B, H, T_q, d = query.shape
-    T_k = key.shape[2]
-    scores = query @ key.transpose(-1, -2) / math.sqrt(d)  # (B, H, T_q, T_k)
-    causal = torch.ones(T_q, T_k, dtype=torch.bool).tril(T_k - T_q)
-    scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min) + attention_mask
-    probs = self.dropout(torch.softmax(scores, dim=-1))
-    return (probs @ value).transpose(1, 2).reshape(B, T_q, H * d)  # (B, T_q, D)
-
-
-def trusted_add(self, input, output, dense_layer, dropout):
-    return input + dropout(dense_layer(output))
-
-
-def _trusted_gelu():
-    """GPT-2's activation (GELU, tanh approximation) as a module, so that it can replace
-    `interm_af` whether `__init__` set a function or a module there."""
-    torch = _torch()
-
-    class TrustedGELU(torch.nn.Module):
-        def forward(self, x):
-            return torch.nn.functional.gelu(x, approximate="tanh")
-
-    return TrustedGELU()
 
 
 def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -126,7 +90,7 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
     query = _randn((B, H, T_q, d), generator).requires_grad_(params.get("grad", False))
     key = _randn((B, H, T_k, d), generator).requires_grad_(params.get("grad", False))
     value = _randn((B, H, T_k, d), generator).requires_grad_(params.get("grad", False))
-    mask = _extended_mask(params.get("lengths") or [T_k] * B, T_k)
+    mask = trusted.extended_mask(params.get("lengths") or [T_k] * B, T_k)
     out = method(key, query, value, mask)
     kept = out[:, :: params.get("keep_every", 1)] if type(out) is torch.Tensor else out
     result = {"out": to_numpy(kept, "attention output")}
@@ -159,7 +123,7 @@ def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     config = case_config(params)
     layer = GPT2Layer(config).eval()
-    names = _seed_parameters(layer, params["seed"])
+    names = seed_parameters(layer, params["seed"])
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T, D = params["B"], params["T"], config.hidden_size
     inner = config.intermediate_size if params.get("mlp") else D
@@ -179,14 +143,14 @@ def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     config = case_config(params)
     layer = GPT2Layer(config).eval()
-    names = _seed_parameters(layer, params["seed"])
-    layer.self_attention.attention = types.MethodType(trusted_attention, layer.self_attention)
-    layer.add = types.MethodType(trusted_add, layer)
-    layer.interm_af = _trusted_gelu()
+    names = seed_parameters(layer, params["seed"])
+    layer.self_attention.attention = types.MethodType(trusted.attention, layer.self_attention)
+    layer.add = types.MethodType(trusted.add, layer)
+    layer.interm_af = trusted.gelu_tanh()
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T = params["B"], params["T"]
     x = _randn((B, T, config.hidden_size), generator).requires_grad_(True)
-    mask = _extended_mask(params.get("lengths") or [T] * B, T)
+    mask = trusted.extended_mask(params.get("lengths") or [T] * B, T)
     out = layer(x, mask)
     (out * _randn(tuple(out.shape), generator)).sum().backward()
     result = {"out": to_numpy(out, "layer output"), "d_input": to_numpy(x.grad, "input gradient"),
@@ -204,7 +168,7 @@ def _model(params: dict[str, Any]):
     from models.gpt2 import GPT2Model
 
     model = GPT2Model(case_config(params))
-    names = _seed_parameters(model, params["seed"])
+    names = seed_parameters(model, params["seed"])
     return model.eval(), names
 
 
@@ -282,7 +246,7 @@ def _hf_model(params: dict[str, Any]):
                          bos_token_id=c.vocab_size - 1, eos_token_id=c.vocab_size - 1)
     torch.manual_seed(params["seed"])
     model = GPT2LMHeadModel(hf_config)
-    _seed_parameters(model, params["seed"], scale=0.4)
+    seed_parameters(model, params["seed"], scale=0.4)
     return model
 
 
@@ -299,26 +263,6 @@ def hf_mapping(params: dict[str, Any]) -> dict[str, np.ndarray]:
             for name, tensor in mapped.items() if isinstance(name, str)}
 
 
-def _copy_mapped(model, mapped: Any) -> None:
-    """The trusted loader's copy: each tensor `hf_to_ours` returned into the model's
-    parameter of that name.  A name the model lacks, a shape mismatch or a non-tensor is a
-    ValueError; parameters the mapping leaves out keep their seeded values."""
-    torch = _torch()
-    if not isinstance(mapped, dict):
-        raise TypeError(f"hf_to_ours must return a dict, got {type(mapped).__name__}")
-    parameters = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in mapped.items():
-            if name not in parameters:
-                raise ValueError(f"hf_to_ours returned {name!r}, which is not a parameter of "
-                                 "GPT2Model")
-            if type(tensor) is not torch.Tensor or tensor.shape != parameters[name].shape:
-                raise ValueError(f"hf_to_ours returned {name!r} as "
-                                 f"{getattr(tensor, 'shape', type(tensor).__name__)}, the "
-                                 f"parameter is {tuple(parameters[name].shape)}")
-            parameters[name].copy_(tensor)
-
-
 def from_pretrained(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """Pretrained weights end to end: the student's `hf_to_ours` maps a random Hugging Face
     GPT-2 onto the student's `GPT2Model` (trusted config and copy, as in the handout's
@@ -328,9 +272,9 @@ def from_pretrained(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     hf = _hf_model(params)
     model = GPT2Model(GPT2Config.from_hf(hf.config, **params.get("overrides", {})))
-    names = _seed_parameters(model, params["seed"])
+    names = seed_parameters(model, params["seed"])
     state = {k: v.clone() for k, v in hf.transformer.state_dict().items()}
-    _copy_mapped(model, hf_to_ours(state, hf.config.n_layer))
+    trusted.copy_mapped(model, hf_to_ours(state, hf.config.n_layer))
     result = _forward(model.eval(), params)
     return {"last_hidden_state": result["last_hidden_state"], "logits": result["logits"],
             **names}
