@@ -1,6 +1,7 @@
 """The one place that declares which files are what.
 
-- HANDOUT_FILES: copied into the student handout (fenced blocks replaced by TODOs).
+- HANDOUT_FILES: copied into the student handout (fenced blocks replaced by TODOs), with
+  every .py file of HANDOUT_FOLDERS.
 - GRADABLE_FILES: what a student may change and submit; the grader takes only these.
   Exactly the files that hold a fenced function (a test checks it): a file with nothing
   to grade (`models/base_gpt.py`, `config.py`, `utils.py`) always comes from the handout,
@@ -75,15 +76,14 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/judge.py",
     "autograder/npzio.py",
     "autograder/predictions.py",
-    "autograder/producers/__init__.py",
-    "autograder/producers/bpe.py",
-    "autograder/producers/model.py",
-    "autograder/producers/optim.py",
     "autograder/reference/visible.npz",
     "autograder/report.py",
     "autograder/sandbox.py",
     "autograder/unpack.py",
 )
+
+# Folders whose every .py file is a handout file (a new producer needs no entry).
+HANDOUT_FOLDERS: tuple[str, ...] = ("autograder/producers",)
 
 GRADABLE_FILES: tuple[str, ...] = (
     "models/gpt2.py",

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.manifest import HANDOUT_FILES, STAFF_ONLY
+from autograder.manifest import HANDOUT_FILES, HANDOUT_FOLDERS, PARTS, STAFF_ONLY
 from autograder.parts import (
     ASSIGNMENT,
     CITATION,
@@ -96,6 +96,13 @@ def find_fences(path: str, text: str) -> list[Fence]:
     return fences
 
 
+def handout_files(root: Path) -> list[str]:
+    """HANDOUT_FILES and every .py file of HANDOUT_FOLDERS in the tree at `root`."""
+    found = [path.relative_to(root).as_posix() for folder in HANDOUT_FOLDERS
+             for path in sorted((root / folder).glob("*.py"))]
+    return list(HANDOUT_FILES) + [rel for rel in found if rel not in HANDOUT_FILES]
+
+
 def fence_part(fence: Fence) -> str:
     """The part a fence belongs to (its docstring must cite a section)."""
     if fence.section is None:
@@ -138,7 +145,7 @@ def release(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list
         raise FileExistsError(f"{out} already exists; pass a new folder to --out")
     chosen = assignment(root, parts)
     written = []
-    for rel in HANDOUT_FILES:
+    for rel in handout_files(root):
         source = root / rel
         if not source.is_file():
             raise FileNotFoundError(f"handout file {rel} is missing from {root}")
@@ -154,9 +161,10 @@ def release(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list
     return written
 
 
-def fenced_lines(root: Path, parts: tuple[str, ...]) -> dict[str, set[str]]:
+def fenced_lines(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, set[str]]:
     """rel path -> the stripped non-empty lines that occur only inside fences of `parts`
-    in that file."""
+    (default: every part) in that file."""
+    parts = tuple(PARTS) if parts is None else parts
     result = {}
     for rel in HANDOUT_FILES:
         if not rel.endswith(".py"):
@@ -186,7 +194,7 @@ def check_release(root: Path, out: Path) -> list[str]:
         if any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY):
             problems.append(f"staff-only file in the handout: {rel}")
     modules = [rel[:-3].replace("/", ".").removesuffix(".__init__")
-               for rel in HANDOUT_FILES if rel.endswith(".py")]
+               for rel in handout_files(root) if rel.endswith(".py")]
     script = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
     result = subprocess.run([sys.executable, "-c", script, *modules], cwd=out,
                             capture_output=True, text=True, timeout=300)

@@ -115,9 +115,10 @@ def test_grade_reports_predictions_with_the_code(tmp_path, monkeypatch):
     assert data["leaderboard"] and data["leaderboard"][0]["name"] == "SST test accuracy"
 
 
-def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
+@pytest.mark.parametrize("parts", [None, ("model", "optimizer")])
+def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path, parts):
     bundle = tmp_path / "autograder.zip"
-    names = build_bundle(REPO, bundle)
+    names = build_bundle(REPO, bundle, parts)
     assert {"setup.sh", "run_autograder", "autograder/reference/hidden.npz",
             "autograder/cases/hidden_model.py", "handout/modules/attention.py"} <= set(names)
     assert not any(n.startswith(("models/", "modules/")) or n == "optimizer.py" for n in names)
@@ -125,7 +126,7 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
     source = root / "source"
     zipfile.ZipFile(bundle).extractall(source)
     assert requirements(source) == requirements(REPO)  # the bundle installs the handout's pins
-    secret = fenced_lines(REPO)
+    secret = fenced_lines(REPO, parts)
     for rel, lines in secret.items():
         released = {line.strip() for line in (source / "handout" / rel).read_text().splitlines()}
         assert not lines & released, f"solution text of {rel} is in the bundle"
@@ -135,7 +136,8 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
                            text=True, timeout=120)
     assert setup.returncode == 0, setup.stderr
     assert "[environment] ok: all" in setup.stdout
-    assert (source / "autograder" / "reference").stat().st_mode & 0o777 == 0o700
+    for secret_folder in ("reference", "cases"):
+        assert (source / "autograder" / secret_folder).stat().st_mode & 0o777 == 0o700
     shutil.copy(source / "run_autograder", root / "run_autograder")
     reference_submission(root / "submission")
     run = subprocess.run(["bash", str(root / "run_autograder")], env=env, capture_output=True,
@@ -145,7 +147,8 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
     assert_valid_results(data)
     code_tests = [t for t in data["tests"] if not t["name"].startswith("predictions")]
     assert [t["name"] for t in code_tests if t["status"] != "passed"] == []
-    assert len(code_tests) == len(all_cases())
+    assert [t["case"] for t in code_tests] == [c.name for c in all_cases(parts=parts)]
+    assert (parts is None) == any(t["case"].startswith("predictions/") for t in data["tests"])
     (root / "results" / "results.json").unlink()
     crashed = subprocess.run(["bash", str(root / "run_autograder")],
                              env={**env, "AUTOGRADER_PYTHON": "/bin/false"}, timeout=60)

@@ -1,0 +1,154 @@
+"""Parts staff choose (`release --parts`), the handout document, and one registration per
+graded feature: every fence has a case, a new rule is found without touching a list."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from autograder_helpers import assert_valid_results
+
+from autograder.case import all_cases, case_part
+from autograder.demo import run_demo
+from autograder.document import HEADING, points
+from autograder.manifest import PARTS
+from autograder.parts import assignment, check_parts
+from autograder.release import check_release, fenced_functions, release
+from conftest import REPO
+
+SMALL = ("model", "optimizer")
+
+
+@pytest.fixture(scope="module", params=[None, SMALL], ids=["all-parts", "model-optimizer"])
+def released(request, tmp_path_factory) -> tuple[tuple[str, ...], Path]:
+    out = tmp_path_factory.mktemp("release") / "handout"
+    release(REPO, out, request.param)
+    return request.param or tuple(PARTS), out
+
+
+def test_release_check_is_clean_and_every_citation_resolves(released):
+    """check_release includes `unresolved_citations`: every "handout N.M" of a released
+    file is a heading of HANDOUT.md."""
+    _, out = released
+    assert check_release(REPO, out) == []
+    sections = set(HEADING.findall((out / "HANDOUT.md").read_text()))
+    for fence in fenced_functions(REPO):
+        rel, _, qualname = fence.partition(":")
+        cited = re.search(r"\(handout ([0-9.]+)\)", (out / rel).read_text())
+        assert cited and cited.group(1) in sections, fence
+
+
+def test_parts_out_ship_solved_and_their_cases_are_not_graded(released):
+    parts, out = released
+    chosen = assignment(out)
+    assert tuple(chosen["parts"]) == parts
+    bpe = (out / "bpe.py").read_text()
+    if "tokenizer" in parts:
+        assert "TODO bpe.py count_pairs (handout 5.1)" in bpe and "bpe.py" in chosen["gradable"]
+    else:
+        assert "TODO" not in bpe and "### BEGIN SOLUTION" not in bpe
+        assert "return (count, left, right)" in bpe  # the reference's pair_key, solved
+        assert "bpe.py" not in chosen["gradable"] and chosen["predictions"] == []
+        assert not any(c.group == "bpe" for c in all_cases(parts=parts, root=out))
+        section = (out / "HANDOUT.md").read_text().split("## 5. The tokenizer")[1]
+        assert section.lstrip().startswith("> **Ships solved in this assignment.**")
+    assert "bash setup.sh" in (out / "README.md").read_text()
+
+
+def test_points_table_equals_the_cases_points(released):
+    parts, out = released
+    cases = all_cases(parts=parts)
+    table = points(REPO, parts)
+    assert set(table) == set(parts)
+    for name in parts:
+        mine = [c for c in cases if case_part(c, REPO) == name]
+        assert table[name]["visible"] == sum(c.points for c in mine if c.visible)
+        assert table[name]["hidden"] == sum(c.points for c in mine if not c.visible)
+    total = sum(c.points for c in cases) + sum(row["predictions"] for row in table.values())
+    assert f"**{total:g}**" in (out / "HANDOUT.md").read_text()
+
+
+def test_every_fenced_function_has_a_case():
+    graded = {function for case in all_cases() for function in case.grades}
+    assert set(fenced_functions(REPO)) - graded == set()
+
+
+def test_unknown_parts_are_refused_by_name():
+    with pytest.raises(ValueError, match="unknown: \\['lora2'\\]"):
+        check_parts(["model", "lora2"])
+    result = subprocess.run([sys.executable, "-m", "autograder", "release", "--out", "x",
+                             "--parts", "nope"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and "invalid choice: 'nope'" in result.stderr
+
+
+def test_demo_of_a_smaller_assignment(tmp_path, capsys):
+    """Untouched handout 0, reference full marks, only the chosen parts' cases (the demo
+    of every part runs in tests/test_autograder.py)."""
+    assert run_demo(tmp_path / "results.json", parts=list(SMALL)) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert_valid_results(data)
+    assert [t["case"] for t in data["tests"]] == [c.name for c in all_cases(parts=SMALL)]
+    assert "[demo] as expected" in capsys.readouterr().out
+
+
+NEW_RULE_FENCE = '''
+
+def triple(x: float) -> float:
+    """Three times x (handout 4)."""
+    ### BEGIN SOLUTION
+    return 3.0 * x
+    ### END SOLUTION
+'''
+NEW_RULE_PRODUCER = '''import numpy as np
+
+
+def triple(params):
+    from optimizer import triple as student
+
+    return {"out": np.array([student(x) for x in params["xs"]], dtype=np.float64)}
+
+
+PRODUCERS = {"triple": triple}
+'''
+NEW_RULE_CASES = '''from autograder.case import Case
+
+CASES = [Case("triple/three", "triple", {"xs": [1.0, -2.5]}, 1.0, ("weight_decay",),
+              "triple: three times x", grades=("optimizer.py:triple",))]
+'''
+
+
+def test_a_new_graded_rule_is_picked_up_without_touching_a_list(tmp_path):
+    """One fenced function, one case file, one producer, in a copy of the kit: the
+    reference builds, grading finds the case and the producer, the handout fences it."""
+    kit = tmp_path / "kit"
+    shutil.copytree(REPO, kit, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "tests", "bench", "__pycache__", "data", "predictions"))
+    shutil.copytree(REPO / "data", kit / "data", ignore=shutil.ignore_patterns(
+        "*.csv", "*.txt", "*.bin", "__pycache__"))
+    (kit / "optimizer.py").write_text((kit / "optimizer.py").read_text() + NEW_RULE_FENCE)
+    (kit / "autograder" / "producers" / "triple.py").write_text(NEW_RULE_PRODUCER)
+    (kit / "autograder" / "cases" / "hidden_triple.py").write_text(NEW_RULE_CASES)
+    env = {**os.environ, "PYTHONPATH": str(kit)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=kit, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    built = run("build-reference")
+    assert built.returncode == 0, built.stderr[-3000:]
+    reference = tmp_path / "submission"
+    (reference).mkdir()
+    shutil.copy(kit / "optimizer.py", reference / "optimizer.py")
+    graded = run("grade", str(reference), "--only", "triple", "--json", str(tmp_path / "r.json"))
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [(t["case"], t["status"]) for t in data["tests"]] == [("triple/three", "passed")]
+    released = run("release", "--out", str(tmp_path / "handout"))
+    assert released.returncode == 0, released.stderr[-3000:]
+    assert "TODO optimizer.py triple (handout 4)" in (tmp_path / "handout" / "optimizer.py").read_text()
