@@ -102,6 +102,7 @@ RULES = {
     "bpe_encode": "encoding applies the lowest-ranked merge first, until none applies",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
                       "GPT-2's state at each row's last real token",
+    "sentiment_dropout": "the classifier's dropout is active in training, off in eval",
     "cloze": "paraphrase logits are hidden_state_to_token(last_token) at the answer ids, "
              "[no, yes] in that order",
     "sample_greedy": "temperature 0 returns the argmax of each row",

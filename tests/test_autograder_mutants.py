@@ -85,6 +85,30 @@ MUTANTS = {
     "bpe_encode_leftmost_not_lowest_rank": (
         "bpe_encode", "bpe.py", "best = min(found)",
         "best = next((f for f in found if f is not none), none)"),
+    "sentiment_last_position": (
+        "sentiment_head", "classifier.py",
+        'last_token = self.gpt(input_ids, attention_mask)["last_token"]',
+        'last_token = self.gpt(input_ids, attention_mask)["last_hidden_state"][:, -1]'),
+    "sentiment_no_dropout": (
+        "sentiment_dropout", "classifier.py",
+        "return self.classifier(self.dropout(last_token))", "return self.classifier(last_token)"),
+    "cloze_columns_swapped": (
+        "cloze", "paraphrase_detection.py",
+        "return logits[:, self.answer_ids]", "return logits[:, self.answer_ids.flip(0)]"),
+    "sample_greedy_not_special": (
+        "sample_greedy", "models/generate.py", "if temperature == 0:", "if temperature < 0:"),
+    "sample_temperature_multiplied": (
+        "sample_temperature", "models/generate.py",
+        "torch.softmax(logits / temperature, dim=-1)",
+        "torch.softmax(logits * temperature, dim=-1)"),
+    "sample_top_p_ignored": (
+        "sample_top_p", "models/generate.py",
+        "    sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= top_p, 0.0)\n",
+        ""),
+    "sample_two_draws_per_row": (
+        "sample_draw", "models/generate.py",
+        "u = torch.rand(logits.shape[0], generator=generator)",
+        "u = torch.rand(logits.shape[0], 2, generator=generator)[:, 0]"),
 }
 
 
