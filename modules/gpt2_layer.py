@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: F401  (students may use it)
+import torch.nn.functional as F  # noqa: F401  (for the student: F.gelu, F.layer_norm, ...)
 from torch import nn
 
 from config import GPT2Config
@@ -53,7 +53,8 @@ class GPT2Layer(nn.Module):
         attention_mask is the additive extended mask [B, 1, 1, T_k].  The rule:
         1. a = self_attention(attention_layer_norm(x), attention_mask, cache)
         2. x = add(x, a, attention_dense, attention_dropout)
-        3. m = interm_af(interm_dense(out_layer_norm(x)))   (GELU, tanh approximation)
+        3. m = interm_af(interm_dense(out_layer_norm(x)))   (GELU, tanh approximation;
+           with config.mlp="swiglu", modules/mlp.py makes the same line compute SwiGLU)
         4. x = add(x, m, out_dense, out_dropout)
         Pass `cache` (the model's per-forward context: KV cache, positions) through to
         `self_attention` unchanged; it is None when the layer runs alone.

@@ -146,7 +146,7 @@ class NoPositionEmbedding(nn.Module):
 class LayerContext:
     """What one layer's attention reads besides its input, for one forward.
 
-    cache: the layer's `KVCache` slice, or None.  rotary: (cos, sin) [B|1, 1, T, r/2] at the
+    cache: the layer's `KVCache` slice (`modules.attention._LayerCache`), or None.  rotary: (cos, sin) [B|1, 1, T, r/2] at the
     new positions and the layout function, or None.  score_bias: [B|1, H, T_q, T_k], added
     to the padding mask, or None.
     """
