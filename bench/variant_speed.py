@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from config import SWITCHES, GPT2Config  # noqa: E402
-from models.gpt2 import GPT2Model  # noqa: E402
+from config import SWITCHES, GPT2Config
+from models.gpt2 import GPT2Model
+from training.args import POSITIVE_INT
 
 # Variants that run the explicit formula under attention_impl="sdpa".
 NO_FUSED_KERNEL = {"cabias", "sigmoid"}
@@ -61,25 +58,18 @@ def median_times(runs: dict, repeats: int, clock) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=positive_int, default=10)
-    parser.add_argument("--threads", type=positive_int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=POSITIVE_INT, default=10)
+    parser.add_argument("--threads", type=POSITIVE_INT, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--clock", choices=CLOCKS, default=None,
                         help="cpu (process time; the default on cpu) or wall (the default on cuda)")
-    parser.add_argument("--layers", type=positive_int, default=4)
-    parser.add_argument("--width", type=positive_int, default=256, help="a multiple of 64")
-    parser.add_argument("--batch", type=positive_int, default=4)
-    parser.add_argument("--seq_len", type=positive_int, default=256)
+    parser.add_argument("--layers", type=POSITIVE_INT, default=4)
+    parser.add_argument("--width", type=POSITIVE_INT, default=256, help="a multiple of 64")
+    parser.add_argument("--batch", type=POSITIVE_INT, default=4)
+    parser.add_argument("--seq_len", type=POSITIVE_INT, default=256)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sizes = dict(vocab_size=1024, max_position_embeddings=1024, hidden_size=args.width,
