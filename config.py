@@ -143,12 +143,15 @@ class GPT2Config:
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GPT2Config:
-        """Sizes of a published GPT-2 (`gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`)."""
+        """Sizes of a published GPT-2 (`gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`).
+
+        The MLP width is the usual one of `mlp` (4D for GPT-2's) unless overridden.
+        """
         if name not in PRESETS:
             raise ValueError(f"unknown GPT-2 preset {name!r}; choose one of {list(PRESETS)}")
         n_layer, n_head, n_embd = PRESETS[name]
         return cls(num_hidden_layers=n_layer, num_attention_heads=n_head, hidden_size=n_embd,
-                   intermediate_size=4 * n_embd, **overrides)
+                   **overrides)
 
     @classmethod
     def from_hf(cls, hf_config: Any, **overrides: Any) -> GPT2Config:

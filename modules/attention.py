@@ -159,8 +159,9 @@ class CausalSelfAttention(nn.Module):
                                                  is_causal=True)  # (B, H, T_q, d)
         else:
             causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)
-            mask = attention_mask.to(query.dtype).masked_fill(
-                ~causal, torch.finfo(query.dtype).min)  # (B, 1 or H, T_q, T_k)
+            low = torch.finfo(query.dtype).min
+            mask = attention_mask.clamp(min=low).to(query.dtype)  # stays finite in bf16
+            mask = mask.masked_fill(~causal, low)  # (B, 1 or H, T_q, T_k)
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                                  dropout_p=dropout_p)  # (B, H, T_q, d)
         return out.transpose(1, 2).reshape(B, T_q, H * d)  # (B, T_q, D)

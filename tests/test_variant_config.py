@@ -53,6 +53,8 @@ def test_intermediate_size_none_means_the_usual_width():
     assert GPT2Config(hidden_size=1024, num_attention_heads=16,
                       mlp="swiglu").intermediate_size == 2816  # int(8 * 1024 / 3) = 2730
     assert GPT2Config(mlp="swiglu", intermediate_size=100).intermediate_size == 100
+    assert GPT2Config.from_preset("gpt2-medium").intermediate_size == 4096
+    assert GPT2Config.from_preset("gpt2", mlp="swiglu").intermediate_size == 2048
 
 
 def shapes(**switches) -> dict[str, tuple[int, ...]]:
