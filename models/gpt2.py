@@ -60,7 +60,9 @@ class GPT2Model(GPTPreTrainedModel):
 
         Token t at position p gives word_embedding[t] + pos_embedding[p].  Positions are
         0 .. T-1 (`self.position_ids[:, :T]`) unless `position_ids` [B, T] is given (the
-        KV-cache path passes it).  Apply `self.embed_dropout` to the sum.
+        KV-cache path passes it).  Apply `self.embed_dropout` to the sum.  (With a
+        `position_encoding` other than "learned", pos_embedding is a parameter-free zero:
+        those positions act inside attention.)
         """
         ### BEGIN SOLUTION
         if position_ids is None:
