@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from config import GPT2Config
-from modules.attention_variants import ATTENTION_VARIANTS
+from modules.attention_variants import attention_variant
 from modules.common import layer_norm, linear
 from modules.positions import LayerContext, PositionEncoding
 
@@ -93,7 +93,7 @@ class CausalSelfAttention(nn.Module):
         self.attention_impl = config.attention_impl
         self.max_positions = config.max_position_embeddings
         self.positions = PositionEncoding(config)
-        self.variant = ATTENTION_VARIANTS[config.attention_variant]
+        self.variant = attention_variant(config)
         for name, parameter in self.variant.parameters(config).items():
             setattr(self, name, parameter)
 

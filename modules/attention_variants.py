@@ -132,3 +132,8 @@ ATTENTION_VARIANTS: dict[str, Variant] = {
         "context_scale": linear(config, config.hidden_size, config.num_attention_heads)}),
     "sigmoid": Variant(sigmoid_attention, lambda config: {}),
 }
+
+
+def attention_variant(config: GPT2Config) -> Variant:
+    """The `Variant` that `config.attention_variant` names."""
+    return ATTENTION_VARIANTS[config.attention_variant]

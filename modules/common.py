@@ -12,9 +12,10 @@ from torch import nn
 from config import GPT2Config
 
 
-def linear(config: GPT2Config, in_features: int, out_features: int) -> nn.Linear:
-    """nn.Linear(in_features, out_features), with a bias iff config.bias."""
-    return nn.Linear(in_features, out_features, bias=config.bias)
+def linear(config: GPT2Config, in_features: int, out_features: int,
+           kind: type[nn.Linear] = nn.Linear) -> nn.Linear:
+    """kind(in_features, out_features) (an nn.Linear), with a bias iff config.bias."""
+    return kind(in_features, out_features, bias=config.bias)
 
 
 def layer_norm(config: GPT2Config, width: int) -> nn.LayerNorm:

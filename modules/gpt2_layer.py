@@ -9,7 +9,7 @@ from torch import nn
 from config import GPT2Config
 from modules.attention import CausalSelfAttention
 from modules.common import layer_norm, linear
-from modules.mlp import MLPS
+from modules.mlp import mlp_modules
 from modules.positions import LayerContext
 
 
@@ -23,7 +23,7 @@ class GPT2Layer(nn.Module):
         self.attention_dropout = nn.Dropout(config.hidden_dropout_prob)
         # Feed-forward: D -> intermediate_size -> D.  interm_dense and interm_af (and
         # gate_dense for SwiGLU) come from modules/mlp.py.
-        for name, part in MLPS[config.mlp](config).items():
+        for name, part in mlp_modules(config).items():
             setattr(self, name, part)
         self.out_dense = linear(config, config.intermediate_size, config.hidden_size)
         self.out_layer_norm = layer_norm(config, config.hidden_size)

@@ -5,7 +5,7 @@
   variants improve Transformer", 2020; LLaMA's MLP with gate_proj = gate_dense,
   up_proj = interm_dense, down_proj = out_dense).
 
-`MLPS[config.mlp](config)` gives the modules a `GPT2Layer` sets on itself, so that its
+`mlp_modules(config)` gives the modules a `GPT2Layer` sets on itself, so that its
 forward, `interm_af(interm_dense(x))`, is the same for both: for SwiGLU `interm_dense` is the
 value projection that also applies the gate, and `interm_af` is the identity.
 The width (`intermediate_size`) is set by config.MLP_WIDTHS.
@@ -52,11 +52,11 @@ def swiglu(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 class GatedDense(nn.Linear):
     """`interm_dense` of a SwiGLU layer: the value projection [I, D] (its own weight and
     bias), whose output is gated by the layer's `gate_dense`:  x -> swiglu(gate_dense(x),
-    x W^T + b).  The gate is held by reference; it is a parameter of the layer."""
+    x W^T + b).  The gate is held by reference (`gated_by`); it is a parameter of the layer."""
 
-    def __init__(self, config: GPT2Config, gate: nn.Linear):
-        super().__init__(config.hidden_size, config.intermediate_size, bias=config.bias)
+    def gated_by(self, gate: nn.Linear) -> GatedDense:
         self.gate = (gate,)  # a tuple, so the gate stays registered only as the layer's gate_dense
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return swiglu(self.gate[0](x), super().forward(x))  # (B, T, I)
@@ -69,7 +69,8 @@ def _gelu_tanh_mlp(config: GPT2Config) -> dict[str, nn.Module | Callable]:
 
 def _swiglu_mlp(config: GPT2Config) -> dict[str, nn.Module | Callable]:
     gate = linear(config, config.hidden_size, config.intermediate_size)
-    return {"gate_dense": gate, "interm_dense": GatedDense(config, gate), "interm_af": identity}
+    value = linear(config, config.hidden_size, config.intermediate_size, kind=GatedDense)
+    return {"gate_dense": gate, "interm_dense": value.gated_by(gate), "interm_af": identity}
 
 
 # config.mlp -> the modules of the feed-forward block up to out_dense.
@@ -77,3 +78,8 @@ MLPS: dict[str, Callable[[GPT2Config], dict[str, nn.Module | Callable]]] = {
     "gelu_tanh": _gelu_tanh_mlp,
     "swiglu": _swiglu_mlp,
 }
+
+
+def mlp_modules(config: GPT2Config) -> dict[str, nn.Module | Callable]:
+    """The feed-forward modules of `config.mlp`: name -> what the layer sets under it."""
+    return MLPS[config.mlp](config)
