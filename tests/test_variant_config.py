@@ -140,3 +140,19 @@ def test_loading_gpt2_into_a_variant_reports_new_and_dropped(checkpoint, caplog)
     with caplog.at_level(logging.WARNING):
         GPT2Model.from_pretrained(str(folder))
     assert caplog.text == ""
+
+
+def test_a_variant_checkpoint_round_trips_through_from_checkpoint(tmp_path):
+    """pretrain.py saves `model_args` (every GPT2Config field) beside the weights."""
+    import dataclasses
+
+    config = GPT2Config(**TINY, attention_variant="cabias", position_encoding="rope",
+                        rope_layout="interleaved", mlp="swiglu", qk_norm=True, bias=False,
+                        tie_word_embeddings=False, z_loss=1e-4, mu_centering=True)
+    model = GPT2Model(config).eval()
+    torch.save({"model": model.state_dict(), "model_args": dataclasses.asdict(config)},
+               tmp_path / "ckpt.pt")
+    loaded = GPT2Model.from_checkpoint(tmp_path / "ckpt.pt").eval()
+    assert loaded.config == config
+    input_ids = torch.randint(0, 61, (2, 9))
+    assert torch.equal(logits_of(loaded, input_ids), logits_of(model, input_ids))
