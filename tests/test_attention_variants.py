@@ -143,3 +143,15 @@ def test_left_padded_prompt_through_the_cache(variant, encoding):
         steps += [model(input_ids[:, t:t + 1], mask[:, :t + 1], cache=cache)["last_hidden_state"]
                   for t in range(9, 12)]
     torch.testing.assert_close(torch.cat(steps, dim=1)[1, 5:], alone[0], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("variant,encoding", list(zip(VARIANTS, (ENCODINGS * 2)[:6], strict=True)))
+def test_every_parameter_learns(variant, encoding):
+    """One backward through the fused path reaches every parameter (the new ones too)."""
+    model = model_for(variant, encoding, impl="sdpa").train()
+    input_ids = torch.randint(0, 53, (2, 10), generator=torch.Generator().manual_seed(3))
+    hidden = model(input_ids, torch.ones_like(input_ids))["last_hidden_state"]
+    model.hidden_state_to_token(hidden).logsumexp(-1).mean().backward()
+    silent = [name for name, p in model.named_parameters()
+              if p.grad is None or not p.grad.abs().sum() > 0]
+    assert silent == []
