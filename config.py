@@ -3,7 +3,7 @@
 `GPT2Config.from_preset("gpt2-medium")` gives the published sizes; `from_hf(hf_config)`
 reads the sizes of a Hugging Face checkpoint.  The architecture switches at the bottom
 (`attention_impl`, `attention_variant`, `position_encoding`, `mlp`, ...) are where research
-variants plug in (handout 8): each one is validated here, so a bad value fails at
+variants plug in (handout 9): each one is validated here, so a bad value fails at
 construction with the allowed values instead of deep inside a forward pass, and each is
 read by exactly one module (named beside it in SWITCHES).  The defaults are GPT-2.
 """

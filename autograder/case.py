@@ -100,6 +100,20 @@ RULES = {
     "bpe_merge": "merge_ids replaces non-overlapping occurrences left to right",
     "bpe_ties": "the most frequent pair wins; ties go to the lexicographically greater pair",
     "bpe_encode": "encoding applies the lowest-ranked merge first, until none applies",
+    "alibi_slopes": "ALiBi slopes 2^(-8h/H) for a power of two H, else the P slopes of the "
+                    "largest power of two P below H and then every other slope of 2P heads",
+    "alibi_bias": "bias[b, h, i, j] = slopes[h] * (key_positions[b, j] - "
+                  "query_positions[b, i])",
+    "rotary_tables": "rotary angles p * theta^(-2k / r), k = 0 .. r/2 - 1, as cos and sin "
+                     "[B, 1, T, r/2]",
+    "rotary_half": "rotate_half pairs channel k with k + r/2: (a cos - b sin, b cos + a sin); "
+                   "channels r .. d-1 unchanged",
+    "rotary_interleaved": "rotate_interleaved pairs channels 2k and 2k + 1: (a cos - b sin, "
+                          "b cos + a sin); channels r .. d-1 unchanged",
+    "swiglu": "swiglu(gate, value) = silu(gate) * value",
+    "z_loss": "z-loss = gamma * mean over positions of logsumexp(logits)^2, in float32",
+    "mu_center": "mu_center_ subtracts the mean row from every row, in place, and returns "
+                 "the same tensor",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
                       "GPT-2's state at each row's last real token",
     "sentiment_dropout": "the classifier's dropout is active in training, off in eval",

@@ -32,7 +32,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/__init__.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
-    # research architectures (handout 8)
+    # research architectures (handout 9)
     "modules/attention_variants.py",
     "modules/common.py",
     "modules/mlp.py",
@@ -145,6 +145,7 @@ PARTS: dict[str, Part] = {
     "tokenizer": Part("5", "The tokenizer", "handout/tokenizer.md"),
     "tasks": Part("6", "The tasks", "handout/tasks.md", PREDICTION_FILES),
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
+    "research": Part("9", "Research architectures", "handout/research.md"),
 }
 CHAPTERS: dict[str, str] = {"7": "handout/extensions.md"}
 # The handout document: these, then one section per part, the points table, and SUBMIT.

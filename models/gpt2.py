@@ -176,7 +176,7 @@ class GPT2Model(GPTPreTrainedModel):
         (e.g. `attention_impl="sdpa"`, `hidden_dropout_prob=0.0`).  The model is returned
         in training mode, like any new `nn.Module`.
 
-        Research switches (handout 8) load GPT-2 too: parameters GPT-2 lacks keep their
+        Research switches (handout 9) load GPT-2 too: parameters GPT-2 lacks keep their
         fresh init (v_bias zero for vbias; k_bias, v_bias normal(0, 0.02); context_scale,
         gate_dense normal(0, 0.02) with zero bias; q_norm, k_norm unit weight, zero bias),
         except `output_embedding` (untied), which starts as a copy of the word embedding.

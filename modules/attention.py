@@ -6,7 +6,7 @@
 - "sdpa": the same computation through `torch.nn.functional.scaled_dot_product_attention`
   (`CausalSelfAttention.sdpa_attention`), the handout's "accelerate attention" extension.
 Both agree to 1e-5 in fp32.  Around that core the module runs the research switches
-(handout 8): `qk_norm` (a LayerNorm of width d on queries and keys, here), the position
+(handout 9): `qk_norm` (a LayerNorm of width d on queries and keys, here), the position
 encoding's rotation and score bias (`modules/positions.py`, through the per-forward
 `LayerContext`), and the attention variant (`modules/attention_variants.py`).
 

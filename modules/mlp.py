@@ -33,7 +33,7 @@ def identity(x: torch.Tensor) -> torch.Tensor:
 
 
 def swiglu(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """SwiGLU's gating (handout 8.3).
+    """SwiGLU's gating (handout 9.3).
 
     Args:
         gate: [..., I], gate_dense(x), the branch that goes through the activation.

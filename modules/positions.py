@@ -26,7 +26,7 @@ from config import GPT2Config
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
-    """ALiBi's head slopes (handout 8.1).  Returns [H] float32.
+    """ALiBi's head slopes (handout 9.1).  Returns [H] float32.
 
     For H a power of two the slopes are the geometric sequence m_h = 2^(-8 h / H),
     h = 1 .. H.  Otherwise, with P the largest power of two below H, take the P slopes of
@@ -48,7 +48,7 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
 
 def alibi_bias(slopes: torch.Tensor, query_positions: torch.Tensor,
                key_positions: torch.Tensor) -> torch.Tensor:
-    """ALiBi's additive score bias (handout 8.1).
+    """ALiBi's additive score bias (handout 9.1).
 
     Args:
         slopes: [H], from `alibi_slopes`.
@@ -70,7 +70,7 @@ def alibi_bias(slopes: torch.Tensor, query_positions: torch.Tensor,
 
 def rotary_tables(positions: torch.Tensor, rotary_dims: int,
                   theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosines and sines of the rotary angles (handout 8.2).
+    """Cosines and sines of the rotary angles (handout 9.2).
 
     Args:
         positions: [B, T] (or [1, T]) integer positions.
@@ -92,7 +92,7 @@ def rotary_tables(positions: torch.Tensor, rotary_dims: int,
 
 
 def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding, half-split layout of GPT-NeoX and LLaMA (handout 8.2).
+    """Rotary embedding, half-split layout of GPT-NeoX and LLaMA (handout 9.2).
 
     Args:
         x: [B, H, T, d] queries or keys.
@@ -112,7 +112,7 @@ def rotate_half(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
 
 
 def rotate_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding, interleaved layout of GPT-J (handout 8.2).
+    """Rotary embedding, interleaved layout of GPT-J (handout 9.2).
 
     The same as `rotate_half` except that pair k is channels (2k, 2k + 1): with a = x[2k],
     b = x[2k + 1], the pair becomes (a cos - b sin, b cos + a sin) at angle k; channels

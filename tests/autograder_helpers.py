@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Hostile submissions only need a few seconds per group; a short budget keeps tests fast.
 FAST = Limits(group_timeout_s=12.0, total_s=90.0)
 SPEC_KEYS = {"score", "execution_time", "output", "visibility", "tests", "leaderboard"}
-TEST_KEYS = {"name", "number", "score", "max_score", "status", "output", "visibility"}
+TEST_KEYS = {"name", "number", "score", "max_score", "status", "output", "visibility", "case"}
 
 
 def reference_submission(folder: Path) -> Path:
@@ -34,5 +34,4 @@ def assert_valid_results(data: dict) -> None:
 
 
 def group_score(data: dict, group: str) -> float:
-    return sum(t["score"] for t in data["tests"] if t["output"].rstrip().split("\n")[-1]
-               .startswith(f"[{group}/"))
+    return sum(t["score"] for t in data["tests"] if t["case"].startswith(f"{group}/"))

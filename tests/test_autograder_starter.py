@@ -69,7 +69,7 @@ TEXTBOOK_EPS = (
 
 
 def _case_name(test: dict) -> str:
-    return test["output"].rstrip().split("\n")[-1].split("]")[0].lstrip("[")
+    return test["case"]
 
 
 def _grade_edited(tmp_path: Path, edits: list[tuple[str, str, str]]) -> dict:

@@ -1,4 +1,4 @@
-"""Research switches (handout 8) against trusted implementations, on random weights.
+"""Research switches (handout 9) against trusted implementations, on random weights.
 
 Trusted references: transformers' GPTNeoXForCausalLM (RoPE), BLOOM's `build_alibi_tensor`
 (ALiBi) and LlamaMLP (SwiGLU) at fp32 1e-5; each attention variant against a plain float64

@@ -1,4 +1,4 @@
-"""The language-model loss and the output-embedding regularisers of handout 8.4 and 8.5.
+"""The language-model loss and the output-embedding regularisers of handout 9.4 and 9.5.
 
 The training loop calls `lm_losses` for the loss it minimises (with the parts it logs:
 the plain cross-entropy beside the regularised loss) and `after_optimizer_step` after
@@ -36,7 +36,7 @@ def lm_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
 
 
 def z_loss(logits: torch.Tensor, gamma: float) -> torch.Tensor:
-    """The z-loss (handout 8.4): gamma * mean over positions of logsumexp(logits)^2.
+    """The z-loss (handout 9.4): gamma * mean over positions of logsumexp(logits)^2.
 
     Args:
         logits: [..., V], the scores of the positions to regularise.
@@ -60,7 +60,7 @@ def mu_loss(output_embedding: torch.Tensor, gamma: float) -> torch.Tensor:
 
 @torch.no_grad()
 def mu_center_(output_embedding: torch.Tensor) -> torch.Tensor:
-    """mu-centering (handout 8.5): subtract the mean output-embedding row, in place.
+    """mu-centering (handout 9.5): subtract the mean output-embedding row, in place.
 
     Args:
         output_embedding: [V, D], one row per vocabulary token (a parameter; changed in

@@ -1,0 +1,100 @@
+"""Producers for the research architectures (handout 9): ALiBi, rotary embeddings,
+SwiGLU, the z-loss and mu-centering.  Each fenced function is a pure tensor function, run
+on seeded inputs; the rotations get their tables from `trusted.rotary_tables`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autograder.producers import to_numpy, trusted
+
+
+def _randn(seed: int, *shape: int):
+    import torch
+
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _positions(params: dict[str, Any], key: str):
+    """[B, T] long positions: `params[key]` as given (rows may differ: padding, a cache)."""
+    import torch
+
+    return torch.tensor(params[key], dtype=torch.long)
+
+
+def alibi_slopes(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`alibi_slopes(H)` for every H of params["heads"]."""
+    from modules.positions import alibi_slopes as student
+
+    return {f"slopes_{h}": to_numpy(student(h), f"alibi_slopes({h})") for h in params["heads"]}
+
+
+def alibi_bias(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`alibi_bias` on seeded positive slopes [H] and the given positions."""
+    from modules.positions import alibi_bias as student
+
+    slopes = _randn(params["seed"], params["H"]).abs()
+    bias = student(slopes, _positions(params, "query_positions"),
+                   _positions(params, "key_positions"))
+    return {"bias": to_numpy(bias, "alibi bias")}
+
+
+def rotary_tables(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    from modules.positions import rotary_tables as student
+
+    cos, sin = student(_positions(params, "positions"), params["rotary_dims"], params["theta"])
+    return {"cos": to_numpy(cos, "cos"), "sin": to_numpy(sin, "sin")}
+
+
+def rotate(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`rotate_half` or `rotate_interleaved` (params["layout"]) of seeded x [B, H, T, d],
+    with the trusted tables of params["positions"] and rotary_dims."""
+    from modules import positions as module
+
+    student = {"half": module.rotate_half, "interleaved": module.rotate_interleaved}
+    positions = _positions(params, "positions")
+    B, T = positions.shape
+    x = _randn(params["seed"], B, params["H"], T, params["d"])
+    cos, sin = trusted.rotary_tables(positions, params["rotary_dims"], params["theta"])
+    return {"out": to_numpy(student[params["layout"]](x, cos, sin), "rotated x")}
+
+
+def swiglu(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`swiglu(gate, value)` on seeded [*shape] inputs, and its input gradients."""
+    from modules.mlp import swiglu as student
+
+    gate = (_randn(params["seed"], *params["shape"]) * 3).requires_grad_(True)
+    value = _randn(params["seed"] + 1, *params["shape"]).requires_grad_(True)
+    out = student(gate, value)
+    (out * _randn(params["seed"] + 2, *params["shape"])).sum().backward()
+    return {"out": to_numpy(out, "swiglu output"), "d_gate": to_numpy(gate.grad, "d gate"),
+            "d_value": to_numpy(value.grad, "d value")}
+
+
+def z_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`z_loss` of seeded logits [*shape] (scaled by params["scale"]) and its gradient."""
+    from training.losses import z_loss as student
+
+    logits = (_randn(params["seed"], *params["shape"]) * params["scale"]).requires_grad_(True)
+    loss = student(logits, params["gamma"])
+    loss.backward()
+    return {"loss": to_numpy(loss, "z-loss"), "d_logits": to_numpy(logits.grad, "d logits")}
+
+
+def mu_center(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`mu_center_` of a seeded [V, D] embedding: the tensor afterwards, and [1] when the
+    call returned that same tensor (in place), else [0]."""
+    embedding = _randn(params["seed"], params["V"], params["D"]) + 0.5
+    from training.losses import mu_center_ as student
+
+    returned = student(embedding)
+    return {"after": to_numpy(embedding, "embedding after mu_center_"),
+            "in_place": np.array([int(returned is embedding)], dtype=np.int64)}
+
+
+PRODUCERS = {"alibi_slopes": alibi_slopes, "alibi_bias": alibi_bias,
+             "rotary_tables": rotary_tables, "rotate": rotate, "swiglu": swiglu,
+             "z_loss": z_loss, "mu_center": mu_center}
