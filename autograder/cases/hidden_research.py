@@ -6,7 +6,6 @@ from __future__ import annotations
 from autograder.case import Case
 
 POSITIONS = "modules/positions.py"
-PADDED = [[0, 1, 2, 3, 4], [0, 1, 2, 0, 0]]  # a right-padded row repeats position 0
 
 
 def _case(name, producer, params, rules, title, function, **options):
@@ -27,13 +26,13 @@ CASES = [
           ("rotary_tables",), "rotary_tables: angles p * theta^(-2k/r)",
           f"{POSITIONS}:rotary_tables", atol=1e-5),
     _case("rotate_half", "rotate",
-          {"layout": "half", "positions": PADDED, "H": 2, "d": 8, "rotary_dims": 6,
-           "theta": 100.0, "seed": 92}, ("rotary_half",),
+          {"layout": "half", "B": 2, "H": 2, "T": 5, "d": 8, "rotary_dims": 6,
+           "seed": 92}, ("rotary_half",),
           "rotate_half: pairs (k, k + r/2), channels past r unchanged",
           f"{POSITIONS}:rotate_half"),
     _case("rotate_interleaved", "rotate",
-          {"layout": "interleaved", "positions": PADDED, "H": 2, "d": 8, "rotary_dims": 6,
-           "theta": 100.0, "seed": 93}, ("rotary_interleaved",),
+          {"layout": "interleaved", "B": 2, "H": 2, "T": 5, "d": 8, "rotary_dims": 6,
+           "seed": 93}, ("rotary_interleaved",),
           "rotate_interleaved: pairs (2k, 2k + 1), channels past r unchanged",
           f"{POSITIONS}:rotate_interleaved"),
     _case("swiglu", "swiglu", {"shape": [2, 3, 10], "seed": 94}, ("swiglu",),

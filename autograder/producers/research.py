@@ -1,6 +1,9 @@
 """Producers for the research architectures (handout 9): ALiBi, rotary embeddings,
 SwiGLU, the z-loss and mu-centering.  Each fenced function is a pure tensor function, run
-on seeded inputs; the rotations get their tables from `trusted.rotary_tables`.
+on seeded inputs.  The rotations turn by seeded angles, not by rotary tables: their rule
+holds for any cos and sin, so a rotation case does not depend on `rotary_tables`, and no
+solution of a graded function has to ship with the producers (this folder is in the
+handout).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autograder.producers import to_numpy, trusted
+from autograder.producers import to_numpy
 
 
 def _randn(seed: int, *shape: int):
@@ -50,16 +53,16 @@ def rotary_tables(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def rotate(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`rotate_half` or `rotate_interleaved` (params["layout"]) of seeded x [B, H, T, d],
-    with the trusted tables of params["positions"] and rotary_dims."""
+    """`rotate_half` or `rotate_interleaved` (params["layout"]) of seeded x [B, H, T, d]
+    by seeded angles [B, 1, T, r/2] (r = params["rotary_dims"]), given as their cos, sin."""
     from modules import positions as module
 
     student = {"half": module.rotate_half, "interleaved": module.rotate_interleaved}
-    positions = _positions(params, "positions")
-    B, T = positions.shape
-    x = _randn(params["seed"], B, params["H"], T, params["d"])
-    cos, sin = trusted.rotary_tables(positions, params["rotary_dims"], params["theta"])
-    return {"out": to_numpy(student[params["layout"]](x, cos, sin), "rotated x")}
+    B, H, T, d, r = (params[key] for key in ("B", "H", "T", "d", "rotary_dims"))
+    x = _randn(params["seed"], B, H, T, d)
+    angles = _randn(params["seed"] + 1, B, 1, T, r // 2) * 3.0  # (B, 1, T, r/2)
+    return {"out": to_numpy(student[params["layout"]](x, angles.cos(), angles.sin()),
+                            "rotated x")}
 
 
 def swiglu(params: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -111,12 +111,3 @@ def stub_gpt(vocab_size: int, hidden_size: int, seed: int):
 
     return StubGPT()
 
-
-def rotary_tables(positions, rotary_dims: int, theta: float):
-    """`rotary_tables` (handout 9.2): (cos, sin) [B, 1, T, r/2] of the angles
-    p * theta^(-2k / r), k = 0 .. r/2 - 1."""
-    import torch
-
-    exponents = torch.arange(0, rotary_dims, 2, dtype=torch.int64).float() / rotary_dims
-    angles = positions.float()[:, None, :, None] / theta ** exponents  # (B, 1, T, r/2)
-    return angles.cos(), angles.sin()
