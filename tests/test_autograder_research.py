@@ -1,0 +1,122 @@
+"""The research part of the autograder (handout 9): its cases against the reference, the
+untouched handout and the mutants that issue 11 names.
+
+Only the `research` group is graded here: the mutated functions (`modules/positions.py`'s
+ALiBi and rotary functions, `swiglu`, `z_loss`, `mu_center_`) are reached by no case of
+another part, whose configurations use learned positions and the tanh-GELU MLP (checked
+below), so grading the rest could only repeat the reference's full marks.  The mutants of
+`tests/test_autograder_mutants.py` that touch these files are its one-per-rule set (among
+them SwiGLU's gate on the value branch and centering by columns); the ones here are the
+further student bugs that issue 11 lists, and a copy instead of the in-place update.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from autograder_helpers import REPO, assert_valid_results, reference_submission
+from test_autograder_mutants import mutate
+
+from autograder.case import all_cases
+from autograder.grade import grade
+from autograder.release import release
+
+GROUP = "research"
+
+# name -> (rule, file, reference text, mutated text)
+MUTANTS = {
+    "alibi_slopes_geometric_for_every_head_count": (
+        "alibi_slopes", "modules/positions.py",
+        "slopes = geometric(power) + geometric(2 * power)[0::2][: num_heads - power]",
+        "slopes = geometric(num_heads)"),
+    "rotary_positions_off_by_one": (
+        "rotary_tables", "modules/positions.py",
+        "angles = positions.float()[:, None, :, None] * inverse_frequency",
+        "angles = (positions.float() + 1)[:, None, :, None] * inverse_frequency"),
+    "rotate_half_pairs_off_by_one": (
+        "rotary_half", "modules/positions.py",
+        "x[..., :half], x[..., half:2 * half], x[..., 2 * half:]",
+        "x[..., :half], x[..., half - 1:2 * half - 1], x[..., 2 * half:]"),
+    "rotate_interleaved_pairs_off_by_one": (
+        "rotary_interleaved", "modules/positions.py",
+        "x[..., 0:2 * half:2], x[..., 1:2 * half:2]",
+        "x[..., 1:2 * half + 1:2], x[..., 2:2 * half + 2:2]"),
+    "z_loss_without_the_square": (
+        "z_loss", "training/losses.py", "logsumexp(dim=-1).square().mean()",
+        "logsumexp(dim=-1).mean()"),
+    "mu_center_not_in_place": (
+        "mu_center", "training/losses.py", "return output_embedding.sub_(",
+        "return output_embedding.sub("),
+}
+
+
+def _research_cases():
+    return [case for case in all_cases() if case.group == GROUP]
+
+
+def test_research_cases_cover_every_research_fence_visible_and_hidden():
+    """Each research fence has a visible and a hidden case; each case states its rules and
+    a tolerance; the slopes cases include a head count that is not a power of two."""
+    cases = _research_cases()
+    fences = {function for case in cases for function in case.grades}
+    assert len(fences) == 8
+    for function in fences:
+        kinds = {case.visible for case in cases if function in case.grades}
+        assert kinds == {True, False}, function
+    for case in cases:
+        assert case.rules and case.atol <= 1e-5 and case.rtol <= 1e-5, case.name
+    for case in (c for c in cases if c.producer == "alibi_slopes"):
+        assert any(h & (h - 1) for h in case.params["heads"]), case.name
+
+
+def test_other_parts_cases_never_reach_the_research_functions():
+    """The premise of grading only the research group: no other case configures ALiBi,
+    rotary embeddings or SwiGLU, and none calls the losses."""
+    for case in all_cases():
+        if case.group == GROUP:
+            continue
+        config = case.params.get("config", {})
+        assert config.get("position_encoding", "learned") == "learned", case.name
+        assert config.get("mlp", "gelu_tanh") == "gelu_tanh", case.name
+        assert not {"z_loss", "mu_loss", "mu_centering"} & set(config), case.name
+
+
+def test_reference_scores_full_marks_on_the_research_cases(tmp_path):
+    data = grade(reference_submission(tmp_path / "reference"), only=[GROUP], predictions=False)
+    assert_valid_results(data)
+    assert [(t["case"], t["status"]) for t in data["tests"]] == [
+        (case.name, "passed") for case in _research_cases()]
+    assert data["score"] == sum(case.points for case in _research_cases())
+
+
+def test_untouched_handout_scores_zero_on_research_with_todo_names(tmp_path):
+    """Every research case fails on the untouched handout, and its feedback names the TODO
+    of the function it grades, with its handout section."""
+    handout = tmp_path / "handout"
+    release(REPO, handout)
+    data = grade(handout, only=[GROUP], predictions=False)
+    assert_valid_results(data)
+    cases = {case.name: case for case in _research_cases()}
+    assert data["score"] == 0 and [t["case"] for t in data["tests"]] == list(cases)
+    for test in data["tests"]:
+        (function,) = cases[test["case"]].grades
+        rel, _, qualname = function.partition(":")
+        assert f"NotImplementedError: TODO {rel} {qualname} (handout 9." in test["output"], test
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_research_mutant_loses_exactly_the_cases_of_its_rule(name, tmp_path: Path):
+    rule, rel, old, new = MUTANTS[name]
+    folder = reference_submission(tmp_path / "submission")
+    mutate(folder, rel, old, new)
+    data = grade(folder, only=[GROUP], predictions=False)
+    cases = _research_cases()
+    expected = {case.name for case in cases if rule in case.rules}
+    failed = {t["case"] for t in data["tests"] if t["status"] != "passed"}
+    assert expected, f"no case checks rule {rule}"
+    assert failed == expected, (f"lost but not declared: {sorted(failed - expected)}; "
+                                f"declared but kept: {sorted(expected - failed)}")
+    total = sum(case.points for case in cases)
+    lost = sum(case.points for case in cases if case.name in expected)
+    assert data["score"] == pytest.approx(total - lost, abs=1e-9)
