@@ -12,14 +12,20 @@ further student bugs that issue 11 lists, and a copy instead of the in-place upd
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+import torch
 from autograder_helpers import REPO, assert_valid_results, reference_submission
 from test_autograder_mutants import mutate
 
+from autograder import grade as grade_module
+from autograder import npzio
 from autograder.case import all_cases
 from autograder.grade import grade
+from autograder.judge import compare
+from autograder.producers import research
 from autograder.release import release
 
 GROUP = "research"
@@ -48,6 +54,70 @@ MUTANTS = {
     "mu_center_not_in_place": (
         "mu_center", "training/losses.py", "return output_embedding.sub_(",
         "return output_embedding.sub("),
+}
+
+
+
+
+def press_slopes(n: int) -> list[float]:
+    """ALiBi slopes as Press et al.'s code computes them (its recursion, float64)."""
+    def power_of_two(n: int) -> list[float]:
+        start = 2 ** (-2 ** -(math.log2(n) - 3))
+        return [start * start ** i for i in range(n)]
+
+    if math.log2(n).is_integer():
+        return power_of_two(n)
+    closest = 2 ** math.floor(math.log2(n))
+    return power_of_two(closest) + press_slopes(2 * closest)[0::2][: n - closest]
+
+
+def _rotate_complex(x, cos, sin, layout):
+    """Pairs as complex numbers a + ib times e^(i angle), float64; the rest unchanged."""
+    half = cos.shape[-1]
+    x = x.double()
+    if layout == "half":
+        a, b = x[..., :half], x[..., half:2 * half]
+    else:
+        a, b = x[..., 0:2 * half:2], x[..., 1:2 * half:2]
+    turned = torch.complex(a, b) * torch.complex(cos.double(), sin.double())
+    if layout == "half":
+        pairs = torch.cat([turned.real, turned.imag], dim=-1)
+    else:
+        pairs = torch.stack([turned.real, turned.imag], dim=-1).flatten(-2)
+    return torch.cat([pairs, x[..., 2 * half:]], dim=-1).float()
+
+
+def _tables(positions, r, theta):
+    angles = positions.double()[:, None, :, None] * torch.tensor(
+        [theta ** (-2 * k / r) for k in range(r // 2)], dtype=torch.float64)
+    return angles.cos().float(), angles.sin().float()
+
+
+def _z_loss(logits, gamma):
+    x = logits.double()
+    top = x.max(dim=-1, keepdim=True).values
+    lse = top.squeeze(-1) + (x - top).exp().sum(dim=-1).log()
+    return (gamma * lse.square().mean()).float()
+
+
+def _mu_center(embedding):
+    embedding.copy_(embedding.double() - embedding.double().mean(dim=0))
+    return embedding
+
+
+# "<module>:<function>" -> a trusted float64 version of a research fence
+TRUSTED = {
+    "modules.positions:alibi_slopes": lambda h: torch.tensor(press_slopes(h)).float(),
+    "modules.positions:alibi_bias": lambda s, q, k: (
+        s.double()[None, :, None, None]
+        * (k.double()[:, None, None, :] - q.double()[:, None, :, None])).float(),
+    "modules.positions:rotary_tables": _tables,
+    "modules.positions:rotate_half": lambda x, c, s: _rotate_complex(x, c, s, "half"),
+    "modules.positions:rotate_interleaved": lambda x, c, s: _rotate_complex(x, c, s,
+                                                                              "interleaved"),
+    "modules.mlp:swiglu": lambda g, v: g * torch.sigmoid(g) * v,
+    "training.losses:z_loss": _z_loss,
+    "training.losses:mu_center_": _mu_center,
 }
 
 
@@ -80,6 +150,24 @@ def test_other_parts_cases_never_reach_the_research_functions():
         assert config.get("position_encoding", "learned") == "learned", case.name
         assert config.get("mlp", "gelu_tanh") == "gelu_tanh", case.name
         assert not {"z_loss", "mu_loss", "mu_centering"} & set(config), case.name
+
+
+@pytest.mark.parametrize("function", sorted(TRUSTED))
+def test_reference_outputs_equal_trusted_float64_versions(function, monkeypatch, tmp_path):
+    """Each research case's checked-in reference arrays equal what its producer gives with
+    the graded function replaced by a trusted float64 version, at the case's tolerance
+    (the arrays go through `npzio` as the child's do)."""
+    module, _, name = function.partition(":")
+    monkeypatch.setattr(f"{module}.{name}", TRUSTED[function])
+    reference = grade_module.load_reference(grade_module.Layout.detect())
+    rel = module.replace(".", "/") + ".py"
+    cases = [c for c in _research_cases() if c.grades == (f"{rel}:{name}",)]
+    assert cases
+    for case in cases:
+        npzio.save(tmp_path / "out.npz", research.PRODUCERS[case.producer](case.params))
+        for key, value in npzio.load(tmp_path / "out.npz").items():
+            expected = reference[f"{case.name}/{key}"]
+            assert compare(key, value, expected, case.atol, case.rtol) is None, case.name
 
 
 def test_reference_scores_full_marks_on_the_research_cases(tmp_path):
