@@ -75,7 +75,6 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/case.py",
     "autograder/cases/__init__.py",
     "autograder/cases/visible.py",
-    "autograder/cases/visible_research.py",
     "autograder/child.py",
     "autograder/environment.py",
     "autograder/grade.py",
