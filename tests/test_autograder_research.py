@@ -26,7 +26,7 @@ from autograder.case import all_cases
 from autograder.grade import grade
 from autograder.judge import compare
 from autograder.producers import research
-from autograder.release import release
+from autograder.release import fenced_lines, release
 
 GROUP = "research"
 
@@ -191,6 +191,19 @@ def test_untouched_handout_scores_zero_on_research_with_todo_names(tmp_path):
         (function,) = cases[test["case"]].grades
         rel, _, qualname = function.partition(":")
         assert f"NotImplementedError: TODO {rel} {qualname} (handout 9." in test["output"], test
+
+
+def test_no_released_file_carries_a_research_solution_line(tmp_path):
+    """The producers' folder ships with the handout, so no trusted helper there (or any
+    other released file) may hold a line of a research fence: the release check looks for
+    solution lines in their own file only."""
+    out = tmp_path / "handout"
+    release(REPO, out)
+    secret = {line for lines in fenced_lines(REPO, ("research",)).values() for line in lines}
+    assert secret
+    for path in sorted(out.rglob("*.py")):
+        found = secret & {line.strip() for line in path.read_text().splitlines()}
+        assert not found, f"{path.relative_to(out)} carries {sorted(found)}"
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
