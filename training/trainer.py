@@ -87,6 +87,13 @@ class TrainConfig:
             self.lr_decay_iters = self.max_iters
 
 
+def autocast(device: torch.device, dtype: str = "bfloat16"):
+    """Autocast to ``dtype`` on a GPU (``AUTOCAST_DTYPES``); nothing on the CPU (fp32)."""
+    if device.type == "cuda" and AUTOCAST_DTYPES[dtype] is not None:
+        return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[dtype])
+    return contextlib.nullcontext()
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on the trainable tensors of 2 or more dimensions (matrices,
     embeddings), none on biases and LayerNorm gains."""
@@ -109,14 +116,15 @@ class Trainer:
       by DDP, FSDP or ``torch.compile``) through its ``forward``;
     - ``batches``: ``next_step()``, ``state_dict()``, ``load_state_dict()``;
     - ``evaluate(model) -> {name: float}``, run on every rank, in eval mode, without
-      gradients; it returns ``val_loss`` at least (and ``bits_per_byte`` where it applies);
+      gradients; it returns ``config.best_metric`` (and ``val_loss``, ``bits_per_byte``
+      where they apply); None: no evaluation, no best checkpoint;
     - ``describe(row) -> str``, the line printed per evaluation (default: step, losses);
     - ``model_args`` and ``run_config`` go into every checkpoint as they are.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig,
                  loss_fn: Callable[[nn.Module, Any], torch.Tensor], batches: Any,
-                 evaluate: Callable[[nn.Module], dict[str, float]],
+                 evaluate: Callable[[nn.Module], dict[str, float]] | None,
                  device: torch.device | str = "cpu",
                  dist: distributed.Distributed | None = None,
                  model_args: dict[str, Any] | None = None,
@@ -183,14 +191,9 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def autocast(self):
-        dtype = AUTOCAST_DTYPES[self.config.dtype]
-        if self.device.type == "cuda" and dtype is not None:
-            return torch.autocast(device_type="cuda", dtype=dtype)
-        return contextlib.nullcontext()
-
-    def train_step(self) -> tuple[torch.Tensor, float, int]:
-        """One optimizer step.  Returns (mean micro-batch loss, gradient norm, tokens)."""
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One optimizer step.  Returns (mean micro-batch loss, gradient norm, tokens); the
+        two tensors stay on the device (no synchronisation until a row is logged)."""
         config = self.config
         lr = lr_at(self.iter_num, config.learning_rate, config.min_lr, config.warmup_iters,
                    config.lr_decay_iters, config.decay_lr)
@@ -203,24 +206,29 @@ class Trainer:
         tokens = 0
         for index, batch in enumerate(micro_batches):
             last = index == len(micro_batches) - 1
-            with distributed.gradient_sync(self.model, enabled=last), self.autocast():
-                loss = self.loss_fn(self.model, batch) / len(micro_batches)
             with distributed.gradient_sync(self.model, enabled=last):
+                with autocast(self.device, config.dtype):
+                    loss = self.loss_fn(self.model, batch) / len(micro_batches)
                 loss.backward()
             step_loss += loss.detach()
             tokens += count_tokens(batch)
         parameters = [p for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip or math.inf)
+        if config.grad_clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        else:  # measured for the log only
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
         if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
             grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return step_loss, float(grad_norm), tokens
+        return step_loss, grad_norm.detach(), tokens
 
     @torch.no_grad()
     def run_evaluation(self) -> dict[str, float]:
+        if self.evaluate is None:
+            return {}
         self.model.eval()
-        with self.autocast():
+        with autocast(self.device, self.config.dtype):
             metrics = self.evaluate(self.model)
         self.model.train()
         return metrics
@@ -238,7 +246,7 @@ class Trainer:
             self._evaluate_and_log(log, None)
         since = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, tokens
         steps_since, start = 0, time.perf_counter() - self.elapsed
-        last_row_time, grad_norm = time.perf_counter(), 0.0
+        last_row_time = time.perf_counter()
         progress = distributed.Progress(self.dist)
         bar = tqdm(total=config.max_iters, initial=self.iter_num, desc="train",
                    disable=not (config.progress and self.dist.is_main), leave=False)
@@ -263,7 +271,7 @@ class Trainer:
                     now = time.perf_counter()
                     train = {"train_loss": loss_sum / self.dist.world_size / steps_since,
                              "tokens_per_s": token_sum / (now - last_row_time),
-                             "grad_norm": grad_norm}
+                             "grad_norm": float(grad_norm)}
                     since.zero_()
                     steps_since = 0
                     if evaluating:
@@ -289,9 +297,9 @@ class Trainer:
     def _evaluate_and_log(self, log: MetricsLog | None, train: dict[str, float] | None) -> None:
         """Evaluate, write the row, print the line, save the best and last checkpoints."""
         metrics = self.run_evaluation()
-        value = metrics[self.config.best_metric]
-        improved = self.iter_num > 0 and (self.best is None
-                                          or IMPROVES[self.config.best_mode](value, self.best))
+        value = metrics.get(self.config.best_metric)
+        improved = self.iter_num > 0 and value is not None and (
+            self.best is None or IMPROVES[self.config.best_mode](value, self.best))
         if improved:
             self.best = value
         row = self._write_row(log, train or {}, metrics)
