@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import tiny_train
-from training.checkpoint import load_checkpoint, plain_state_dict
+from training.checkpoint import load_checkpoint
 from training.metrics import KEYS, MetricsLog, read_metrics
 from training.plots import plot_metrics
 from training.schedule import lr_at
@@ -125,11 +125,6 @@ def test_a_rank_that_leaves_early_ends_every_rank_with_its_name(tmp_path):
     assert result.returncode != 0
     assert "rank 0 of 2: a collective operation failed" in result.stderr
     assert "rank 1 left at step 1 (SystemExit)" in result.stderr
-
-
-def test_plain_state_dict_drops_wrapper_prefixes():
-    state = {"module._orig_mod.gpt.wte": 1, "_orig_mod.lm": 2, "plain": 3}
-    assert plain_state_dict(state) == {"gpt.wte": 1, "lm": 2, "plain": 3}
 
 
 def test_metrics_log_keeps_rows_through_the_resumed_step_and_plots(tmp_path):

@@ -1,10 +1,11 @@
 """Checkpoints as a plain dict (nanoGPT's keys), written atomically.
 
-A checkpoint holds ``model`` (a plain state dict: no ``_orig_mod.`` from ``torch.compile``,
-no ``module.`` from DistributedDataParallel), ``optimizer``, ``model_args`` (the
+A checkpoint holds ``model`` (a plain state dict, as ``torch.distributed.checkpoint``'s
+``get_model_state_dict`` gives it: no ``_orig_mod.`` from ``torch.compile``, no ``module.``
+from DistributedDataParallel, whole tensors under FSDP), ``optimizer``, ``model_args`` (the
 ``GPT2Config`` fields), ``iter_num``, ``best_val_loss`` and ``config`` (the run's flags),
-plus what an exact resume needs: ``rng`` (the random states) and ``data`` (the position
-of the batch sampler).
+plus what an exact resume needs: ``rng`` (the random states of every rank) and ``data``
+(the position of the batch sampler).  ``training.trainer.Trainer.checkpoint`` makes one.
 
 ``save_checkpoint`` writes to a temporary file beside the target, flushes it to disk and
 renames it into place, so a run killed while saving keeps its previous checkpoint whole.
@@ -19,33 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile, DistributedDataParallel
 TEMP_SUFFIX = ".tmp"
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel and ``torch.compile`` wrappers."""
-    while True:
-        if isinstance(model, DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def plain_state_dict(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` with every wrapper prefix removed from its keys, e.g.
-    ``module._orig_mod.gpt.word_embedding.weight`` -> ``gpt.word_embedding.weight``."""
-    plain = {}
-    for key, value in state.items():
-        while key.startswith(WRAPPER_PREFIXES):
-            key = key.split(".", 1)[1]
-        plain[key] = value
-    return plain
 
 
 def rng_state() -> dict[str, Any]:
