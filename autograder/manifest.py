@@ -35,6 +35,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/metrics.py",
     "training/plots.py",
     "training/distributed.py",
+    "training/finetune.py",
     "models/lm.py",
     "classifier.py",
     "paraphrase_detection.py",
