@@ -1,6 +1,6 @@
 """Our training step next to transformers' GPT2LMHeadModel, in one process, on the CPU.
 
-    .venv/bin/python bench/train_speed.py [--steps 30] [--repeats 5] [--data_dir DIR]
+    .venv/bin/python bench/train_speed.py [--steps 30] [--repeats 5] [--threads N] [--data_dir DIR]
 
 Both train the same configuration from the same weights with the same batches and the same
 optimizer (our AdamW, weight decay on matrices, clipping at 1.0): ours through the one loop
@@ -45,12 +45,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=POSITIVE_INT, default=30, help="steps per round")
     parser.add_argument("--repeats", type=POSITIVE_INT, default=5, help="rounds")
+    parser.add_argument("--threads", type=POSITIVE_INT, default=torch.get_num_threads())
     parser.add_argument("--data_dir", default=None,
                         help="a prepared corpus (default: random tokens, vocabulary 65)")
     for name, default in (("n_layer", 4), ("n_head", 4), ("n_embd", 128), ("block_size", 64),
                           ("batch_size", 12)):
         parser.add_argument(f"--{name}", type=POSITIVE_INT, default=default)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     tokens = (open_split(args.data_dir, "train") if args.data_dir else
               np.random.default_rng(0).integers(0, 65, 1_000_000).astype(np.uint16))
