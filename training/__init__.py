@@ -8,6 +8,7 @@
 - ``checkpoint``: checkpoints with nanoGPT's keys, written atomically, and random states;
 - ``metrics``, ``plots``: the JSONL metrics log, and the curves drawn from it afterwards;
 - ``distributed``: torchrun, DDP and FSDP2, and naming the rank that failed;
+- ``finetune``: the Part 2 scripts' fine-tuning on the loop (loaders, ``fit``, predictions);
 - ``lm_data``: a corpus that ``data/prepare_lm.py`` tokenized (``train.bin``, ``val.bin``,
   ``meta.json``, its tokenizer);
 - ``perplexity``: a sequence's summed NLL in strided sliding windows, and the figures

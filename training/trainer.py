@@ -334,7 +334,8 @@ def describe_step(row: dict[str, Any]) -> str:
     parts = [f"step {row['iter']}"]
     if row["train_loss"] is not None:
         parts.append(f"train loss {row['train_loss']:.4f}")
-    parts.append(f"val loss {row['val_loss']:.4f}, perplexity {row['perplexity']:.2f}")
+    if row["val_loss"] is not None:
+        parts.append(f"val loss {row['val_loss']:.4f}, perplexity {row['perplexity']:.2f}")
     if row["bits_per_byte"] is not None:
         parts.append(f"bits/byte {row['bits_per_byte']:.4f}")
     if row["tokens_per_s"] is not None:
