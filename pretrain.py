@@ -24,10 +24,9 @@ import time
 from dataclasses import asdict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from config import SWITCHES, GPT2Config
+from config import BOOLEAN_SWITCHES, SWITCHES, GPT2Config
 from models.generate import generate
 from models.gpt2 import GPT2Model
 from models.lm import CausalLM
@@ -43,12 +42,15 @@ from training.args import (
 from training.batches import TokenBatches
 from training.checkpoint import load_checkpoint
 from training.lm_data import bytes_per_token, load_lm_tokenizer, open_split, read_meta
+from training.losses import after_optimizer_step, lm_cross_entropy, lm_losses
 from training.plots import plot_metrics
 from training.trainer import AUTOCAST_DTYPES, TrainConfig, Trainer
 
 SAMPLE_PROMPTS = ("\n", "The ", "ROMEO:")  # samples.txt continues each of these
 COMPARE_STEPS = 50  # --compare_devices times this many steps on each device
 EVAL_SEED = 1234  # validation windows are the same at every evaluation
+# GPT2Config's numeric research options, each a flag of the same name (validated by the config)
+NUMERIC_OPTIONS = ("rope_theta", "rotary_fraction", "z_loss", "mu_loss")
 
 
 def flag_bool(text: str) -> bool:
@@ -108,6 +110,12 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, allowed in SWITCHES.items():
         add(f"--{name}", default=getattr(GPT2Config, name), choices=allowed,
             help="architecture switch of config.py")
+    for name in BOOLEAN_SWITCHES:
+        add(f"--{name}", type=flag_bool, nargs="?", const=True,
+            default=getattr(GPT2Config, name), help="research switch of config.py")
+    for name in NUMERIC_OPTIONS:
+        add(f"--{name}", type=float, default=getattr(GPT2Config, name),
+            help="research option of config.py")
     args = parser.parse_args(argv)
     check_args(parser, args)
     return args
@@ -138,15 +146,18 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
     """A fresh GPT-2 of the flags' shape, or the pretrained one ``--init_from`` names."""
     dropout = {"hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout}
-    switches = {name: getattr(args, name) for name in SWITCHES}
-    if args.init_from == "scratch":
-        return GPT2Model(GPT2Config(
-            vocab_size=meta["vocab_size"], max_position_embeddings=args.block_size,
-            hidden_size=args.n_embd, num_hidden_layers=args.n_layer,
-            num_attention_heads=args.n_head, intermediate_size=4 * args.n_embd,
-            pad_token_id=meta["eot_token"] or 0, **dropout, **switches))
+    switches = {name: getattr(args, name)
+                for name in (*SWITCHES, *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS)}
     try:
+        if args.init_from == "scratch":
+            return GPT2Model(GPT2Config(
+                vocab_size=meta["vocab_size"], max_position_embeddings=args.block_size,
+                hidden_size=args.n_embd, num_hidden_layers=args.n_layer,
+                num_attention_heads=args.n_head, pad_token_id=meta["eot_token"] or 0,
+                **dropout, **switches))
         model = GPT2Model.from_pretrained(args.init_from, **dropout, **switches)
+    except ValueError as error:
+        raise SystemExit(f"pretrain.py: {error}") from error
     except OSError as error:
         raise SystemExit(f"--init_from {args.init_from}: {error}") from error
     if meta["vocab_size"] > model.config.vocab_size:
@@ -161,8 +172,21 @@ def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean next-token cross-entropy.  batch: input_ids, targets [B, T]."""
-    logits = model(batch["input_ids"]).float()  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["targets"].reshape(-1))
+    return lm_cross_entropy(model(batch["input_ids"]), batch["targets"])  # logits (B, T, V)
+
+
+def make_loss(gpt: GPT2Model):
+    """The training loss: the plain cross-entropy, or, when the config asks for z-loss or
+    mu-loss, ``training.losses.lm_losses``' parts, so the log keeps the plain
+    cross-entropy (``train_cross_entropy``) beside the regularised ``train_loss``."""
+    config = gpt.config
+    if not (config.z_loss or config.mu_loss):
+        return lm_loss
+
+    def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return lm_losses(config, model(batch["input_ids"]), batch["targets"],
+                         gpt.output_weight)
+    return loss_fn
 
 
 def make_evaluate(args: argparse.Namespace, meta: dict, val, info, device):
@@ -190,9 +214,10 @@ def make_trainer(args: argparse.Namespace, meta: dict, model: GPT2Model, info,
     batches = TokenBatches(train, args.block_size, args.batch_size,
                            args.gradient_accumulation_steps // info.world_size, info.rank,
                            info.world_size, args.seed, device, "train.bin")
-    return Trainer(CausalLM(model), config, lm_loss, batches,
+    return Trainer(CausalLM(model), config, make_loss(model), batches,
                    make_evaluate(args, meta, val, info, device), device, info,
-                   model_args=asdict(model.config), run_config=vars(args), wandb_run=wandb_run)
+                   model_args=asdict(model.config), run_config=vars(args), wandb_run=wandb_run,
+                   after_step=lambda: after_optimizer_step(model.config, model.output_weight))
 
 
 def write_samples(args: argparse.Namespace, meta: dict, state: dict, path: str) -> None:

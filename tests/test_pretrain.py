@@ -102,3 +102,30 @@ def test_missing_data_and_checkpoint_say_what_to_pass(tmp_path, corpus):
     with pytest.raises(SystemExit, match="fewer than block_size"):
         pretrain.main(["--data_dir", str(corpus), "--out_dir", str(tmp_path / "o"),
                        "--block_size", "5000", "--max_iters", "1", "--warmup_iters", "0"])
+
+
+def test_research_switches_train_with_z_loss_mu_loss_and_centering(corpus, tmp_path):
+    """RoPE, SwiGLU, qk-norm and an untied output train; the log keeps the plain
+    cross-entropy beside the regularised loss (the sum of the parts, at rel 1e-6: each is a
+    float32 scalar), and mu-centering leaves the output embedding's mean row at zero (atol 1e-6)."""
+    out = tmp_path / "research"
+    pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out), "--max_iters", "4",
+                   "--num_samples", "0", "--position_encoding", "rope", "--mlp", "swiglu",
+                   "--qk_norm", "--tie_word_embeddings", "False", "--z_loss", "1e-3",
+                   "--mu_loss", "1e-2", "--mu_centering", *TINY])
+    rows = [row for row in read_metrics(out / "metrics.jsonl") if row["train_loss"] is not None]
+    assert rows and all(list(row)[:len(KEYS)] == list(KEYS) for row in rows)
+    for row in rows:
+        assert row["train_loss"] == pytest.approx(
+            row["train_cross_entropy"] + row["train_z_loss"] + row["train_mu_loss"], rel=1e-6)
+        assert row["train_z_loss"] > 0
+    model = GPT2Model.from_checkpoint(out / "ckpt.pt")
+    assert model.config.mlp == "swiglu" and not model.config.tie_word_embeddings
+    mean_row = model.output_weight.detach().double().mean(dim=0)
+    assert float(mean_row.abs().max()) < 1e-6
+
+
+def test_a_research_option_out_of_range_is_refused_with_its_value(corpus, tmp_path):
+    with pytest.raises(SystemExit, match="rotary_fraction"):
+        pretrain.main(["--data_dir", str(corpus), "--out_dir", str(tmp_path),
+                       "--position_encoding", "rope", "--rotary_fraction", "1.5", *TINY])

@@ -8,7 +8,8 @@ One optimizer step (``TrainConfig`` names the knobs, with nanoGPT's flag names):
 2. for each micro-batch of the step: ``loss_fn(model, batch) / micro-batches``, backward
    (under bf16 autocast on a GPU when ``dtype="bfloat16"``; fp32 on the CPU), gradients
    all-reduced on the last micro-batch only;
-3. clip the global gradient norm to ``grad_clip`` (0: measure it only), ``AdamW`` step.
+3. clip the global gradient norm to ``grad_clip`` (0: measure it only), ``AdamW`` step,
+   then ``after_step()`` (e.g. mu-centering of the output embedding).
 Every ``log_interval`` steps rank 0 writes one metrics row; every ``eval_interval`` steps
 (and at the last) it evaluates, prints one line and saves the checkpoints.
 """
@@ -113,7 +114,11 @@ class Trainer:
     """``Trainer(model, config, loss_fn, batches, evaluate).run()``.
 
     - ``loss_fn(model, micro_batch) -> scalar loss``: calls ``model`` (which may be wrapped
-      by DDP, FSDP or ``torch.compile``) through its ``forward``;
+      by DDP, FSDP or ``torch.compile``) through its ``forward``; it may instead return
+      ``{'loss': scalar, part: scalar, ...}``, and each part's step mean is logged as
+      ``train_<part>`` beside ``train_loss`` (e.g. the plain cross-entropy beside a
+      regularised loss);
+    - ``after_step()``, called after every optimizer step (None: nothing);
     - ``batches``: ``next_step()``, ``state_dict()``, ``load_state_dict()``;
     - ``evaluate(model) -> {name: float}``, run on every rank, in eval mode, without
       gradients; it returns ``config.best_metric`` (and ``val_loss``, ``bits_per_byte``
@@ -129,8 +134,10 @@ class Trainer:
                  dist: distributed.Distributed | None = None,
                  model_args: dict[str, Any] | None = None,
                  run_config: dict[str, Any] | None = None,
-                 describe: Callable[[dict[str, Any]], str] | None = None, wandb_run=None):
+                 describe: Callable[[dict[str, Any]], str] | None = None, wandb_run=None,
+                 after_step: Callable[[], None] | None = None):
         self.config, self.loss_fn, self.batches, self.evaluate = config, loss_fn, batches, evaluate
+        self.after_step = after_step
         self.device, self.dist = torch.device(device), dist or distributed.Distributed()
         self.model_args, self.run_config = model_args or {}, run_config or {}
         self.describe, self.wandb_run = describe or describe_step, wandb_run
@@ -146,6 +153,7 @@ class Trainer:
         self.best: float | None = None
         self.last_metrics: dict[str, Any] = {}
         self.data_time = self.step_time = 0.0
+        self.loss_parts: list[str] = []  # names of loss_fn's parts, as of the last step
 
     # --- checkpoints ------------------------------------------------------------------
 
@@ -192,8 +200,10 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------
 
     def train_step(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """One optimizer step.  Returns (mean micro-batch loss, gradient norm, tokens); the
-        two tensors stay on the device (no synchronisation until a row is logged)."""
+        """One optimizer step.  Returns (the step's mean losses [1 + parts], gradient norm,
+        tokens); the tensors stay on the device (no synchronisation until a row is logged).
+        The losses are ``loss`` then the parts of ``loss_fn``'s dict, in ``self.loss_parts``
+        order."""
         config = self.config
         lr = lr_at(self.iter_num, config.learning_rate, config.min_lr, config.warmup_iters,
                    config.lr_decay_iters, config.decay_lr)
@@ -202,15 +212,21 @@ class Trainer:
         start = time.perf_counter()
         micro_batches = self.batches.next_step()
         self.data_time += time.perf_counter() - start
-        step_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        step_losses = None
         tokens = 0
         for index, batch in enumerate(micro_batches):
             last = index == len(micro_batches) - 1
             with distributed.gradient_sync(self.model, enabled=last):
                 with autocast(self.device, config.dtype):
-                    loss = self.loss_fn(self.model, batch) / len(micro_batches)
-                loss.backward()
-            step_loss += loss.detach()
+                    losses = self.loss_fn(self.model, batch)
+                    if not isinstance(losses, dict):
+                        losses = {"loss": losses}
+                    self.loss_parts = [name for name in losses if name != "loss"]
+                    values = torch.stack([losses["loss"]] + [losses[name] for name in
+                                                             self.loss_parts])
+                    values = values.double() / len(micro_batches)
+                values[0].backward()
+            step_losses = values.detach() if step_losses is None else step_losses + values.detach()
             tokens += count_tokens(batch)
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         if config.grad_clip:
@@ -221,7 +237,9 @@ class Trainer:
             grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return step_loss, grad_norm.detach(), tokens
+        if self.after_step is not None:
+            self.after_step()
+        return step_losses, grad_norm.detach(), tokens
 
     @torch.no_grad()
     def run_evaluation(self) -> dict[str, float]:
@@ -244,7 +262,7 @@ class Trainer:
         self.model.train()
         if config.eval_at_start and self.iter_num == 0:
             self._evaluate_and_log(log, None)
-        since = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, tokens
+        since = None  # sums since the last row: tokens, loss, the loss parts
         steps_since, start = 0, time.perf_counter() - self.elapsed
         last_row_time = time.perf_counter()
         progress = distributed.Progress(self.dist)
@@ -257,22 +275,26 @@ class Trainer:
                 loss, grad_norm, tokens = self.train_step()
                 self.step_time += time.perf_counter() - step_start
                 self.iter_num += 1
-                since += torch.stack([loss, torch.tensor(float(tokens), dtype=torch.float64,
-                                                         device=self.device)])
+                step = torch.cat([torch.tensor([float(tokens)], dtype=torch.float64,
+                                               device=self.device), loss])
+                since = step if since is None else since + step
                 steps_since += 1
                 bar.update(1)
                 evaluating = (self.iter_num % config.eval_interval == 0
                               or self.iter_num == config.max_iters)
                 if evaluating or self.iter_num % config.log_interval == 0:
-                    loss_sum, token_sum = (distributed.mean_over_ranks(since)
-                                           * self.dist.world_size).tolist()
+                    token_sum, *loss_sums = (distributed.mean_over_ranks(since)
+                                             * self.dist.world_size).tolist()
                     self.tokens += int(token_sum)
                     self.elapsed = time.perf_counter() - start
                     now = time.perf_counter()
-                    train = {"train_loss": loss_sum / self.dist.world_size / steps_since,
+                    means = [s / self.dist.world_size / steps_since for s in loss_sums]
+                    train = {"train_loss": means[0],
+                             **{f"train_{name}": value
+                                for name, value in zip(self.loss_parts, means[1:], strict=True)},
                              "tokens_per_s": token_sum / (now - last_row_time),
                              "grad_norm": float(grad_norm)}
-                    since.zero_()
+                    since = None
                     steps_since = 0
                     if evaluating:
                         self._evaluate_and_log(log, train)
@@ -323,7 +345,8 @@ class Trainer:
                "perplexity": None if val_loss is None else math.exp(min(val_loss, 700.0)),
                "bits_per_byte": metrics.get("bits_per_byte"),
                "tokens_per_s": train.get("tokens_per_s"), "grad_norm": train.get("grad_norm"),
-               "time_s": self.elapsed}
+               "time_s": self.elapsed,
+               **{f"train_{name}": train.get(f"train_{name}") for name in self.loss_parts}}
         if log is not None:
             log.write(row)
         return row
