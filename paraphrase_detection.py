@@ -24,11 +24,10 @@ from functools import partial
 import torch
 from torch import nn
 
-from classifier import fit_and_write, make_loader, seed_everything
 from data.loaders import ParaphraseExample, read_paraphrase, require_examples, require_file
 from models.gpt2 import GPT2Model
-from optimizer import AdamW
-from training.args import POSITIVE_FLOAT, POSITIVE_INT, REPO, add_model_args, device_from_args
+from training.args import POSITIVE_FLOAT, POSITIVE_INT, add_model_args, device_from_args
+from training.finetune import fit_and_write, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
 
 PROMPT = 'Question 1: "{}"\nQuestion 2: "{}"\nAre these questions asking the same thing? Answer:'
@@ -89,7 +88,6 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-5)
     parser.add_argument("--max_length", type=POSITIVE_INT, default=128,
                         help="tokens per prompt")
-    parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"))
     add_model_args(parser)
     return parser.parse_args(argv)
 
@@ -112,15 +110,12 @@ def main(argv: list[str] | None = None) -> dict:
     gpt = load_gpt2(args)
     model = ParaphraseGPT(gpt, answer_ids).to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
-    optimizer = AdamW(model.parameters(), lr=args.lr)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    checkpoint = os.path.join(args.checkpoint_dir, "paraphrase.pt")
-    os.makedirs(args.checkpoint_dir, exist_ok=True)
     print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
           f"{dict(zip(ANSWERS, answer_ids, strict=True))}; lr {args.lr}, device {device}")
-    return fit_and_write(model, optimizer, train_loader, {"dev": dev, "test": test},
-                         batch_of, "para", checkpoint, args, device)
+    return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, "para",
+                         "paraphrase.pt", args, device, args.lr)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import evaluation
-from classifier import autocast, make_loader, seed_everything
 from data.loaders import require_examples, require_file
 from models.generate import generate, sample_next  # noqa: F401  (re-exported: the sampling step)
 from models.gpt2 import GPT2Model
-from optimizer import AdamW
 from training.args import POSITIVE_FLOAT, POSITIVE_INT, add_model_args, bounded, device_from_args
+from training.finetune import fit, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
+from training.trainer import autocast
 
 
 def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -94,20 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    optimizer = AdamW(gpt.parameters(), lr=args.lr)
     print(f"[sonnet] {len(train)} training sonnets, lr {args.lr}, device {device}")
-    for epoch in range(1, args.epochs + 1):
-        gpt.train()
-        total = 0.0
-        for batch in tqdm(loader, desc=f"sonnet epoch {epoch}", leave=False):
-            with autocast(device):
-                loss = lm_loss(gpt, batch["input_ids"].to(device),
-                               batch["attention_mask"].to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-        print(f"[sonnet] epoch {epoch}/{args.epochs}: train loss {total / len(loader):.4f}")
+    fit(gpt, loader, lambda model, batch: lm_loss(model, batch["input_ids"],
+                                                  batch["attention_mask"]),
+        "sonnet", args, device, args.lr)
 
     results = {}
     for prompts_name, out_name in (("sonnets_held_out_dev.txt", "generated_sonnets_dev.txt"),

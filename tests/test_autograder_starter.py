@@ -24,8 +24,8 @@ from config import GPT2Config
 
 EXTRA_PARAMETER = (
     "models/gpt2.py",
-    "        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)\n",
-    "        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)\n"
+    "        self.final_layer_norm = layer_norm(config, config.hidden_size)\n",
+    "        self.final_layer_norm = layer_norm(config, config.hidden_size)\n"
     "        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # never used\n")
 PADDING_IDX = (
     "models/gpt2.py",
@@ -54,8 +54,8 @@ ONE_ARGUMENT_EMBED = [
     ("models/gpt2.py", "hidden_states = self.embed(input_ids, position_ids)",
      "hidden_states = self.embed(input_ids)"),
 ]
-EXACT_GELU_IN_INIT = ("modules/gpt2_layer.py", "self.interm_af = ACTIVATIONS[config.mlp]",
-                      "self.interm_af = F.gelu")
+EXACT_GELU_IN_INIT = ("modules/gpt2_layer.py", "            setattr(self, name, part)\n",
+                      "            setattr(self, name, part)\n        self.interm_af = F.gelu\n")
 TEXTBOOK_EPS = (
     "optimizer.py",
     '                alpha = group["lr"]\n'

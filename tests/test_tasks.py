@@ -27,6 +27,7 @@ from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,9 +155,9 @@ def test_classifier_overfits_64_examples(subset, tokenizer):
         loss.backward()
         optimizer.step()
         if step % 5 == 0:
-            loader = classifier.make_loader(train, partial(classifier.collate, tokenizer=tokenizer,
-                                                           max_length=128), 64)
-            _, predictions, gold = classifier.predict(model, loader, torch.device("cpu"))
+            loader = make_loader(train, partial(classifier.collate, tokenizer=tokenizer,
+                                                max_length=128), 64)
+            _, predictions, gold = predict(model, loader, torch.device("cpu"))
             accuracy = evaluation.accuracy_f1(gold, predictions)[0]
             if accuracy >= 0.95:
                 break
