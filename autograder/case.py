@@ -112,6 +112,8 @@ RULES = {
                           "b cos + a sin); channels r .. d-1 unchanged",
     "swiglu": "swiglu(gate, value) = silu(gate) * value",
     "z_loss": "z-loss = gamma * mean over positions of logsumexp(logits)^2, in float32",
+    "z_loss_float32": "z_loss computes in float32 whatever the logits' dtype (bfloat16 under "
+                      "autocast) and returns a float32 scalar",
     "mu_center": "mu_center_ subtracts the mean row from every row, in place, and returns "
                  "the same tensor",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "

@@ -51,6 +51,9 @@ MUTANTS = {
     "z_loss_without_the_square": (
         "z_loss", "training/losses.py", "logsumexp(dim=-1).square().mean()",
         "logsumexp(dim=-1).mean()"),
+    "z_loss_in_the_logits_dtype": (
+        "z_loss_float32", "training/losses.py", "return gamma * logits.float().logsumexp(",
+        "return gamma * logits.logsumexp("),
     "mu_center_not_in_place": (
         "mu_center", "training/losses.py", "return output_embedding.sub_(",
         "return output_embedding.sub("),

@@ -78,13 +78,24 @@ def swiglu(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def z_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`z_loss` of seeded logits [*shape] (scaled by params["scale"]) and its gradient."""
+    """`z_loss` of seeded logits [*shape] (scaled by params["scale"]) and its gradient.
+
+    params["dtype"] (default "float32") is the logits' dtype; with "bfloat16" only the loss
+    is returned (its dtype shows where it was computed; a bf16 gradient would round
+    differently for equally correct float32 computations).
+    """
+    import torch
+
     from training.losses import z_loss as student
 
-    logits = (_randn(params["seed"], *params["shape"]) * params["scale"]).requires_grad_(True)
-    loss = student(logits, params["gamma"])
-    loss.backward()
-    return {"loss": to_numpy(loss, "z-loss"), "d_logits": to_numpy(logits.grad, "d logits")}
+    dtype = getattr(torch, params.get("dtype", "float32"))
+    logits = (_randn(params["seed"], *params["shape"]) * params["scale"]).to(dtype)
+    loss = student(logits.requires_grad_(True), params["gamma"])
+    result = {"loss": to_numpy(loss, "z-loss")}
+    if dtype == torch.float32:
+        loss.backward()
+        result["d_logits"] = to_numpy(logits.grad, "d logits")
+    return result
 
 
 def mu_center(params: dict[str, Any]) -> dict[str, np.ndarray]:
