@@ -45,8 +45,14 @@ import numpy as np
 import torch
 
 from models.gpt2 import GPT2Model
-from training.lm_data import (LMTokenizer, gpt2_tokenizer_dir, load_lm_tokenizer,
-                              load_tokenizer_dir, open_split, read_text)
+from training.lm_data import (
+    LMTokenizer,
+    gpt2_tokenizer_dir,
+    load_lm_tokenizer,
+    load_tokenizer_dir,
+    open_split,
+    read_text,
+)
 
 CSV_KEYS = ("model", "layer", "top1", "top2", "top3", "median", "first_position_attention",
             "bias_key_attention", "largest_value", "largest_window", "largest_position", "largest_channel",

@@ -67,6 +67,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "pretrain.py",
     "sbatch_pretrain.sh",
     "average_checkpoints.py",
+    # activation-outlier analysis (handout 8): statistics, figures, command line
+    "analysis/__init__.py",
+    "analysis/outliers.py",
+    "analysis/plots.py",
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
