@@ -85,7 +85,8 @@ SINK_READERS: dict[str, Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch
 @torch.no_grad()
 def capture(model: GPT2Model, input_ids: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Run input_ids [B, T] (no padding) through `model` (eval, eager attention) and return
+    """Run input_ids [B, T] (no padding, on the model's device) through `model` (eval, eager
+    attention) and return
     (block outputs [L, B, T, D], attention on the first position [L, B, H, T], attention
     on k' [L, B, H, T] or None for variants without k')."""
     if model.config.attention_impl != "eager" or model.training:
@@ -98,8 +99,10 @@ def capture(model: GPT2Model, input_ids: torch.Tensor
     for index, layer in enumerate(model.gpt_layers):
         hooks.append(layer.register_forward_hook(
             lambda module, args, output: outputs.append(output)))
+        # only the weights on the first two keys are kept (all that SINK_READERS reads),
+        # not the [B, H, T, T] probabilities of every layer
         hooks.append(layer.self_attention.dropout.register_forward_hook(
-            lambda module, args, output, index=index: calls[index].append(args[0])))
+            lambda module, args, output, index=index: calls[index].append(args[0][..., :2])))
     try:
         model(input_ids, torch.ones_like(input_ids))
     finally:
@@ -141,15 +144,16 @@ def analyse(model: GPT2Model, windows: torch.Tensor, decode: Callable[[int], str
     """The statistics of every layer of `model` over windows [N, T]: one dict per layer,
     keys as `CSV_KEYS` (less `model`); magnitudes are averages over the windows."""
     stats, first, bias = [], [], []
+    device = next(model.parameters()).device
     for batch in windows.split(batch_size):
-        hidden, first_weight, bias_weight = capture(model, batch)
+        hidden, first_weight, bias_weight = capture(model, batch.to(device))
         stats.append(window_statistics(hidden))
         first.append(first_weight.double().mean(dim=(2, 3)))  # (L, B): mean over heads, queries
         if bias_weight is not None:
             bias.append(bias_weight.double().mean(dim=(2, 3)))
-    merged = {key: torch.cat([s[key] for s in stats], dim=1) for key in stats[0]}
-    first_mean = torch.cat(first, dim=1).mean(dim=1)  # (L,)
-    bias_mean = torch.cat(bias, dim=1).mean(dim=1) if bias else None
+    merged = {key: torch.cat([s[key] for s in stats], dim=1).cpu() for key in stats[0]}
+    first_mean = torch.cat(first, dim=1).mean(dim=1).cpu()  # (L,)
+    bias_mean = torch.cat(bias, dim=1).mean(dim=1).cpu() if bias else None
     layers = []
     for layer in range(merged["top"].shape[0]):
         top1 = merged["top"][layer, :, 0]  # (N,)
@@ -245,6 +249,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="text of the 3-D figure")
     parser.add_argument("--plot_layer", type=int, default=None,
                         help="layer of the 3-D figure (default: the one with the largest top-1)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
     for name in ("windows", "block_size", "batch_size"):
@@ -259,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     args = parse_args(argv)
     try:
         tokens, tokenizer = corpus_tokens(args)
-        models = {model_label(spec): (spec, load_model(spec)) for spec in args.model}
+        models = {model_label(spec): (spec, load_model(spec).to(args.device))
+                  for spec in args.model}
     except (FileNotFoundError, ValueError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     if len(models) < len(args.model):
@@ -286,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
         if not 0 <= layer < len(layers):
             raise SystemExit(f"error: --plot_layer {layer} is not a block of --model {spec} "
                              f"(0 .. {len(layers) - 1})")
-        hidden = capture(model, prompt[:, :config.max_position_embeddings])[0][layer, 0]
+        prompt_ids = prompt[:, :config.max_position_embeddings].to(args.device)
+        hidden = capture(model, prompt_ids)[0][layer, 0].cpu()  # (T_prompt, D)
         plot_token_channels(hidden, [tokenizer.decode([i]) for i in prompt[0].tolist()],
                             f"{label}, block {layer}", out_dir / f"tokens_channels_{label}.png")
         top = max(layers, key=lambda row: row["top1"])

@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # statistic -> (legend, marker) of the layer-wise figure
 STATISTICS = {"top1": ("top 1", "o"), "top2": ("top 2", "s"), "top3": ("top 3", "^"),
@@ -40,6 +41,8 @@ def plot_layerwise(layers: list[dict], title: str, path: str | Path) -> Path:
         bottom.plot(x, [row["bias_key_attention"] for row in layers], marker="s",
                     label="bias key k'")
     bottom.set_ylabel("attention weight")
+    bottom.set_ylim(0.0, 1.05)
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_xlabel("block (gpt_layers index)")
     bottom.legend()
     return _save(figure, path)
@@ -72,6 +75,7 @@ def plot_compare(models: dict[str, list[dict]], path: str | Path) -> Path:
         axes.plot([row["layer"] for row in layers], [row["top1"] for row in layers],
                   marker="o", label=label)
     axes.set_xlabel("block (gpt_layers index)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("top-1 magnitude |h| (mean over windows)")
     axes.set_title("largest activation per layer")
     axes.legend()
