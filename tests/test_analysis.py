@@ -83,10 +83,25 @@ def test_planted_massive_activation_is_found():
     assert (row["top1_position_mode"], row["top1_channel_mode"]) == (3, 5)
 
 
-def test_first_position_attention_equals_eager_probabilities_by_hand():
-    model, ids = tiny(seed=1), windows(seed=1)
+def by_hand(variant: str, scores: torch.Tensor, bias_scores: torch.Tensor | None
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weights on the first token and on k' [N, H, T] from float64 scores [N, H, T, T]
+    (future keys at -inf) and q.k'/sqrt(d) [N, H, T, 1], by each variant's formula."""
+    if variant == "softmax":
+        return scores.softmax(dim=-1)[..., 0], None
+    if variant == "attn_bias":  # one softmax over {k', k_1 .. k_i}
+        joint = torch.cat([bias_scores, scores], dim=-1).softmax(dim=-1)  # (N, H, T, 1 + T)
+        return joint[..., 1], joint[..., 0]
+    normaliser = scores.logsumexp(dim=-1, keepdim=True)  # cabias: p_i beside softmax_j
+    return scores.softmax(dim=-1)[..., 0], torch.sigmoid(bias_scores - normaliser)[..., 0]
+
+
+@pytest.mark.parametrize("variant", ["softmax", "attn_bias", "cabias"])
+def test_first_position_attention_equals_eager_probabilities_by_hand(variant):
+    model, ids = tiny(seed=1, attention_variant=variant), windows(seed=1)
     layers = outliers.analyse(model, ids, str)
     inputs, _ = manual_layers(model, ids)
+    T = ids.shape[1]
     for index, (layer, x) in enumerate(zip(model.gpt_layers, inputs, strict=True)):
         attention = layer.self_attention
         with torch.no_grad():
@@ -94,13 +109,20 @@ def test_first_position_attention_equals_eager_probabilities_by_hand():
             q, k = (torch.nn.functional.linear(normed, proj.weight.double(), proj.bias.double())
                     .view(*ids.shape, 2, -1).transpose(1, 2)  # (N, H, T, d)
                     for proj in (attention.query, attention.key))
+            bias_scores = None
+            if variant != "softmax":
+                bias_scores = q @ attention.k_bias.double()[None, :, :, None] / math.sqrt(
+                    q.shape[-1])  # (N, H, T, 1)
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (N, H, T, T)
-        T = ids.shape[1]
         scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), -math.inf)
-        expected = scores.softmax(dim=-1)[..., 0].mean()
+        first, bias = by_hand(variant, scores, bias_scores)
         # fp32 model against a float64 recomputation: 1e-6 absolute on weights in [0, 1]
-        assert layers[index]["first_position_attention"] == pytest.approx(float(expected),
-                                                                          abs=1e-6)
+        row = layers[index]
+        assert row["first_position_attention"] == pytest.approx(float(first.mean()), abs=1e-6)
+        if bias is None:
+            assert row["bias_key_attention"] is None
+        else:
+            assert row["bias_key_attention"] == pytest.approx(float(bias.mean()), abs=1e-6)
 
 
 @pytest.mark.parametrize("variant", ["attn_bias", "cabias", "sigmoid", "vbias", "ca_softmax"])
