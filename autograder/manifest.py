@@ -18,6 +18,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/__init__.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
+    "modules/lora.py",
     "optimizer.py",
     "optimizer_test.py",
     "bpe.py",
@@ -28,7 +29,9 @@ HANDOUT_FILES: tuple[str, ...] = (
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
+    "dpo.py",
     "data/__init__.py",
+    "data/pairs.py",
     "data/prepare.py",
     "data/README.md",
     "sbatch.sh",
@@ -65,11 +68,13 @@ GRADABLE_FILES: tuple[str, ...] = (
     "models/base_gpt.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
+    "modules/lora.py",
     "optimizer.py",
     "bpe.py",
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
+    "dpo.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (

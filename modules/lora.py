@@ -81,10 +81,10 @@ class LoRALinear(nn.Module):
         bias 0, lora_A = [[1, 1]], lora_B = [[1], [0]], x = [1, 2] -> [1, 2] + [3, 0] * 2
         = [7, 2].
         """
+        ### BEGIN SOLUTION
         result = self.base(x)
         if self.merged or self.disabled:
             return result
-        ### BEGIN SOLUTION
         update = F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)  # (..., out)
         return result + update * self.scaling
         ### END SOLUTION
@@ -103,9 +103,9 @@ class LoRALinear(nn.Module):
         layout); then `merged` is True, so `forward` returns `base(x)`, the same numbers up
         to rounding.  Merging twice is an error.
         """
+        ### BEGIN SOLUTION
         if self.merged:
             raise RuntimeError("LoRALinear.merge: the adapter is already merged")
-        ### BEGIN SOLUTION
         self.base.weight.add_(self.delta_weight().to(self.base.weight.dtype))
         self.merged = True
         ### END SOLUTION

@@ -1,0 +1,233 @@
+"""Direct preference optimisation (handout 6.3): teach a fine-tuned GPT-2 to prefer the
+chosen completion of each pair over the rejected one, against a frozen reference.
+
+    python dpo.py --task sonnet --model_path out/sonnet-hf --use_gpu
+    python dpo.py --task sonnet --peft lora --precompute_reference --use_gpu
+    python dpo.py --task quora --init_checkpoint out/paraphrase.pt --steps 200
+
+The pairs come from `data/pairs.py` (their rules are documented there) and are written to
+`<out_dir>/dpo-<task>-pairs.jsonl`.  The policy starts from the fine-tuned weights
+(`--model_path` Hugging Face folder or `--model_size`, then `--init_checkpoint`, a state
+dict saved by a task script); the reference is that same starting point, frozen: with
+`--peft lora` it is the policy with its adapters off (no second copy), with
+`--precompute_reference` its log-probabilities are computed once before training, and
+otherwise it is a frozen copy.  Each step logs the loss, the chosen and rejected rewards,
+their margin and the reward accuracy to `<out_dir>/dpo-<task>-log.jsonl` (plotted to
+`dpo-<task>-log.png` afterwards).  Before and after training it reports the preference
+accuracy on dev pairs and, for sonnets, the dev chrF and the sonnet-form score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from models.gpt2 import GPT2Model
+from modules.lora import disable_adapters, lora_modules
+
+
+def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      completion_mask: torch.Tensor, average: bool = False) -> torch.Tensor:
+    """Log-probability of each row's completion under `model` (handout 6.3).
+
+    Args:
+        input_ids: [B, T] prompt then completion (ending with <|endoftext|>), right-padded.
+        attention_mask: [B, T] 0/1, 1 on real tokens.
+        completion_mask: [B, T] 0/1, 1 on the completion's tokens (the end-of-text
+            token included), 0 on the prompt and on padding.
+        average: divide each row's sum by its number of completion tokens.
+    Returns:
+        [B] float: sum over positions t >= 1 with completion_mask[t] = 1 of
+        log softmax(logits[t - 1])[input_ids[t]], where logits = hidden_state_to_token of
+        the model's 'last_hidden_state' (each token predicted from the position before it;
+        a completion token at position 0 has no predictor and is not counted).  Compute
+        the log-softmax in at least float32 (logits may be bf16 under autocast).
+    Example: prompt [a], completion [b, EOT], T = 3: log p(b | a) + log p(EOT | a b).
+    """
+    ### BEGIN SOLUTION
+    hidden = model(input_ids, attention_mask)["last_hidden_state"]  # (B, T, D)
+    logits = model.hidden_state_to_token(hidden[:, :-1])  # (B, T-1, V)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    token_logps = torch.log_softmax(logits, dim=-1).gather(
+        -1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    mask = (completion_mask[:, 1:] * attention_mask[:, 1:]).to(token_logps.dtype)  # (B, T-1)
+    total = (token_logps * mask).sum(dim=-1)  # (B,)
+    return total / mask.sum(dim=-1) if average else total
+    ### END SOLUTION
+
+
+def sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023, eq. 7); with label smoothing ε, conservative DPO.
+
+    logits [B] = (policy - reference) log-ratio of chosen over rejected.  Returns [B]:
+    -(1 - ε) log σ(β logits) - ε log σ(-β logits).
+    Example: logits 1.5, β 0.1, ε 0: -log σ(0.15) = 0.62096.
+    """
+    ### BEGIN SOLUTION
+    return (-F.logsigmoid(beta * logits) * (1 - label_smoothing)
+            - F.logsigmoid(-beta * logits) * label_smoothing)
+    ### END SOLUTION
+
+
+def ipo_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """IPO (Azar et al. 2023, eq. 17): (logits - 1 / (2β))^2, [B].  Example: logits 1.5,
+    β 0.1 -> (1.5 - 5)^2 = 12.25.  (label_smoothing must be 0.)"""
+    ### BEGIN SOLUTION
+    return (logits - 1 / (2 * beta)) ** 2
+    ### END SOLUTION
+
+
+def hinge_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """SLiC's hinge loss (Zhao et al. 2023) on the DPO log-ratio: max(0, 1 - β logits), [B].
+    Example: logits 1.5, β 0.1 -> 0.85.  (label_smoothing must be 0.)"""
+    ### BEGIN SOLUTION
+    return torch.relu(1 - beta * logits)
+    ### END SOLUTION
+
+
+# loss_type -> the loss of one log-ratio margin; label smoothing is sigmoid's only.
+DPO_LOSSES: dict[str, Callable[[torch.Tensor, float, float], torch.Tensor]] = {
+    "sigmoid": sigmoid_loss,
+    "ipo": ipo_loss,
+    "hinge": hinge_loss,
+}
+
+
+def check_loss_arguments(beta: float, label_smoothing: float, loss_type: str) -> None:
+    """Raise ValueError naming the value for a loss_type, beta or label_smoothing dpo_loss
+    cannot take."""
+    if loss_type not in DPO_LOSSES:
+        raise ValueError(f"loss_type {loss_type!r}; choose one of {sorted(DPO_LOSSES)}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if not 0 <= label_smoothing < 0.5 or (label_smoothing and loss_type != "sigmoid"):
+        raise ValueError(f"label_smoothing {label_smoothing}: must be in [0, 0.5), and 0 "
+                         f"unless loss_type is 'sigmoid' (got {loss_type!r})")
+
+
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+             beta: float = 0.1, label_smoothing: float = 0.0, loss_type: str = "sigmoid",
+             reference_free: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DPO family of losses on summed completion log-probabilities (handout 6.3).
+
+    Args: four [B] tensors of log-probabilities (`sequence_logprobs`); beta > 0;
+    label_smoothing ε in [0, 0.5) (sigmoid only); loss_type a key of `DPO_LOSSES`;
+    reference_free: use a reference log-ratio of 0 (the reference is uniform).
+    Returns (losses [B], chosen_rewards [B], rejected_rewards [B]):
+        logits = (policy_chosen - policy_rejected) - (reference_chosen - reference_rejected)
+                 (without the second bracket when reference_free);
+        losses = DPO_LOSSES[loss_type](logits, beta, label_smoothing);
+        chosen_rewards = beta * (policy_chosen - reference_chosen), detached,
+        rejected_rewards = beta * (policy_rejected - reference_rejected), detached
+        (the rewards always use the reference log-probabilities given).
+    Example: policy (-1, -3), reference (-2, -2.5), beta 0.1: logits 1.5, sigmoid loss
+    0.62096, rewards 0.1 and -0.05.  Start with `check_loss_arguments`.
+    """
+    ### BEGIN SOLUTION
+    check_loss_arguments(beta, label_smoothing, loss_type)
+    policy_logratios = policy_chosen_logps - policy_rejected_logps  # (B,)
+    reference_logratios = reference_chosen_logps - reference_rejected_logps  # (B,)
+    logits = policy_logratios - (0 if reference_free else reference_logratios)
+    losses = DPO_LOSSES[loss_type](logits, beta, label_smoothing)
+    chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps).detach()
+    rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps).detach()
+    return losses, chosen_rewards, rejected_rewards
+    ### END SOLUTION
+
+
+# --- pairs as batches --------------------------------------------------------------------
+
+def encode_pairs(pairs: list, tokenizer, max_length: int) -> dict[str, torch.Tensor]:
+    """Pairs -> one right-padded batch holding every chosen row, then every rejected row.
+
+    Each row is tokenizer(prompt) + tokenizer(completion) + [<|endoftext|>]; rows longer
+    than `max_length` lose tokens from the end of the completion (a prompt that leaves no
+    room is a ValueError naming the pair).  Returns input_ids, attention_mask,
+    completion_mask [2B, T] long (completion_mask: 1 on the completion and its
+    end-of-text token).
+    """
+    rows = []
+    for completion_of in ("chosen", "rejected"):
+        for pair in pairs:
+            prompt = tokenizer.encode(pair.prompt)
+            completion = tokenizer.encode(getattr(pair, completion_of)) + [tokenizer.eos_token_id]
+            if len(prompt) >= max_length:
+                raise ValueError(f"pair {pair.id}: its prompt has {len(prompt)} tokens, no "
+                                 f"room for a completion within max_length {max_length}")
+            rows.append((prompt, completion[:max_length - len(prompt)]))
+    T = max(len(p) + len(c) for p, c in rows)
+    batch = {key: torch.zeros(len(rows), T, dtype=torch.long)
+             for key in ("input_ids", "attention_mask", "completion_mask")}
+    for row, (prompt, completion) in enumerate(rows):
+        length = len(prompt) + len(completion)
+        batch["input_ids"][row, :length] = torch.tensor(prompt + completion)
+        batch["attention_mask"][row, :length] = 1
+        batch["completion_mask"][row, len(prompt):length] = 1
+    return batch
+
+
+def pair_logprobs(model: GPT2Model, batch: dict[str, torch.Tensor], average: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) log-probabilities [B] each, from one forward pass over 2B rows."""
+    device = model.device
+    logps = sequence_logprobs(model, batch["input_ids"].to(device),
+                              batch["attention_mask"].to(device),
+                              batch["completion_mask"].to(device), average)  # (2B,)
+    return logps.chunk(2)
+
+
+@torch.no_grad()
+def reference_logprobs(policy: GPT2Model, reference: GPT2Model | None,
+                       batch: dict[str, torch.Tensor], average: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's (chosen, rejected) log-probabilities: `reference`'s, or, when it is
+    None, the policy's with its LoRA adapters off (the policy itself when it has none)."""
+    context = disable_adapters(policy) if reference is None else nullcontext()
+    model = policy if reference is None else reference
+    was_training = model.training
+    model.eval()
+    with context:
+        logps = pair_logprobs(model, batch, average)
+    model.train(was_training)
+    return logps
+
+
+def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
+             reference_logps: tuple[torch.Tensor, torch.Tensor], beta: float = 0.1,
+             label_smoothing: float = 0.0, loss_type: str = "sigmoid",
+             reference_free: bool = False, average: bool = False
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch of pairs (to backpropagate) and its metrics: loss, chosen and
+    rejected reward (means), margin (their difference) and reward accuracy (the share of
+    pairs whose chosen reward is strictly above the rejected one)."""
+    chosen, rejected = pair_logprobs(policy, batch, average)
+    reference_chosen, reference_rejected = (t.to(chosen.device) for t in reference_logps)
+    losses, chosen_rewards, rejected_rewards = dpo_loss(
+        chosen, rejected, reference_chosen, reference_rejected, beta, label_smoothing,
+        loss_type, reference_free)
+    loss = losses.mean()
+    metrics = {"loss": loss.item(), "chosen_reward": chosen_rewards.mean().item(),
+               "rejected_reward": rejected_rewards.mean().item(),
+               "margin": (chosen_rewards - rejected_rewards).mean().item(),
+               "reward_accuracy": (chosen_rewards > rejected_rewards).float().mean().item()}
+    return loss, metrics
+
+
+@torch.no_grad()
+def preference_accuracy(model: GPT2Model, batches: list[dict[str, torch.Tensor]],
+                        average: bool = False) -> float:
+    """Share of pairs whose chosen completion the model finds more likely than the rejected
+    one (for Quora pairs, the cloze's dev accuracy)."""
+    was_training = model.training
+    model.eval()
+    wins = total = 0
+    for batch in batches:
+        chosen, rejected = pair_logprobs(model, batch, average)
+        wins, total = wins + int((chosen > rejected).sum()), total + chosen.numel()
+    model.train(was_training)
+    return wins / max(total, 1)
