@@ -25,12 +25,26 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import datasets
 import evaluation
+from data.loaders import (
+    SENTIMENT_TASKS,
+    SentimentExample,
+    read_sentiment,
+    require_examples,
+    require_file,
+)
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY_BELOW_ONE,
+    REPO,
+    add_model_args,
+    device_from_args,
+)
+from training.loading import load_gpt2, load_tokenizer
 
-TASKS = {"sst": ("ids-sst", 5), "cfimdb": ("ids-cfimdb", 2)}  # task -> (file stem, classes)
 DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
 
 
@@ -60,7 +74,7 @@ class GPT2SentimentClassifier(nn.Module):
         ### END SOLUTION
 
 
-def collate(examples: list[datasets.SentimentExample], tokenizer, max_length: int) -> dict:
+def collate(examples: list[SentimentExample], tokenizer, max_length: int) -> dict:
     """Tokenize a batch, right-padded and truncated to max_length tokens.
 
     Returns input_ids, attention_mask [B, T] long; labels [B] long (-1 where unlabelled);
@@ -127,17 +141,17 @@ def seed_everything(seed: int) -> None:
 
 def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.device) -> dict:
     """Train on one task, keep the best dev checkpoint, write its dev/test predictions."""
-    stem, num_labels = TASKS[task]
-    paths = {split: datasets.require_file(os.path.join(args.data_dir, f"{stem}-{split}.csv"))
+    stem, num_labels = SENTIMENT_TASKS[task]
+    paths = {split: require_file(os.path.join(args.data_dir, f"{stem}-{split}.csv"))
              for split in ("train", "dev", "test-student")}
-    train, dev, test = (datasets.require_examples(paths[split], datasets.read_sentiment(
+    train, dev, test = (require_examples(paths[split], read_sentiment(
         paths[split], num_labels, labelled=split != "test-student"))
         for split in ("train", "dev", "test-student"))
     if args.max_train_examples:
         train = train[:args.max_train_examples]
 
     seed_everything(args.seed)
-    gpt = datasets.load_gpt2(args)
+    gpt = load_gpt2(args)
     model = GPT2SentimentClassifier(gpt, num_labels, args.hidden_dropout_prob,
                                     args.fine_tune_mode).to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
@@ -196,23 +210,23 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fine-tune-mode", dest="fine_tune_mode", default="last-linear-layer",
                         choices=list(DEFAULT_LR),
                         help="train only the head, or fine-tune all of GPT-2 too")
-    parser.add_argument("--eval_batch_size", type=datasets.POSITIVE_INT, default=32)
-    parser.add_argument("--lr", type=datasets.POSITIVE_FLOAT, default=None,
+    parser.add_argument("--eval_batch_size", type=POSITIVE_INT, default=32)
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
                         help="default: 1e-3 for last-linear-layer, 2e-5 for full-model")
-    parser.add_argument("--hidden_dropout_prob", type=datasets.PROBABILITY_BELOW_ONE,
+    parser.add_argument("--hidden_dropout_prob", type=PROBABILITY_BELOW_ONE,
                         default=0.3)
-    parser.add_argument("--max_length", type=datasets.POSITIVE_INT, default=512,
+    parser.add_argument("--max_length", type=POSITIVE_INT, default=512,
                         help="tokens per example")
-    parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
-    datasets.add_model_args(parser)
+    parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"))
+    add_model_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
-    device = datasets.device_from_args(args)
-    tokenizer = datasets.load_tokenizer(args.tokenizer)
-    tasks = list(TASKS) if args.task == "both" else [args.task]
+    device = device_from_args(args)
+    tokenizer = load_tokenizer(args.tokenizer)
+    tasks = list(SENTIMENT_TASKS) if args.task == "both" else [args.task]
     return {task: run_task(args, task, tokenizer, device) for task in tasks}
 
 

@@ -30,7 +30,6 @@ import sacrebleu
 from sklearn.metrics import accuracy_score, f1_score
 
 PREDICTION_COLUMN = "prediction"
-LABEL_COLUMN = "label"
 MAX_REPORTED_ERRORS = 50  # read_predictions stops listing problems after this many
 
 _INT = re.compile(r"^-?\d+$")

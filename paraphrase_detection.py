@@ -24,10 +24,12 @@ from functools import partial
 import torch
 from torch import nn
 
-import datasets
 from classifier import fit_and_write, make_loader, seed_everything
+from data.loaders import ParaphraseExample, read_paraphrase, require_examples, require_file
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from training.args import POSITIVE_FLOAT, POSITIVE_INT, REPO, add_model_args, device_from_args
+from training.loading import load_gpt2, load_tokenizer
 
 PROMPT = 'Question 1: "{}"\nQuestion 2: "{}"\nAre these questions asking the same thing? Answer:'
 ANSWERS = (" no", " yes")  # class 0, class 1
@@ -67,7 +69,7 @@ class ParaphraseGPT(nn.Module):
         ### END SOLUTION
 
 
-def collate(examples: list[datasets.ParaphraseExample], tokenizer, max_length: int) -> dict:
+def collate(examples: list[ParaphraseExample], tokenizer, max_length: int) -> dict:
     """Prompts -> input_ids, attention_mask [B, T] (right-padded); labels [B] (-1 if none).
 
     Over-long prompts lose tokens from the left (the tokenizer's truncation_side is set to
@@ -83,31 +85,31 @@ def collate(examples: list[datasets.ParaphraseExample], tokenizer, max_length: i
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--eval_batch_size", type=datasets.POSITIVE_INT, default=32)
-    parser.add_argument("--lr", type=datasets.POSITIVE_FLOAT, default=1e-5)
-    parser.add_argument("--max_length", type=datasets.POSITIVE_INT, default=128,
+    parser.add_argument("--eval_batch_size", type=POSITIVE_INT, default=32)
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--max_length", type=POSITIVE_INT, default=128,
                         help="tokens per prompt")
-    parser.add_argument("--checkpoint_dir", default=os.path.join(datasets.REPO, "out"))
-    datasets.add_model_args(parser)
+    parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"))
+    add_model_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
-    device = datasets.device_from_args(args)
-    paths = {split: datasets.require_file(os.path.join(args.data_dir, f"quora-{split}.csv"))
+    device = device_from_args(args)
+    paths = {split: require_file(os.path.join(args.data_dir, f"quora-{split}.csv"))
              for split in ("train", "dev", "test-student")}
-    train, dev, test = (datasets.require_examples(paths[split], datasets.read_paraphrase(
+    train, dev, test = (require_examples(paths[split], read_paraphrase(
         paths[split], labelled=split != "test-student"))
         for split in ("train", "dev", "test-student"))
     if args.max_train_examples:
         train = train[:args.max_train_examples]
 
-    tokenizer = datasets.load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer)
     tokenizer.truncation_side = "left"
     answer_ids = answer_token_ids(tokenizer)
     seed_everything(args.seed)
-    gpt = datasets.load_gpt2(args)
+    gpt = load_gpt2(args)
     model = ParaphraseGPT(gpt, answer_ids).to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
     optimizer = AdamW(model.parameters(), lr=args.lr)

@@ -48,11 +48,36 @@ else
     "$PY" -m pip install --quiet --disable-pip-version-check -r "$VENV/requirements.txt"
 fi
 
+# The kit itself, installed in place (editable): its modules then import from any folder,
+# so `python data/prepare.py` and `python bench/...` need no sys.path edits.
+if "$PY" - <<'PYEOF'
+import json, os, sys
+from importlib.metadata import PackageNotFoundError, distribution
+try:
+    url = json.loads(distribution("build-gpt2").read_text("direct_url.json") or "{}")
+except PackageNotFoundError:
+    sys.exit(1)
+here = "file://" + os.path.abspath(".")
+sys.exit(0 if url.get("url") == here and url.get("dir_info", {}).get("editable") else 1)
+PYEOF
+then
+    echo "[setup] the kit is already installed in place"
+else
+    echo "[setup] installing the kit in place (pip install -e .)"
+    # setuptools in the venv builds it offline; without it pip fetches one for the build
+    isolation=$("$PY" -c "import setuptools" 2>/dev/null && echo --no-build-isolation || true)
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-deps $isolation -e .
+fi
+
 "$PY" - <<'PYEOF'
 import importlib
+import os
 modules = ["torch", "transformers", "safetensors", "numpy", "sklearn", "sacrebleu", "tqdm",
            "regex", "matplotlib", "pytest", "hypothesis", "tiktoken", "tokenizers", "psutil"]
 for name in modules:
+    importlib.import_module(name)
+os.chdir("/")  # the kit's own modules import from any folder once installed in place
+for name in ["config", "models.gpt2", "training.args", "data.loaders"]:
     importlib.import_module(name)
 import torch, transformers
 print(f"[setup] ok: torch {torch.__version__} (cuda={torch.cuda.is_available()}), "

@@ -22,12 +22,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import datasets
 import evaluation
 from classifier import autocast, make_loader, seed_everything
+from data.loaders import require_examples, require_file
+from models.generate import generate, sample_next  # noqa: F401  (re-exported: the sampling step)
 from models.gpt2 import GPT2Model
-from modules.attention import KVCache
 from optimizer import AdamW
+from training.args import POSITIVE_FLOAT, POSITIVE_INT, add_model_args, bounded, device_from_args
+from training.loading import load_gpt2, load_tokenizer
 
 
 def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -40,79 +42,6 @@ def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)  # (B, T-1)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            ignore_index=-100)
-
-
-def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
-                generator: torch.Generator) -> torch.Tensor:
-    """Pick one next token per row.  logits [B, V] float -> token ids [B] long.
-
-    temperature == 0 is greedy (argmax).  Otherwise: probabilities softmax(logits /
-    temperature); top-p keeps the smallest set of most likely tokens whose probability
-    reaches top_p (the most likely token always stays); renormalise; then draw with one
-    uniform number per row, `u = torch.rand(B, generator=generator)`, taking the first
-    token (in sorted order) whose cumulative kept probability exceeds u.  Drawing exactly
-    one number per row keeps runs with and without the KV cache in step.
-    """
-    ### BEGIN SOLUTION
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
-    sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)  # (B, V)
-    cumulative = sorted_probs.cumsum(dim=-1)
-    sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= top_p, 0.0)
-    kept = sorted_probs.cumsum(dim=-1)  # (B, V)
-    u = torch.rand(logits.shape[0], generator=generator).to(logits.device) * kept[:, -1]
-    index = torch.searchsorted(kept, u[:, None], right=True).clamp(max=logits.shape[1] - 1)
-    return order.gather(1, index).squeeze(1)  # (B,)
-    ### END SOLUTION
-
-
-@torch.inference_mode()
-def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
-             eos_id: int | None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-             use_cache: bool = True) -> list[list[int]]:
-    """Continue each prompt (a list of token ids); returns the new tokens of each row.
-
-    Rows are left-padded into one batch.  With the cache, the prompts are encoded once and
-    every further step feeds one token per row; without it, every step re-encodes the whole
-    sequence (a fresh cache, same positions and masks: the same computation, repeated).
-    A row stops at `eos_id` (not included in its output); generation stops when every row
-    has, or after max_new_tokens, or at the model's context length.
-    """
-    gpt.eval()
-    device, config = gpt.device, gpt.config
-    batch, longest = len(prompts), max(len(p) for p in prompts)
-    input_ids = torch.zeros(batch, longest, dtype=torch.long, device=device)
-    mask = torch.zeros(batch, longest, dtype=torch.long, device=device)
-    for row, prompt in enumerate(prompts):  # left padding: the last column is real everywhere
-        input_ids[row, longest - len(prompt):] = torch.tensor(prompt)
-        mask[row, longest - len(prompt):] = 1
-    total = min(longest + max_new_tokens, config.max_position_embeddings)
-    generator = torch.Generator().manual_seed(seed)
-    cache = KVCache(config, batch, total, device=device, dtype=gpt.dtype) if use_cache else None
-    outputs: list[list[int]] = [[] for _ in range(batch)]
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    step_ids = input_ids  # what the next forward pass feeds
-    for _ in range(total - longest):
-        if use_cache:
-            last = gpt(step_ids, mask, cache=cache)["last_token"]  # (B, D)
-        else:
-            fresh = KVCache(config, batch, input_ids.shape[1], device=device, dtype=gpt.dtype)
-            last = gpt(input_ids, mask, cache=fresh)["last_token"]  # (B, D)
-        logits = gpt.hidden_state_to_token(last).float()  # (B, V)
-        next_ids = sample_next(logits, temperature, top_p, generator)  # (B,)
-        if eos_id is not None:
-            next_ids = next_ids.masked_fill(done, eos_id)
-            done |= next_ids == eos_id
-        for row in range(batch):
-            if eos_id is None or next_ids[row] != eos_id:
-                outputs[row].append(int(next_ids[row]))
-        if bool(done.all()):
-            break
-        step_ids = next_ids[:, None]  # (B, 1)
-        input_ids = torch.cat([input_ids, step_ids], dim=1)  # (B, T + 1)
-        mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)  # (B, T + 1)
-    return outputs
 
 
 def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
@@ -132,31 +61,31 @@ def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lr", type=datasets.POSITIVE_FLOAT, default=1e-5)
-    parser.add_argument("--temperature", type=datasets.bounded(float, 0.0), default=1.2,
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--temperature", type=bounded(float, 0.0), default=1.2,
                         help="0 = greedy")
-    parser.add_argument("--top_p", type=datasets.bounded(float, 0.0, 1.0, low_open=True),
+    parser.add_argument("--top_p", type=bounded(float, 0.0, 1.0, low_open=True),
                         default=0.9)
-    parser.add_argument("--max_new_tokens", type=datasets.POSITIVE_INT, default=160)
-    parser.add_argument("--gen_batch_size", type=datasets.POSITIVE_INT, default=12)
-    datasets.add_model_args(parser)
+    parser.add_argument("--max_new_tokens", type=POSITIVE_INT, default=160)
+    parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
+    add_model_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
-    device = datasets.device_from_args(args)
-    files = {name: datasets.require_file(os.path.join(args.data_dir, name)) for name in
+    device = device_from_args(args)
+    files = {name: require_file(os.path.join(args.data_dir, name)) for name in
              ("sonnets.txt", "sonnets_held_out_dev.txt", "TRUE_sonnets_held_out_dev.txt",
               "sonnets_held_out.txt")}
-    sonnets = {name: datasets.require_examples(path, evaluation.read_sonnets(path))
+    sonnets = {name: require_examples(path, evaluation.read_sonnets(path))
                for name, path in files.items()}
     train = [text for _, text in sonnets["sonnets.txt"]]
     if args.max_train_examples:
         train = train[:args.max_train_examples]
-    tokenizer = datasets.load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer)
     seed_everything(args.seed)
-    gpt = datasets.load_gpt2(args).to(device)
+    gpt = load_gpt2(args).to(device)
     max_length = gpt.config.max_position_embeddings
 
     def batch_of(texts: list[str]) -> dict:

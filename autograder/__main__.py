@@ -111,7 +111,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    """argparse type for --jobs.  (The Gradescope bundle has no datasets.py, whose
+    """argparse type for --jobs.  (The Gradescope bundle has no training/args.py, whose
     `bounded` the task scripts use, so the grader keeps this one check of its own.)"""
     if not text.strip().lstrip("+").isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text} is not an integer >= 1")

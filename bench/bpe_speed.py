@@ -21,11 +21,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import bpe
+from training.args import POSITIVE_INT
 
-import bpe  # noqa: E402
-from datasets import POSITIVE_INT  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 EOT = "<|endoftext|>"
 TARGETS = {500: 0.3, 10_000: 30.0}  # training seconds by vocabulary size, from issue 3

@@ -13,20 +13,16 @@ cache, and no slower than transformers.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from config import GPT2Config  # noqa: E402  (repository root on sys.path first)
-from datasets import POSITIVE_INT  # noqa: E402
-from models.gpt2 import GPT2Model  # noqa: E402
-from sonnet_generation import generate  # noqa: E402
-from utils import save_random_hf_checkpoint  # noqa: E402
+from config import GPT2Config
+from models.generate import generate
+from models.gpt2 import GPT2Model
+from training.args import POSITIVE_INT
+from utils import save_random_hf_checkpoint
 
 
 def best_time(fn, repeats: int) -> tuple[float, list[int]]:

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from autograder.grade import Layout, grade
+from autograder.manifest import GRADABLE_FILES
+from autograder.predictions import TASKS
 
-from autograder.grade import Layout, grade  # noqa: E402
-from autograder.manifest import GRADABLE_FILES  # noqa: E402
-from autograder.predictions import TASKS  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MAX_SECONDS = 60.0
 MAX_BYTES = 2 << 30

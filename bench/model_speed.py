@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
+from transformers import GPT2Model as HFGPT2Model
+from transformers.utils import logging as hf_logging
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from transformers import GPT2Model as HFGPT2Model  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
-
-from config import GPT2Config  # noqa: E402
-from datasets import POSITIVE_INT  # noqa: E402
-from models.gpt2 import GPT2Model  # noqa: E402
-from utils import save_random_hf_checkpoint  # noqa: E402
+from config import GPT2Config
+from models.gpt2 import GPT2Model
+from training.args import POSITIVE_INT
+from utils import save_random_hf_checkpoint
 
 
 def median_times(runs: dict, repeats: int) -> dict[str, float]:

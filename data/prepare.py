@@ -28,21 +28,23 @@ import hashlib
 import json
 import os
 import shutil
-import sys
+
+import evaluation
+from data.loaders import (
+    SENTIMENT_TASKS,
+    read_paraphrase,
+    read_sentiment,
+    write_paraphrase,
+    write_sentiment,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-import datasets  # noqa: E402  (repository root on sys.path first)
-import evaluation  # noqa: E402
-
-SENTIMENT = {"sst": ("ids-sst", 5), "cfimdb": ("ids-cfimdb", 2)}
 QUORA_SOURCE = "quora-dev.csv"
 QUORA_DEV, QUORA_TEST = 2000, 2000
 SONNET_TEST, PROMPT_LINES = 12, 3  # graded test sonnets, and the lines of each prompt
 SONNET_FILES = ("sonnets.txt", "sonnets_held_out_dev.txt", "TRUE_sonnets_held_out_dev.txt",
                 "sonnets_held_out.txt")
-SOURCE_FILES = (*(f"{stem}-{split}.csv" for stem, _ in SENTIMENT.values()
+SOURCE_FILES = (*(f"{stem}-{split}.csv" for stem, _ in SENTIMENT_TASKS.values()
                   for split in ("train", "dev")), QUORA_SOURCE, *SONNET_FILES)
 
 
@@ -168,23 +170,23 @@ def main() -> None:
         os.makedirs(hidden, exist_ok=True)
     problems: list[str] = []
 
-    for task, (stem, num_labels) in SENTIMENT.items():
-        train, dev = (datasets.read_sentiment(os.path.join(args.source, f"{stem}-{split}.csv"),
-                                              num_labels, labelled=True, problems=problems)
+    for task, (stem, num_labels) in SENTIMENT_TASKS.items():
+        train, dev = (read_sentiment(os.path.join(args.source, f"{stem}-{split}.csv"),
+                                     num_labels, labelled=True, problems=problems)
                       for split in ("train", "dev"))
         dev_ids = {e.id for e in dev}
         train = sorted((e for e in train if e.id not in dev_ids),
                        key=lambda e: split_order(task, e.id))
         test, train = train[:len(dev)], train[len(dev):]
         write_split(args.out, hidden, task, stem, {"train": train, "dev": dev, "test": test},
-                    datasets.write_sentiment)
+                    write_sentiment)
 
-    pairs = datasets.read_paraphrase(os.path.join(args.source, QUORA_SOURCE), labelled=True,
-                                     problems=problems)
+    pairs = read_paraphrase(os.path.join(args.source, QUORA_SOURCE), labelled=True,
+                            problems=problems)
     pairs.sort(key=lambda e: split_order("para", e.id))
     splits = {"test": pairs[:QUORA_TEST], "dev": pairs[QUORA_TEST:QUORA_TEST + QUORA_DEV],
               "train": pairs[QUORA_TEST + QUORA_DEV:]}
-    write_split(args.out, hidden, "para", "quora", splits, datasets.write_paraphrase)
+    write_split(args.out, hidden, "para", "quora", splits, write_paraphrase)
 
     prepare_sonnets(args.source, args.out, hidden)
     copy_tokenizer(tokenizer_dir, os.path.join(args.out, "gpt2-tokenizer"))

@@ -16,6 +16,10 @@ from config import GPT2Config
 from utils import save_random_hf_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
+# Scripts run in subprocesses as a student runs them; a checkout that setup.sh has not
+# installed (`pip install -e .`) finds its modules through PYTHONPATH.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
+                                                         os.environ.get("PYTHONPATH")]))
 
 # Small shapes used across the tests: (layers, heads, width, vocab, context).
 TINY = dict(num_hidden_layers=2, num_attention_heads=2, hidden_size=32, intermediate_size=128,

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bpe
-from bench import bpe_speed
 
 REPO = Path(__file__).resolve().parents[1]
 EOT = "<|endoftext|>"
@@ -65,7 +64,12 @@ def ours_more_specials(ours: bpe.Tokenizer) -> bpe.Tokenizer:
 @pytest.fixture(scope="module")
 def tiktoken_gpt2(gpt2_dir: Path):
     """tiktoken's GPT-2 encoding built offline from the same vocab.json."""
-    return bpe_speed.tiktoken_gpt2(gpt2_dir)
+    import tiktoken
+
+    vocab = json.loads((gpt2_dir / "vocab.json").read_text(encoding="utf-8"))
+    ranks = {bpe.token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
+    return tiktoken.Encoding(name="gpt2-from-files", pat_str=bpe.GPT2_PATTERN,
+                             mergeable_ranks=ranks, special_tokens={EOT: vocab[EOT]})
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +213,6 @@ STREAM_PROBE = """
 import resource, sys
 sys.path.insert(0, sys.argv[1])
 import bpe
-from bench import bpe_speed
 tok = bpe.Tokenizer.load(sys.argv[2], ["<|endoftext|>"])
 with open(sys.argv[3], encoding="utf-8", newline="") as f:
     head = f.read(1 << 20)

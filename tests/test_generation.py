@@ -1,10 +1,11 @@
-"""sonnet_generation.generate: the KV cache changes speed, never tokens; top-p; EOS; HF greedy."""
+"""models.generate.generate: the KV cache changes speed, never tokens; top-p; EOS; HF greedy."""
 
 import pytest
 import torch
 
+from models.generate import generate, sample_next
 from models.gpt2 import GPT2Model
-from sonnet_generation import generate, lm_loss, sample_next
+from sonnet_generation import lm_loss
 
 PROMPTS = [[5, 17, 42, 8, 3], [11, 2], [60, 61, 62, 63, 64, 65, 66, 67]]  # ragged: left padding
 

@@ -219,10 +219,11 @@ def test_hub_name_loads_from_the_hugging_face_cache(make_checkpoint, tmp_path):
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    code = ("import argparse, torch, datasets\n"
-            "from models.gpt2 import GPT2Model\n"
-            "parser = argparse.ArgumentParser(); datasets.add_model_args(parser)\n"
-            "model = datasets.load_gpt2(parser.parse_args(['--model_size', 'gpt2'])).eval()\n"
+    code = ("import argparse, torch\n"
+            "from training.args import add_model_args\n"
+            "from training.loading import load_gpt2\n"
+            "parser = argparse.ArgumentParser(); add_model_args(parser)\n"
+            "model = load_gpt2(parser.parse_args(['--model_size', 'gpt2'])).eval()\n"
             "ids = torch.arange(12).reshape(2, 6)\n"
             "out = model(ids, torch.ones_like(ids))['last_hidden_state']\n"
             "torch.save(model.hidden_state_to_token(out), sys.argv[1])\n")

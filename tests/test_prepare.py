@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-import datasets
 import evaluation
+from data.loaders import read_paraphrase, read_sentiment
+from training.loading import load_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("BUILD_GPT2_DATA", os.path.join(REPO, "..", "shared", "data"))
@@ -34,8 +35,8 @@ def test_staff_splits_and_hidden_labels(tmp_path):
     for task, stem, sizes in [("sst", "ids-sst", (7443, 1101, 1101)),
                               ("cfimdb", "ids-cfimdb", (1462, 245, 245)),
                               ("para", "quora", (16212, 2000, 2000))]:
-        read = datasets.read_paraphrase if task == "para" else (
-            lambda path, labelled: datasets.read_sentiment(path, 5, labelled))
+        read = read_paraphrase if task == "para" else (
+            lambda path, labelled: read_sentiment(path, 5, labelled))
         train = read(str(out / f"{stem}-train.csv"), labelled=True)
         dev = read(str(out / f"{stem}-dev.csv"), labelled=True)
         test = read(str(out / f"{stem}-test-student.csv"), labelled=None)
@@ -60,7 +61,7 @@ def test_staff_splits_and_hidden_labels(tmp_path):
     for (_, prompt), (_, text) in zip(prompts, true, strict=True):
         assert prompt.split("\n") == text.split("\n")[:3]
     assert (out / "gpt2-tokenizer" / "vocab.json").is_file()
-    assert datasets.load_tokenizer(str(out / "gpt2-tokenizer")).encode(" yes") == [3763]
+    assert load_tokenizer(str(out / "gpt2-tokenizer")).encode(" yes") == [3763]
 
     again = prepare(CS224N, tmp_path / "again")  # no --staff: same files, no hidden labels
     assert again.returncode == 0, again.stderr

@@ -20,13 +20,14 @@ import torch
 import torch.nn.functional as F
 
 import classifier
-import datasets
 import evaluation
 import paraphrase_detection
 import sonnet_generation
 from config import GPT2Config
+from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from training.loading import load_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
@@ -52,7 +53,7 @@ def subset(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer(subset):
-    return datasets.load_tokenizer(str(subset / "gpt2-tokenizer"))
+    return load_tokenizer(str(subset / "gpt2-tokenizer"))
 
 
 def run_script(script, subset, checkpoint, tmp_path, *flags):
@@ -83,11 +84,11 @@ def test_classifier_end_to_end(subset, make_checkpoint, tmp_path):
                      "--task", "both", "--fine-tune-mode", "full-model", "--epochs", "2",
                      "--max_train_examples", "32", "--max_length", "128", "--lr", "1e-3",
                      "--checkpoint_dir", str(tmp_path / "out"))
-    for task, (stem, num_labels) in classifier.TASKS.items():
+    for task, (stem, num_labels) in SENTIMENT_TASKS.items():
         assert f"[{task}] epoch 2/2: train loss" in out and "dev macro-F1" in out
         for split, labelled in (("dev", True), ("test", False)):
             name = f"{stem}-{split if labelled else 'test-student'}.csv"
-            ids = [e.id for e in datasets.read_sentiment(str(subset / name), num_labels)]
+            ids = [e.id for e in read_sentiment(str(subset / name), num_labels)]
             check_predictions(tmp_path / "predictions" / f"{task}-{split}-output.csv", ids,
                               num_labels)
 
@@ -98,7 +99,7 @@ def test_paraphrase_end_to_end(subset, make_checkpoint, tmp_path):
                      "--checkpoint_dir", str(tmp_path / "out"))
     assert "answers {' no': 645, ' yes': 3763}" in out and "[para] epoch 1/1" in out
     for split, name in (("dev", "quora-dev.csv"), ("test", "quora-test-student.csv")):
-        ids = [e.id for e in datasets.read_paraphrase(str(subset / name))]
+        ids = [e.id for e in read_paraphrase(str(subset / name))]
         check_predictions(tmp_path / "predictions" / f"para-{split}-output.csv", ids, 2)
 
 
@@ -125,7 +126,7 @@ def test_cloze_uses_the_tokenizers_answer_ids(tokenizer):
     torch.manual_seed(0)
     gpt = GPT2Model(GPT2Config(**SIZES, num_hidden_layers=2, num_attention_heads=2)).eval()
     model = paraphrase_detection.ParaphraseGPT(gpt, [no_id, yes_id]).eval()
-    examples = datasets.read_paraphrase(
+    examples = read_paraphrase(
         os.path.join(os.path.dirname(tokenizer.name_or_path), "quora-dev.csv"))[:4]
     batch = paraphrase_detection.collate(examples, tokenizer, 128)
     first = batch["input_ids"][0][batch["attention_mask"][0] == 1]
@@ -140,7 +141,7 @@ def test_cloze_uses_the_tokenizers_answer_ids(tokenizer):
 def test_classifier_overfits_64_examples(subset, tokenizer):
     """The whole path learns: 64 SST examples reach >= 95% train accuracy within 100 steps."""
     torch.manual_seed(0)
-    train = datasets.read_sentiment(str(subset / "ids-sst-train.csv"), 5)[:64]
+    train = read_sentiment(str(subset / "ids-sst-train.csv"), 5)[:64]
     gpt = GPT2Model(GPT2Config(**SIZES, num_hidden_layers=2, num_attention_heads=2))
     model = classifier.GPT2SentimentClassifier(gpt, 5, 0.0, "full-model")
     batch = classifier.collate(train, tokenizer, 128)

@@ -1,0 +1,86 @@
+"""Sampling from a GPT-2: one next token from logits (`sample_next`, a student part of the
+sonnet task, handout Part 2), and batched generation with a KV cache (`generate`).
+
+`generate` is what every script that writes text calls: the sonnets, the samples of
+`pretrain.py`, the benchmarks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models.gpt2 import GPT2Model
+from modules.attention import KVCache
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
+                generator: torch.Generator) -> torch.Tensor:
+    """Pick one next token per row.  logits [B, V] float -> token ids [B] long.
+
+    temperature == 0 is greedy (argmax).  Otherwise: probabilities softmax(logits /
+    temperature); top-p keeps the smallest set of most likely tokens whose probability
+    reaches top_p (the most likely token always stays); renormalise; then draw with one
+    uniform number per row, `u = torch.rand(B, generator=generator)`, taking the first
+    token (in sorted order) whose cumulative kept probability exceeds u.  Drawing exactly
+    one number per row keeps runs with and without the KV cache in step.
+    """
+    ### BEGIN SOLUTION
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+    sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)  # (B, V)
+    cumulative = sorted_probs.cumsum(dim=-1)
+    sorted_probs = sorted_probs.masked_fill(cumulative - sorted_probs >= top_p, 0.0)
+    kept = sorted_probs.cumsum(dim=-1)  # (B, V)
+    u = torch.rand(logits.shape[0], generator=generator).to(logits.device) * kept[:, -1]
+    index = torch.searchsorted(kept, u[:, None], right=True).clamp(max=logits.shape[1] - 1)
+    return order.gather(1, index).squeeze(1)  # (B,)
+    ### END SOLUTION
+
+
+@torch.inference_mode()
+def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
+             eos_id: int | None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             use_cache: bool = True) -> list[list[int]]:
+    """Continue each prompt (a list of token ids); returns the new tokens of each row.
+
+    Rows are left-padded into one batch.  With the cache, the prompts are encoded once and
+    every further step feeds one token per row; without it, every step re-encodes the whole
+    sequence (a fresh cache, same positions and masks: the same computation, repeated).
+    A row stops at `eos_id` (not included in its output); generation stops when every row
+    has, or after max_new_tokens, or at the model's context length.
+    """
+    gpt.eval()
+    device, config = gpt.device, gpt.config
+    batch, longest = len(prompts), max(len(p) for p in prompts)
+    input_ids = torch.zeros(batch, longest, dtype=torch.long, device=device)
+    mask = torch.zeros(batch, longest, dtype=torch.long, device=device)
+    for row, prompt in enumerate(prompts):  # left padding: the last column is real everywhere
+        input_ids[row, longest - len(prompt):] = torch.tensor(prompt)
+        mask[row, longest - len(prompt):] = 1
+    total = min(longest + max_new_tokens, config.max_position_embeddings)
+    generator = torch.Generator().manual_seed(seed)
+    cache = KVCache(config, batch, total, device=device, dtype=gpt.dtype) if use_cache else None
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    step_ids = input_ids  # what the next forward pass feeds
+    for _ in range(total - longest):
+        if use_cache:
+            last = gpt(step_ids, mask, cache=cache)["last_token"]  # (B, D)
+        else:
+            fresh = KVCache(config, batch, input_ids.shape[1], device=device, dtype=gpt.dtype)
+            last = gpt(input_ids, mask, cache=fresh)["last_token"]  # (B, D)
+        logits = gpt.hidden_state_to_token(last).float()  # (B, V)
+        next_ids = sample_next(logits, temperature, top_p, generator)  # (B,)
+        if eos_id is not None:
+            next_ids = next_ids.masked_fill(done, eos_id)
+            done |= next_ids == eos_id
+        for row in range(batch):
+            if eos_id is None or next_ids[row] != eos_id:
+                outputs[row].append(int(next_ids[row]))
+        if bool(done.all()):
+            break
+        step_ids = next_ids[:, None]  # (B, 1)
+        input_ids = torch.cat([input_ids, step_ids], dim=1)  # (B, T + 1)
+        mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)  # (B, T + 1)
+    return outputs

@@ -1,0 +1,78 @@
+"""Command-line plumbing shared by the scripts: bounded argparse types and the model flags."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+import torch
+
+from data.loaders import DATA_DIR
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def bounded(kind: type, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False):
+    """An argparse ``type``: ``kind(text)`` within [low, high] (``low_open``/``high_open``
+    exclude that end).  A bad value is refused with the value and the allowed range, e.g.
+    ``argument --epochs: -1 is not an integer >= 1``."""
+    name = "an integer" if kind is int else "a number"
+    limits = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + \
+             ([f"{'<' if high_open else '<='} {high:g}"] if high is not None else [])
+    wanted = f"{name} {' and '.join(limits)}".strip()
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {wanted}")
+        return value
+
+    parse.__name__ = wanted  # what argparse names in its own messages
+    return parse
+
+
+POSITIVE_INT = bounded(int, 1)
+NON_NEGATIVE_INT = bounded(int, 0)
+POSITIVE_FLOAT = bounded(float, 0.0, low_open=True)
+NON_NEGATIVE_FLOAT = bounded(float, 0.0)
+PROBABILITY_BELOW_ONE = bounded(float, 0.0, 1.0, high_open=True)  # dropout
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    """CUDA when --use_gpu is given (exit with what to drop when there is none), else CPU."""
+    if args.use_gpu and not torch.cuda.is_available():
+        raise SystemExit("--use_gpu given but CUDA is not available; drop --use_gpu")
+    return torch.device("cuda" if args.use_gpu else "cpu")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The flags every task script shares: weights, tokenizer, data, device, training size."""
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=10)
+    parser.add_argument("--batch_size", type=POSITIVE_INT, default=8)
+    parser.add_argument("--max_train_examples", type=POSITIVE_INT, default=None,
+                        help="train on the first N training examples only (smoke runs)")
+    parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
+    parser.add_argument("--model_size", default="gpt2",
+                        choices=["gpt2", "gpt2-medium", "gpt2-large"],
+                        help="published GPT-2 to load from the Hugging Face hub or cache")
+    parser.add_argument("--model_path", default=None,
+                        help="local Hugging Face GPT-2 checkpoint folder (config.json + "
+                             "model.safetensors); overrides --model_size")
+    parser.add_argument("--random_init", action="store_true",
+                        help="random weights of --model_size's shape (smoke runs only)")
+    parser.add_argument("--tokenizer", default=os.path.join(DATA_DIR, "gpt2-tokenizer"),
+                        help="Hugging Face tokenizer name, or a folder with vocab.json and "
+                             "merges.txt (default: the one data/prepare.py copies)")
+    parser.add_argument("--sdpa", action="store_true",
+                        help="fused attention (torch scaled_dot_product_attention)")
+    parser.add_argument("--data_dir", default=DATA_DIR, help="prepared data folder")
+    parser.add_argument("--out_dir", default=os.path.join(REPO, "predictions"),
+                        help="where prediction files are written")
+    parser.add_argument("--seed", type=int, default=11711)
