@@ -19,14 +19,31 @@ accuracy on dev pairs and, for sonnets, the dev chrF and the sonnet-form score.
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from classifier import autocast, make_loader, seed_everything
+from data.loaders import read_paraphrase, require_examples, require_file
+from data.pairs import (Pair, quora_pairs, sonnet_form_score, sonnet_pairs, split_sonnet,
+                        write_pairs)
+from evaluation import read_sonnets, sonnet_chrf
 from models.gpt2 import GPT2Model
-from modules.lora import disable_adapters, lora_modules
+from modules.lora import disable_adapters, merge_lora
+from optimizer import AdamW
+from sonnet_generation import generate_sonnets
+from training.args import (POSITIVE_FLOAT, POSITIVE_INT, add_model_args, add_peft_args, bounded,
+                           device_from_args)
+from training.loading import load_gpt2, load_tokenizer
+from training.peft import apply_peft, load_backbone_checkpoint
 
 
 def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -231,3 +248,162 @@ def preference_accuracy(model: GPT2Model, batches: list[dict[str, torch.Tensor]]
         wins, total = wins + int((chosen > rejected).sum()), total + chosen.numel()
     model.train(was_training)
     return wins / max(total, 1)
+
+
+# --- the script ----------------------------------------------------------------------------
+
+def load_policy(args: argparse.Namespace, device: torch.device) -> GPT2Model:
+    """The fine-tuned starting point: the flags' weights (dropout off, so that the policy
+    equals its reference at step 0), then `--init_checkpoint`, then the `--peft` adapters."""
+    policy = load_gpt2(args, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if args.init_checkpoint:
+        load_backbone_checkpoint(policy, args.init_checkpoint)
+    apply_peft(policy, args, "dpo")
+    return policy.to(device)
+
+
+def make_pairs(args: argparse.Namespace, policy: GPT2Model, tokenizer
+               ) -> tuple[list[Pair], list[Pair]]:
+    """(train pairs, dev pairs) of --task, written to <out_dir>/dpo-<task>-{train,dev}-pairs.jsonl."""
+    def path(name: str) -> str:
+        return require_file(os.path.join(args.data_dir, name))
+
+    if args.task == "sonnet":
+        train_sonnets = read_sonnets(path("sonnets.txt"))[:args.max_train_examples]
+        samples = None
+        if args.model_samples:  # the model's own continuations of the training prompts
+            prompts = [(n, split_sonnet(text)[0]) for n, text in train_sonnets]
+            samples = {n: text[len(prompt.rstrip()):].strip("\n") for (n, text), (_, prompt)
+                       in zip(generate_sonnets(policy, tokenizer, prompts, args), prompts,
+                              strict=True)}
+        train = sonnet_pairs(train_sonnets, args.seed, samples)
+        dev = sonnet_pairs(read_sonnets(path("TRUE_sonnets_held_out_dev.txt")), args.seed)
+    else:
+        train = quora_pairs(read_paraphrase(path("quora-train.csv"))[:args.max_train_examples])
+        dev = quora_pairs(read_paraphrase(path("quora-dev.csv"))[:args.max_dev_pairs])
+    for split, pairs in (("train", require_examples(args.data_dir, train)), ("dev", dev)):
+        write_pairs(os.path.join(args.out_dir, f"dpo-{args.task}-{split}-pairs.jsonl"), pairs)
+    return train, dev
+
+
+def evaluate(policy: GPT2Model, dev_batches: list[dict], tokenizer, args: argparse.Namespace
+             ) -> dict[str, float]:
+    """Dev preference accuracy; for sonnets also the dev chrF and mean sonnet-form score of
+    sonnets generated from the held-out dev prompts."""
+    results = {"dev_preference_accuracy": preference_accuracy(policy, dev_batches)}
+    if args.task == "sonnet":
+        prompts = read_sonnets(os.path.join(args.data_dir, "sonnets_held_out_dev.txt"))
+        true = read_sonnets(os.path.join(args.data_dir, "TRUE_sonnets_held_out_dev.txt"))
+        with autocast(policy.device):
+            written = generate_sonnets(policy, tokenizer, prompts, args)
+        results["dev_chrf"] = sonnet_chrf(written, true)[0]
+        results["dev_sonnet_form"] = sum(sonnet_form_score(t) for _, t in written) / len(written)
+    return results
+
+
+def plot_log(log_path: str, png_path: str) -> None:
+    """Loss, rewards with their margin, and reward accuracy per step, from the JSONL log."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    steps = [row["step"] for row in rows]
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for axis, keys in zip(axes, (("loss",), ("chosen_reward", "rejected_reward", "margin"),
+                                 ("reward_accuracy",)), strict=True):
+        for key in keys:
+            axis.plot(steps, [row[key] for row in rows], label=key)
+        axis.set_xlabel("step")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(png_path)
+    plt.close(figure)
+
+
+def get_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", default="sonnet", choices=["sonnet", "quora"])
+    parser.add_argument("--init_checkpoint", default=None,
+                        help="a task script's checkpoint (.pt) loaded over the weights")
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
+                        help="default: 1e-6, or 1e-4 with --peft lora")
+    parser.add_argument("--beta", type=POSITIVE_FLOAT, default=0.1)
+    parser.add_argument("--label_smoothing", type=bounded(float, 0.0, 0.5, high_open=True),
+                        default=0.0, help="conservative DPO (sigmoid loss only)")
+    parser.add_argument("--loss_type", default="sigmoid", choices=sorted(DPO_LOSSES))
+    parser.add_argument("--reference_free", action="store_true")
+    parser.add_argument("--precompute_reference", action="store_true",
+                        help="reference log-probabilities once, before training")
+    parser.add_argument("--model_samples", action="store_true",
+                        help="sonnets: the model's own samples as rejected when ranked lower")
+    parser.add_argument("--max_length", type=POSITIVE_INT, default=256)
+    parser.add_argument("--max_dev_pairs", type=POSITIVE_INT, default=200)
+    parser.add_argument("--temperature", type=bounded(float, 0.0), default=1.2)
+    parser.add_argument("--top_p", type=bounded(float, 0.0, 1.0, low_open=True), default=0.9)
+    parser.add_argument("--max_new_tokens", type=POSITIVE_INT, default=160)
+    parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
+    add_model_args(parser)
+    add_peft_args(parser)
+    parser.set_defaults(epochs=1, batch_size=4)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args(argv)
+    device = device_from_args(args)
+    tokenizer = load_tokenizer(args.tokenizer)
+    seed_everything(args.seed)
+    policy = load_policy(args, device)
+    os.makedirs(args.out_dir, exist_ok=True)
+    train, dev = make_pairs(args, policy, tokenizer)
+    max_length = min(args.max_length, policy.config.max_position_embeddings)
+    encode = partial(encode_pairs, tokenizer=tokenizer, max_length=max_length)
+    dev_batches = [encode(dev[i:i + args.batch_size]) for i in range(0, len(dev), args.batch_size)]
+    loader = make_loader(list(range(len(train))), lambda rows: {
+        "index": torch.tensor(rows), **encode([train[i] for i in rows])}, args.batch_size,
+        shuffle=True, seed=args.seed)
+    reference = None  # the policy with adapters off (or, precomputed, no model at all)
+    if args.peft == "none" and not args.precompute_reference:
+        reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    precomputed = None
+    if args.precompute_reference:  # computed in index order, read back by batch["index"]
+        ordered = [encode(train[i:i + args.batch_size])
+                   for i in range(0, len(train), args.batch_size)]
+        chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered))
+        precomputed = (torch.cat(chosen), torch.cat(rejected))  # (N,) each
+    before = evaluate(policy, dev_batches, tokenizer, args)
+    print(f"[dpo] {len(train)} train / {len(dev)} dev pairs, {args.loss_type} beta "
+          f"{args.beta}; before: {before}")
+    lr = args.lr or (1e-6 if args.peft == "none" else 1e-4)
+    optimizer = AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    log_path = os.path.join(args.out_dir, f"dpo-{args.task}-log.jsonl")
+    step = 0
+    with open(log_path, "w", encoding="utf-8") as log:
+        for epoch in range(1, args.epochs + 1):
+            policy.train()
+            for batch in tqdm(loader, desc=f"dpo epoch {epoch}", leave=False):
+                reference_logps = (tuple(t[batch["index"]] for t in precomputed) if precomputed
+                                   else reference_logprobs(policy, reference, batch))
+                with autocast(device):
+                    loss, metrics = dpo_step(policy, batch, reference_logps, args.beta,
+                                             args.label_smoothing, args.loss_type,
+                                             args.reference_free)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step += 1
+                log.write(json.dumps({"step": step, **metrics}) + "\n")
+                print(f"[dpo] step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                         metrics.items()))
+    plot_log(log_path, log_path.replace(".jsonl", ".png"))
+    merge_lora(policy)  # generation without the adapter branch
+    after = evaluate(policy, dev_batches, tokenizer, args)
+    for key in before:
+        print(f"[dpo] {key}: before {before[key]:.4f}, after {after[key]:.4f}")
+    return {"before": before, "after": after, "log": log_path}
+
+
+if __name__ == "__main__":
+    main()

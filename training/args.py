@@ -76,3 +76,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out_dir", default=os.path.join(REPO, "predictions"),
                         help="where prediction files are written")
     parser.add_argument("--seed", type=int, default=11711)
+
+
+def add_peft_args(parser: argparse.ArgumentParser) -> None:
+    """Parameter-efficient fine-tuning flags (handout 6.2), applied by `training.peft`."""
+    parser.add_argument("--peft", default="none", choices=["none", "lora"],
+                        help="lora: train low-rank adapters (and a task head) only")
+    parser.add_argument("--lora_r", type=POSITIVE_INT, default=8, help="adapter rank")
+    parser.add_argument("--lora_alpha", type=POSITIVE_FLOAT, default=16.0,
+                        help="the update is scaled by alpha / r")
+    parser.add_argument("--lora_dropout", type=PROBABILITY_BELOW_ONE, default=0.0,
+                        help="dropout on the adapter branch's input")
+    parser.add_argument("--lora_targets", nargs="+", default=["query", "value"],
+                        help="names of the nn.Linear layers that get adapters (query key "
+                             "value attention_dense interm_dense out_dense)")
