@@ -28,8 +28,10 @@ from classifier import fit_and_write, make_loader, seed_everything
 from data.loaders import ParaphraseExample, read_paraphrase, require_examples, require_file
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
-from training.args import POSITIVE_FLOAT, POSITIVE_INT, REPO, add_model_args, device_from_args
+from training.args import (POSITIVE_FLOAT, POSITIVE_INT, REPO, add_model_args, add_peft_args,
+                           device_from_args)
 from training.loading import load_gpt2, load_tokenizer
+from training.peft import PEFT_LR, apply_peft
 
 PROMPT = 'Question 1: "{}"\nQuestion 2: "{}"\nAre these questions asking the same thing? Answer:'
 ANSWERS = (" no", " yes")  # class 0, class 1
@@ -86,11 +88,13 @@ def collate(examples: list[ParaphraseExample], tokenizer, max_length: int) -> di
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval_batch_size", type=POSITIVE_INT, default=32)
-    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
+                        help="default: 1e-5, or 5e-4 with --peft lora")
     parser.add_argument("--max_length", type=POSITIVE_INT, default=128,
                         help="tokens per prompt")
     parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"))
     add_model_args(parser)
+    add_peft_args(parser)
     return parser.parse_args(argv)
 
 
@@ -110,15 +114,18 @@ def main(argv: list[str] | None = None) -> dict:
     answer_ids = answer_token_ids(tokenizer)
     seed_everything(args.seed)
     gpt = load_gpt2(args)
-    model = ParaphraseGPT(gpt, answer_ids).to(device)
+    model = ParaphraseGPT(gpt, answer_ids)
+    apply_peft(model, args, "para")
+    model = model.to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
-    optimizer = AdamW(model.parameters(), lr=args.lr)
+    lr = args.lr or PEFT_LR.get(args.peft, 1e-5)
+    optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
     checkpoint = os.path.join(args.checkpoint_dir, "paraphrase.pt")
     os.makedirs(args.checkpoint_dir, exist_ok=True)
     print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
-          f"{dict(zip(ANSWERS, answer_ids, strict=True))}; lr {args.lr}, device {device}")
+          f"{dict(zip(ANSWERS, answer_ids, strict=True))}; lr {lr}, device {device}")
     return fit_and_write(model, optimizer, train_loader, {"dev": dev, "test": test},
                          batch_of, "para", checkpoint, args, device)
 

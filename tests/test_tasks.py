@@ -105,7 +105,8 @@ def test_paraphrase_end_to_end(subset, make_checkpoint, tmp_path):
 
 def test_sonnet_end_to_end(subset, make_checkpoint, tmp_path):
     out = run_script("sonnet_generation.py", subset, make_checkpoint(**SIZES), tmp_path,
-                     "--epochs", "1", "--max_train_examples", "8", "--max_new_tokens", "24")
+                     "--epochs", "1", "--max_train_examples", "8", "--max_new_tokens", "24",
+                     "--checkpoint_dir", str(tmp_path / "out"))
     assert "[sonnet] epoch 1/1: train loss" in out and "dev chrF" in out
     for name, prompts in (("generated_sonnets_dev.txt", "sonnets_held_out_dev.txt"),
                           ("generated_sonnets.txt", "sonnets_held_out.txt")):

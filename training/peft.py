@@ -32,6 +32,10 @@ PEFT_METHODS: dict[str, Callable[[nn.Module, argparse.Namespace], list[str]]] = 
 }
 
 
+# --peft value -> the default learning rate of the task scripts (full fine-tuning: their own).
+PEFT_LR = {"lora": 5e-4}
+
+
 def trainable_summary(model: nn.Module) -> str:
     """E.g. "294,912 of 124,734,720 parameters train (0.236%)" (tied weights counted once)."""
     total = sum(p.numel() for p in model.parameters())
