@@ -188,20 +188,19 @@ def encode_pairs(pairs: list, tokenizer, max_length: int) -> dict[str, torch.Ten
     return batch
 
 
-def pair_logprobs(model: GPT2Model, batch: dict[str, torch.Tensor], average: bool = False
+def pair_logprobs(model: GPT2Model, batch: dict[str, torch.Tensor]
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """(chosen, rejected) log-probabilities [B] each, from one forward pass over 2B rows."""
     device = model.device
     logps = sequence_logprobs(model, batch["input_ids"].to(device),
                               batch["attention_mask"].to(device),
-                              batch["completion_mask"].to(device), average)  # (2B,)
+                              batch["completion_mask"].to(device))  # (2B,)
     return logps.chunk(2)
 
 
 @torch.no_grad()
 def reference_logprobs(policy: GPT2Model, reference: GPT2Model | None,
-                       batch: dict[str, torch.Tensor], average: bool = False
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+                       batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference's (chosen, rejected) log-probabilities: `reference`'s, or, when it is
     None, the policy's with its LoRA adapters off (the policy itself when it has none)."""
     context = disable_adapters(policy) if reference is None else nullcontext()
@@ -209,7 +208,7 @@ def reference_logprobs(policy: GPT2Model, reference: GPT2Model | None,
     was_training = model.training
     model.eval()
     with context:
-        logps = pair_logprobs(model, batch, average)
+        logps = pair_logprobs(model, batch)
     model.train(was_training)
     return logps
 
@@ -217,12 +216,11 @@ def reference_logprobs(policy: GPT2Model, reference: GPT2Model | None,
 def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
              reference_logps: tuple[torch.Tensor, torch.Tensor], beta: float = 0.1,
              label_smoothing: float = 0.0, loss_type: str = "sigmoid",
-             reference_free: bool = False, average: bool = False
-             ) -> tuple[torch.Tensor, dict[str, float]]:
+             reference_free: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of pairs (to backpropagate) and its metrics: loss, chosen and
     rejected reward (means), margin (their difference) and reward accuracy (the share of
     pairs whose chosen reward is strictly above the rejected one)."""
-    chosen, rejected = pair_logprobs(policy, batch, average)
+    chosen, rejected = pair_logprobs(policy, batch)
     reference_chosen, reference_rejected = (t.to(chosen.device) for t in reference_logps)
     losses, chosen_rewards, rejected_rewards = dpo_loss(
         chosen, rejected, reference_chosen, reference_rejected, beta, label_smoothing,
@@ -236,15 +234,14 @@ def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
 
 
 @torch.no_grad()
-def preference_accuracy(model: GPT2Model, batches: list[dict[str, torch.Tensor]],
-                        average: bool = False) -> float:
+def preference_accuracy(model: GPT2Model, batches: list[dict[str, torch.Tensor]]) -> float:
     """Share of pairs whose chosen completion the model finds more likely than the rejected
     one (for Quora pairs, the cloze's dev accuracy)."""
     was_training = model.training
     model.eval()
     wins = total = 0
     for batch in batches:
-        chosen, rejected = pair_logprobs(model, batch, average)
+        chosen, rejected = pair_logprobs(model, batch)
         wins, total = wins + int((chosen > rejected).sum()), total + chosen.numel()
     model.train(was_training)
     return wins / max(total, 1)
@@ -262,43 +259,53 @@ def load_policy(args: argparse.Namespace, device: torch.device) -> GPT2Model:
     return policy.to(device)
 
 
-def make_pairs(args: argparse.Namespace, policy: GPT2Model, tokenizer
-               ) -> tuple[list[Pair], list[Pair]]:
-    """(train pairs, dev pairs) of --task, written to <out_dir>/dpo-<task>-{train,dev}-pairs.jsonl."""
-    def path(name: str) -> str:
-        return require_file(os.path.join(args.data_dir, name))
+def sonnet_task(args: argparse.Namespace, policy: GPT2Model, tokenizer
+                ) -> tuple[list[Pair], list[Pair]]:
+    """Pairs of the training sonnets (with --model_samples, the policy's own continuations
+    as candidates for rejected) and of the true held-out dev sonnets."""
+    train_sonnets = read_sonnets(data_file(args, "sonnets.txt"))[:args.max_train_examples]
+    samples = None
+    if args.model_samples:
+        prompts = [(n, split_sonnet(text)[0]) for n, text in train_sonnets]
+        written = generate_sonnets(policy, tokenizer, prompts, args)  # prompt + continuation
+        samples = {n: text[len(prompt.rstrip()):].strip("\n")
+                   for (n, text), (_, prompt) in zip(written, prompts, strict=True)}
+    dev = read_sonnets(data_file(args, "TRUE_sonnets_held_out_dev.txt"))
+    return sonnet_pairs(train_sonnets, args.seed, samples), sonnet_pairs(dev, args.seed)
 
-    if args.task == "sonnet":
-        train_sonnets = read_sonnets(path("sonnets.txt"))[:args.max_train_examples]
-        samples = None
-        if args.model_samples:  # the model's own continuations of the training prompts
-            prompts = [(n, split_sonnet(text)[0]) for n, text in train_sonnets]
-            samples = {n: text[len(prompt.rstrip()):].strip("\n") for (n, text), (_, prompt)
-                       in zip(generate_sonnets(policy, tokenizer, prompts, args), prompts,
-                              strict=True)}
-        train = sonnet_pairs(train_sonnets, args.seed, samples)
-        dev = sonnet_pairs(read_sonnets(path("TRUE_sonnets_held_out_dev.txt")), args.seed)
-    else:
-        train = quora_pairs(read_paraphrase(path("quora-train.csv"))[:args.max_train_examples])
-        dev = quora_pairs(read_paraphrase(path("quora-dev.csv"))[:args.max_dev_pairs])
-    for split, pairs in (("train", require_examples(args.data_dir, train)), ("dev", dev)):
-        write_pairs(os.path.join(args.out_dir, f"dpo-{args.task}-{split}-pairs.jsonl"), pairs)
-    return train, dev
+
+def quora_task(args: argparse.Namespace, policy: GPT2Model, tokenizer
+               ) -> tuple[list[Pair], list[Pair]]:
+    """Pairs of the Quora training and dev questions (right answer chosen)."""
+    train = read_paraphrase(data_file(args, "quora-train.csv"))[:args.max_train_examples]
+    dev = read_paraphrase(data_file(args, "quora-dev.csv"))[:args.max_dev_pairs]
+    return quora_pairs(train), quora_pairs(dev)
+
+
+def sonnet_scores(policy: GPT2Model, tokenizer, args: argparse.Namespace) -> dict[str, float]:
+    """Dev chrF and mean sonnet-form score of sonnets generated from the dev prompts."""
+    prompts = read_sonnets(data_file(args, "sonnets_held_out_dev.txt"))
+    true = read_sonnets(data_file(args, "TRUE_sonnets_held_out_dev.txt"))
+    with autocast(policy.device):
+        written = generate_sonnets(policy, tokenizer, prompts, args)
+    return {"dev_chrf": sonnet_chrf(written, true)[0],
+            "dev_sonnet_form": sum(sonnet_form_score(t) for _, t in written) / len(written)}
+
+
+# --task -> (its train and dev pairs, the scores beyond dev preference accuracy).
+TASKS = {"sonnet": (sonnet_task, sonnet_scores),
+         "quora": (quora_task, lambda policy, tokenizer, args: {})}
+
+
+def data_file(args: argparse.Namespace, name: str) -> str:
+    return require_file(os.path.join(args.data_dir, name))
 
 
 def evaluate(policy: GPT2Model, dev_batches: list[dict], tokenizer, args: argparse.Namespace
              ) -> dict[str, float]:
-    """Dev preference accuracy; for sonnets also the dev chrF and mean sonnet-form score of
-    sonnets generated from the held-out dev prompts."""
-    results = {"dev_preference_accuracy": preference_accuracy(policy, dev_batches)}
-    if args.task == "sonnet":
-        prompts = read_sonnets(os.path.join(args.data_dir, "sonnets_held_out_dev.txt"))
-        true = read_sonnets(os.path.join(args.data_dir, "TRUE_sonnets_held_out_dev.txt"))
-        with autocast(policy.device):
-            written = generate_sonnets(policy, tokenizer, prompts, args)
-        results["dev_chrf"] = sonnet_chrf(written, true)[0]
-        results["dev_sonnet_form"] = sum(sonnet_form_score(t) for _, t in written) / len(written)
-    return results
+    """Dev preference accuracy (for Quora, the cloze's accuracy) and the task's scores."""
+    return {"dev_preference_accuracy": preference_accuracy(policy, dev_batches),
+            **TASKS[args.task][1](policy, tokenizer, args)}
 
 
 def plot_log(log_path: str, png_path: str) -> None:
@@ -324,7 +331,7 @@ def plot_log(log_path: str, png_path: str) -> None:
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", default="sonnet", choices=["sonnet", "quora"])
+    parser.add_argument("--task", default="sonnet", choices=sorted(TASKS))
     parser.add_argument("--init_checkpoint", default=None,
                         help="a task script's checkpoint (.pt) loaded over the weights")
     parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
@@ -357,7 +364,9 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(args.seed)
     policy = load_policy(args, device)
     os.makedirs(args.out_dir, exist_ok=True)
-    train, dev = make_pairs(args, policy, tokenizer)
+    train, dev = TASKS[args.task][0](args, policy, tokenizer)
+    for split, pairs in (("train", require_examples(args.data_dir, train)), ("dev", dev)):
+        write_pairs(os.path.join(args.out_dir, f"dpo-{args.task}-{split}-pairs.jsonl"), pairs)
     max_length = min(args.max_length, policy.config.max_position_embeddings)
     encode = partial(encode_pairs, tokenizer=tokenizer, max_length=max_length)
     dev_batches = [encode(dev[i:i + args.batch_size]) for i in range(0, len(dev), args.batch_size)]
@@ -371,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.precompute_reference:  # computed in index order, read back by batch["index"]
         ordered = [encode(train[i:i + args.batch_size])
                    for i in range(0, len(train), args.batch_size)]
-        chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered))
+        with autocast(device):
+            chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered))
         precomputed = (torch.cat(chosen), torch.cat(rejected))  # (N,) each
     before = evaluate(policy, dev_batches, tokenizer, args)
     print(f"[dpo] {len(train)} train / {len(dev)} dev pairs, {args.loss_type} beta "
@@ -384,9 +394,10 @@ def main(argv: list[str] | None = None) -> dict:
         for epoch in range(1, args.epochs + 1):
             policy.train()
             for batch in tqdm(loader, desc=f"dpo epoch {epoch}", leave=False):
-                reference_logps = (tuple(t[batch["index"]] for t in precomputed) if precomputed
-                                   else reference_logprobs(policy, reference, batch))
                 with autocast(device):
+                    reference_logps = (tuple(t[batch["index"]] for t in precomputed)
+                                       if precomputed else
+                                       reference_logprobs(policy, reference, batch))
                     loss, metrics = dpo_step(policy, batch, reference_logps, args.beta,
                                              args.label_smoothing, args.loss_type,
                                              args.reference_free)

@@ -60,7 +60,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="train on the first N training examples only (smoke runs)")
     parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
     parser.add_argument("--model_size", default="gpt2",
-                        choices=["gpt2", "gpt2-medium", "gpt2-large"],
+                        choices=["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"],
                         help="published GPT-2 to load from the Hugging Face hub or cache")
     parser.add_argument("--model_path", default=None,
                         help="local Hugging Face GPT-2 checkpoint folder (config.json + "
