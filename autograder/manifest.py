@@ -42,6 +42,13 @@ HANDOUT_FILES: tuple[str, ...] = (
     "prepare_submit.py",
     "pyproject.toml",
     "setup.sh",
+    # pretraining (handout 7): corpus preparation, evaluation, checkpoint averaging
+    "data/prepare_lm.py",
+    "training/lm_data.py",
+    "training/perplexity.py",
+    "training/averaging.py",
+    "evaluate_lm.py",
+    "average_checkpoints.py",
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",

@@ -6,6 +6,11 @@ that maps their parameter names onto ours.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import pickle
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +22,9 @@ from models.base_gpt import GPTPreTrainedModel
 from modules.attention import KVCache
 from modules.gpt2_layer import GPT2Layer
 from utils import get_extended_attention_mask
+
+# Name prefixes that torch.compile (`_orig_mod.`) and DDP (`module.`) put on state-dict keys.
+_PREFIX = re.compile(r"^(?:_orig_mod\.|module\.)+")
 
 
 class GPT2Model(GPTPreTrainedModel):
@@ -155,6 +163,60 @@ class GPT2Model(GPTPreTrainedModel):
         ours = cls(config)
         copy_checked(ours, hf_to_ours(hf_model.state_dict(), config.num_hidden_layers))
         return ours
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, **config_overrides: Any) -> GPT2Model:
+        """Load a checkpoint that `pretrain.py` wrote (`ckpt.pt`, `best.pt`).
+
+        The file is a nanoGPT-style dict: `model` (the state dict; `_orig_mod.` and
+        `module.` prefixes, left by `torch.compile` and DDP, are stripped) and `model_args`
+        (the `GPT2Config` fields); `config_overrides` change fields (e.g.
+        `hidden_dropout_prob=0.0`).  Every weight must match the model (strict).  Raises
+        FileNotFoundError or ValueError naming the file and the problem.  The model is on
+        the CPU, in training mode.
+        """
+        checkpoint = read_checkpoint(path)
+        fields = {f.name for f in dataclasses.fields(GPT2Config)}
+        unknown = sorted(set(checkpoint["model_args"]) - fields)
+        if unknown:
+            raise ValueError(f"{path}: model_args has fields {unknown} that GPT2Config lacks")
+        model = cls(GPT2Config(**{**checkpoint["model_args"], **config_overrides}))
+        state = {_PREFIX.sub("", name): tensor for name, tensor in checkpoint["model"].items()}
+        expected = model.state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{path}: the weights do not match model_args: missing {missing}, "
+                             f"unexpected {unexpected}")
+        for name, tensor in state.items():
+            if tensor.shape != expected[name].shape:
+                raise ValueError(f"{path}: {name} has shape {tuple(tensor.shape)} but model_args "
+                                 f"give {tuple(expected[name].shape)}")
+        model.load_state_dict(state, strict=True)
+        return model
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict saved in a `pretrain.py` checkpoint, tensors on the CPU (memory-mapped).
+
+    Raises FileNotFoundError for a missing file, ValueError unless the dict holds `model`
+    and `model_args`.  A checkpoint holding more than tensors and plain values (e.g. a numpy
+    RNG state for exact resume) is unpickled in full: load only checkpoints you trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        except pickle.UnpicklingError:
+            checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except (RuntimeError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable torch checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or not {"model", "model_args"} <= set(checkpoint):
+        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise ValueError(f"{path} is not a pretrain.py checkpoint: it needs the keys 'model' "
+                         f"and 'model_args', found {found}")
+    return checkpoint
 
 
 def hf_to_ours(hf_state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
