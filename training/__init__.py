@@ -6,5 +6,6 @@
   ``meta.json``, its tokenizer);
 - ``perplexity``: a sequence's summed NLL in strided sliding windows, and the figures
   (perplexity, bits per token, bits per byte) made from it;
-- ``averaging``: the element-wise mean of several checkpoints.
+- ``averaging``: the element-wise mean of several checkpoints;
+- ``peft``: the ``--peft`` switch (LoRA adapters, what trains, adapter-only checkpoints).
 """
