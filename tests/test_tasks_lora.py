@@ -79,3 +79,13 @@ def test_sonnet_with_lora_then_dpo(subset, make_checkpoint, tmp_path):
     assert (tmp_path / "predictions" / "dpo-sonnet-log.png").stat().st_size > 0
     for key in ("dev_preference_accuracy", "dev_chrf", "dev_sonnet_form"):
         assert re.search(rf"\[dpo\] {key}: before [\d.]+, after [\d.]+", out), out
+
+
+def test_dpo_quora_with_a_frozen_copy_as_reference(subset, make_checkpoint, tmp_path):
+    out = run_script("dpo.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "quora",
+                     "--max_train_examples", "8", "--max_dev_pairs", "8", "--loss_type", "ipo",
+                     "--lr", "1e-3")
+    assert "[dpo] peft none: " in out and "[dpo] step 2: loss" in out
+    assert re.search(r"\[dpo\] dev_preference_accuracy: before [\d.]+, after [\d.]+", out)
+    pairs = (tmp_path / "predictions" / "dpo-quora-train-pairs.jsonl").read_text().splitlines()
+    assert len(pairs) == 8 and all(json.loads(p)["rule"] == "wrong_answer" for p in pairs)
