@@ -29,6 +29,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/__init__.py",
     "training/args.py",
     "training/loading.py",
+    "training/peft.py",
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
