@@ -33,15 +33,20 @@ from tqdm import tqdm
 
 from classifier import autocast, make_loader, seed_everything
 from data.loaders import read_paraphrase, require_examples, require_file
-from data.pairs import (Pair, quora_pairs, sonnet_form_score, sonnet_pairs, split_sonnet,
-                        write_pairs)
+from data.pairs import Pair, quora_pairs, sonnet_form_score, sonnet_pairs, split_sonnet, write_pairs
 from evaluation import read_sonnets, sonnet_chrf
 from models.gpt2 import GPT2Model
 from modules.lora import disable_adapters, merge_lora
 from optimizer import AdamW
 from sonnet_generation import generate_sonnets
-from training.args import (POSITIVE_FLOAT, POSITIVE_INT, add_model_args, add_peft_args, bounded,
-                           device_from_args)
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    add_model_args,
+    add_peft_args,
+    bounded,
+    device_from_args,
+)
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import apply_peft, load_backbone_checkpoint
 
@@ -381,7 +386,8 @@ def main(argv: list[str] | None = None) -> dict:
         ordered = [encode(train[i:i + args.batch_size])
                    for i in range(0, len(train), args.batch_size)]
         with autocast(device):
-            chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered))
+            chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered),
+                                   strict=True)
         precomputed = (torch.cat(chosen), torch.cat(rejected))  # (N,) each
     before = evaluate(policy, dev_batches, tokenizer, args)
     print(f"[dpo] {len(train)} train / {len(dev)} dev pairs, {args.loss_type} beta "

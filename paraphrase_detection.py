@@ -28,8 +28,14 @@ from classifier import fit_and_write, make_loader, seed_everything
 from data.loaders import ParaphraseExample, read_paraphrase, require_examples, require_file
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
-from training.args import (POSITIVE_FLOAT, POSITIVE_INT, REPO, add_model_args, add_peft_args,
-                           device_from_args)
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    REPO,
+    add_model_args,
+    add_peft_args,
+    device_from_args,
+)
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
 

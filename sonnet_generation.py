@@ -31,8 +31,15 @@ from models.generate import generate, sample_next  # noqa: F401  (re-exported: t
 from models.gpt2 import GPT2Model
 from modules.lora import merge_lora
 from optimizer import AdamW
-from training.args import (POSITIVE_FLOAT, POSITIVE_INT, REPO, add_model_args, add_peft_args,
-                           bounded, device_from_args)
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    REPO,
+    add_model_args,
+    add_peft_args,
+    bounded,
+    device_from_args,
+)
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft, save_checkpoint
 

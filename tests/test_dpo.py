@@ -13,9 +13,17 @@ from transformers import GPT2LMHeadModel
 
 import dpo
 import evaluation
-from data.pairs import (CORRUPTIONS, Pair, quora_pairs, read_pairs, sonnet_form_score,
-                        sonnet_pairs, split_sonnet, write_pairs)
 from data.loaders import ParaphraseExample
+from data.pairs import (
+    CORRUPTIONS,
+    Pair,
+    quora_pairs,
+    read_pairs,
+    sonnet_form_score,
+    sonnet_pairs,
+    split_sonnet,
+    write_pairs,
+)
 from models.gpt2 import GPT2Model
 from modules.lora import apply_lora
 from tests.conftest import TINY

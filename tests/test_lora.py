@@ -17,8 +17,7 @@ from torch import nn
 from classifier import GPT2SentimentClassifier
 from config import GPT2Config
 from models.gpt2 import GPT2Model
-from modules.lora import (LoRALinear, apply_lora, disable_adapters, lora_state_dict,
-                          merge_lora)
+from modules.lora import LoRALinear, apply_lora, disable_adapters, lora_state_dict, merge_lora
 from tests.conftest import TINY
 
 TARGETS = ("query", "value", "interm_dense")
