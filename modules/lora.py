@@ -40,7 +40,7 @@ class LoRALinear(nn.Module):
         lora_A: [r, in], Kaiming-uniform with a = sqrt(5) (as `nn.Linear` and peft).
         lora_B: [out, r], zeros.
         scaling: alpha / r, or alpha / sqrt(r) when `rslora`.
-        lora_dropout: dropout on the adapter branch's input.
+        lora_dropout: dropout on the adapter branch's input (`nn.Identity` at p = 0).
         merged: True while the update is folded into `base.weight`.
         disabled: True inside `disable_adapters` (the adapter is then skipped).
     """
@@ -64,7 +64,8 @@ class LoRALinear(nn.Module):
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **factory))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.scaling = alpha / (math.sqrt(r) if rslora else r)
-        self.lora_dropout = nn.Dropout(dropout)
+        # As peft: no dropout module at p = 0 (nn.Dropout(0) still copies its input in training).
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         self.disabled = False
 
@@ -76,7 +77,9 @@ class LoRALinear(nn.Module):
 
             base(x) + (lora_dropout(x) @ lora_A^T @ lora_B^T) * scaling
 
-        Dropout is on the adapter branch's input only; `base(x)` sees x unchanged.
+        Dropout is on the adapter branch's input only; `base(x)` sees x unchanged.  (Scaling
+        the [..., r] intermediate instead of the [..., out] update is the same product and
+        cheaper.)
         Worked example (in = out = 2, r = 1, alpha = 2, so scaling = 2): base weight I,
         bias 0, lora_A = [[1, 1]], lora_B = [[1], [0]], x = [1, 2] -> [1, 2] + [3, 0] * 2
         = [7, 2].
@@ -85,8 +88,8 @@ class LoRALinear(nn.Module):
         result = self.base(x)
         if self.merged or self.disabled:
             return result
-        update = F.linear(F.linear(self.lora_dropout(x), self.lora_A), self.lora_B)  # (..., out)
-        return result + update * self.scaling
+        down = F.linear(self.lora_dropout(x), self.lora_A) * self.scaling  # (..., r)
+        return result + F.linear(down, self.lora_B)  # (..., out)
         ### END SOLUTION
 
     def delta_weight(self) -> torch.Tensor:
