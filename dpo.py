@@ -82,7 +82,8 @@ def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask:
 
 
 def sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
-    """DPO (Rafailov et al. 2023, eq. 7); with label smoothing ε, conservative DPO.
+    """DPO (Rafailov et al. 2023, eq. 7); with label smoothing ε, conservative DPO
+    (handout 6.3).
 
     logits [B] = (policy - reference) log-ratio of chosen over rejected.  Returns [B]:
     -(1 - ε) log σ(β logits) - ε log σ(-β logits).
@@ -95,16 +96,17 @@ def sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> t
 
 
 def ipo_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
-    """IPO (Azar et al. 2023, eq. 17): (logits - 1 / (2β))^2, [B].  Example: logits 1.5,
-    β 0.1 -> (1.5 - 5)^2 = 12.25.  (label_smoothing must be 0.)"""
+    """IPO, Azar et al. 2023, eq. 17 (handout 6.3): (logits - 1 / (2β))^2, [B].
+    Example: logits 1.5, β 0.1 -> (1.5 - 5)^2 = 12.25.  (label_smoothing must be 0.)"""
     ### BEGIN SOLUTION
     return (logits - 1 / (2 * beta)) ** 2
     ### END SOLUTION
 
 
 def hinge_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
-    """SLiC's hinge loss (Zhao et al. 2023) on the DPO log-ratio: max(0, 1 - β logits), [B].
-    Example: logits 1.5, β 0.1 -> 0.85.  (label_smoothing must be 0.)"""
+    """SLiC's hinge loss, Zhao et al. 2023 (handout 6.3), on the DPO log-ratio:
+    max(0, 1 - β logits), [B].  Example: logits 1.5, β 0.1 -> 0.85.  (label_smoothing
+    must be 0.)"""
     ### BEGIN SOLUTION
     return torch.relu(1 - beta * logits)
     ### END SOLUTION

@@ -93,7 +93,11 @@ class LoRALinear(nn.Module):
         ### END SOLUTION
 
     def delta_weight(self) -> torch.Tensor:
-        """The update the adapter adds to `base.weight`: (lora_B @ lora_A) * scaling, [out, in]."""
+        """The update the adapter adds to `base.weight` (handout 6.2).
+
+        Returns (lora_B @ lora_A) * scaling, [out, in] like `base.weight` (not its transpose).
+        Example: lora_A = [[1, 1]], lora_B = [[1], [0]], scaling 2 -> [[2, 2], [0, 0]].
+        """
         ### BEGIN SOLUTION
         return (self.lora_B @ self.lora_A) * self.scaling  # (out, in)
         ### END SOLUTION
