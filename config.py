@@ -56,7 +56,8 @@ class GPT2Config:
     layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm (Hugging Face: layer_norm_epsilon)
     hidden_dropout_prob: float = 0.1  # dropout on embeddings and on each residual branch
     attention_probs_dropout_prob: float = 0.1  # dropout on the attention probabilities
-    pad_token_id: int = 50256  # GPT-2 has no pad token; <|endoftext|> stands in
+    pad_token_id: int | None = None  # GPT-2 has no pad token: None -> <|endoftext|>, the
+    # last id (vocab_size - 1, 50256 for GPT-2); an explicit id must lie in [0, vocab_size)
     initializer_range: float = 0.02  # std of the normal init used for fresh weights
     # --- architecture switches (see SWITCHES for the allowed values) ---
     attention_impl: str = "eager"  # "eager": the handout's explicit softmax; "sdpa": fused kernel
@@ -73,6 +74,12 @@ class GPT2Config:
                      "num_hidden_layers", "num_attention_heads", "intermediate_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"GPT2Config.{name} must be positive, got {getattr(self, name)}")
+        if self.pad_token_id is None:
+            self.pad_token_id = self.vocab_size - 1
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"GPT2Config.pad_token_id={self.pad_token_id} is outside the "
+                             f"vocabulary [0, {self.vocab_size}): an embedding with "
+                             f"padding_idx=pad_token_id could not be built")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (idempotently), install the pinned packages from pyproject.toml, and
-# verify that every one of them imports.  Fails loudly on any error.
+# Create .venv (idempotently), install the pinned packages of pyproject.toml (the one
+# package list, read through autograder/environment.py: the grader installs the same
+# runtime pins), and verify that every one of them imports.  Fails loudly on any error.
 #
 #   bash setup.sh          # runtime + test + dev tools
 #   PYTHON=python3.11 bash setup.sh
@@ -20,12 +21,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
-"$PY" - <<'PYEOF' > "$VENV/requirements.txt"
-import tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-for req in project["dependencies"] + project["optional-dependencies"]["dev"]:
-    print(req)
-PYEOF
+"$PY" -c "from autograder.environment import requirements; print(*requirements(dev=True), sep='\n')" \
+    > "$VENV/requirements.txt"
 
 # Skip pip entirely when every pin is already installed (fast re-runs, offline re-runs).
 if "$PY" - "$VENV/requirements.txt" <<'PYEOF'
@@ -69,13 +66,10 @@ else
     "$PY" -m pip install --quiet --disable-pip-version-check --no-deps $isolation -e .
 fi
 
+"$PY" -m autograder.environment --dev
 "$PY" - <<'PYEOF'
 import importlib
 import os
-modules = ["torch", "transformers", "safetensors", "numpy", "sklearn", "sacrebleu", "tqdm",
-           "regex", "matplotlib", "pytest", "hypothesis", "tiktoken", "tokenizers", "psutil"]
-for name in modules:
-    importlib.import_module(name)
 os.chdir("/")  # the kit's own modules import from any folder once installed in place
 for name in ["config", "models.gpt2", "training.args", "data.loaders"]:
     importlib.import_module(name)

@@ -5,7 +5,9 @@ builds the image, then for each submission copies `run_autograder` to /autograde
 it with the student's files in /autograder/submission; it reads
 /autograder/results/results.json.  The bundle holds:
 
-    setup.sh, run_autograder, requirements.txt   Gradescope's entry points and the pins
+    setup.sh, run_autograder, requirements.txt   Gradescope's entry points and the runtime
+                                                 pins of pyproject.toml, the handout's (see
+                                                 autograder/environment.py)
     autograder/                                  this package: judge, hidden cases,
                                                  reference outputs, hidden labels
     handout/                                     the released handout (no solution)
@@ -23,12 +25,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import tomllib
-
+from autograder.environment import BUNDLE_REQUIREMENTS, requirements
 from autograder.release import release
-
-RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "numpy", "scikit-learn",
-                    "sacrebleu", "tqdm", "regex")
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image.
@@ -44,6 +42,8 @@ if [ "${AUTOGRADER_SKIP_INSTALL:-0}" != 1 ]; then
     "$ROOT/venv/bin/pip" install -q --no-cache-dir \\
         --extra-index-url https://download.pytorch.org/whl/cpu -r "$SOURCE/requirements.txt"
 fi
+# Every pin imports (the environment students were given is the one that grades them).
+(cd "$SOURCE" && "${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}" -m autograder.environment)
 # Reference outputs and hidden labels: readable by root (the judge) only.
 chmod 0700 "$SOURCE/autograder/reference"
 [ -d "$SOURCE/autograder/hidden" ] && chmod 0700 "$SOURCE/autograder/hidden"
@@ -65,12 +65,9 @@ exit 0
 """
 
 
-def requirements(root: Path) -> str:
-    """The runtime pins of pyproject.toml, one per line."""
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    pins = [req for req in project["dependencies"]
-            if req.split("==")[0].lower() in RUNTIME_PACKAGES]
-    return "\n".join(pins) + "\n"
+def requirements_txt(root: Path) -> str:
+    """Every runtime pin of `root/pyproject.toml`, one per line (the bundle has no pyproject)."""
+    return "\n".join(requirements(root)) + "\n"
 
 
 def _add(archive: zipfile.ZipFile, arcname: str, data: bytes, executable: bool = False) -> None:
@@ -90,7 +87,8 @@ def build_bundle(root: Path, out: Path) -> list[str]:
         with zipfile.ZipFile(out, "w") as archive:
             for arcname, text, executable in (("setup.sh", SETUP_SH, True),
                                               ("run_autograder", RUN_AUTOGRADER, True),
-                                              ("requirements.txt", requirements(root), False)):
+                                              (BUNDLE_REQUIREMENTS, requirements_txt(root),
+                                               False)):
                 _add(archive, arcname, text.encode(), executable)
                 names.append(arcname)
             sources = [(p, p.relative_to(root).as_posix())

@@ -59,7 +59,8 @@ class Case:
         return {"name": self.name, "producer": self.producer, "params": self.params}
 
 
-# rule tag -> what it means; every tag used by a case must be listed here.
+# rule tag -> the rule in words (a failed case's feedback states each of its rules this
+# way); every tag used by a case must be listed here.
 RULES = {
     "attn_scale": "scores are divided by sqrt(d)",
     "attn_mask_before_softmax": "masks are added to the scores before the softmax",
@@ -70,14 +71,26 @@ RULES = {
     "sdpa": "the fused path follows the same rule",
     "add": "add returns input + dropout(dense(output)), no layer norm",
     "pre_ln": "layer norm is applied to each sub-layer's input (pre-LN)",
-    "gelu_tanh": "the MLP uses GELU with the tanh approximation",
-    "embed": "token + position embeddings, then dropout",
+    "gelu_tanh": "the MLP uses GELU with the tanh approximation (GPT-2's gelu_new): the "
+                 "layer cases supply it as interm_af, the whole-model cases use the "
+                 "activation your GPT2Layer.__init__ sets",
+    "embed": "embed returns word_embedding[ids] + pos_embedding[positions], positions "
+             "0 .. T-1 by default, then dropout on the sum",
+    "embed_position_ids": "embed(input_ids, position_ids) uses the given position_ids [B, T] "
+                          "instead of 0 .. T-1",
     "tied_output": "logits use the word embedding matrix (tied weights)",
-    "model": "the model assembles embed, layers, final layer norm",
+    "model": "your whole model, scaffold included: embed, every layer, the final layer "
+             "norm, last_token at each row's last real token",
     "hf_mapping": "Hugging Face weights map onto ours (split, transpose)",
-    "adam_moments": "AdamW first and second moments",
-    "bias_correction": "AdamW bias correction",
-    "weight_decay": "decoupled weight decay lr * wd * p after the update",
+    "adam_moments": "AdamW moments from zeros, per parameter: m = b1 m + (1 - b1) g, "
+                    "v = b2 v + (1 - b2) g^2, each group's own hyper-parameters, parameters "
+                    "without a gradient skipped",
+    "bias_correction": "bias correction when correct_bias: alpha_t = lr * sqrt(1 - b2^t) / "
+                       "(1 - b1^t) with t counted from 1 per parameter (alpha_t = lr without)",
+    "adam_eps": "the efficient form p -= alpha_t * m / (sqrt(v) + eps): eps is added to "
+                "sqrt(v), not to sqrt(v_hat) as in the textbook m_hat / (sqrt(v_hat) + eps)",
+    "weight_decay": "decoupled weight decay p -= lr * weight_decay * p, after the Adam "
+                    "update",
     "bpe_count": "pairs are counted per adjacent position, weighted by word frequency",
     "bpe_merge": "merge_ids replaces non-overlapping occurrences left to right",
     "bpe_ties": "the most frequent pair wins; ties go to the lexicographically greater pair",

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from autograder import npzio, sandbox
-from autograder.case import Case, all_cases, select
+from autograder.case import RULES, Case, all_cases, select
 from autograder.isolation import lock_secrets
-from autograder.judge import Verdict, judge_all
+from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
 from autograder.unpack import SubmissionError, read_submission
@@ -95,8 +95,24 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
     return stage, trusted
 
 
+def case_feedback(verdict: Verdict) -> str:
+    """The judge's feedback, then (for a failed case) every rule the case depends on, in
+    words, then the last line `[<case name>] checks: <rule tags>`; at most 4000 UTF-8
+    bytes, the judge's feedback cut first so that the rules and the last line stay."""
+    case = verdict.case
+    last = f"[{case.name}] checks: {', '.join(case.rules)}"
+    rules = "" if verdict.passed else "\n".join(
+        ["This case depends on every one of these rules:"]
+        + [f"- {RULES[rule]}" for rule in case.rules])
+    room = MAX_FEEDBACK - len(rules.encode()) - len(last.encode()) - 2
+    body = verdict.feedback.strip()
+    if len(body.encode()) > room:
+        body = body.encode()[: max(room - 12, 0)].decode("utf-8", "ignore") + " [... cut]"
+    return "\n".join(part for part in (body, rules, last) if part)
+
+
 def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:
-    """One Gradescope test per case, numbered <group>.<case>, feedback then the rules."""
+    """One Gradescope test per case, numbered <group>.<case> (see `case_feedback`)."""
     groups = list(dict.fromkeys(c.group for c in cases))
     counters: dict[str, int] = {}
     tests = []
@@ -104,10 +120,9 @@ def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:
         case = verdict.case
         counters[case.group] = counters.get(case.group, 0) + 1
         name = case.title if case.title.startswith(case.group) else f"{case.group}: {case.title}"
-        feedback = f"{verdict.feedback}\n[{case.name}] checks: {', '.join(case.rules)}"
         tests.append(TestResult(name, f"{groups.index(case.group) + 1}.{counters[case.group]}",
-                                verdict.score, case.points, feedback.strip(), case.visibility,
-                                case.group))
+                                verdict.score, case.points, case_feedback(verdict),
+                                case.visibility, case.group))
     return tests
 
 

@@ -3,9 +3,13 @@
 - Network and PID namespaces through `unshare` (as root, or with `-r` through a user
   namespace); where that is refused (some Docker setups), the child keeps the network and
   daemons are killed by user id, and the report says so.
+- The packages: every runtime pin of the one package list (`autograder/environment.py`)
+  must be installed here, or the report names the missing ones (a submission may import
+  any of them).
 - The unprivileged user `gpt2grader` (created on first use when run as root; the Gradescope
-  bundle's `setup.sh` creates it too), checked to be able to run this Python: folders above
-  an interpreter that lacks o+x (e.g. /root for a pyenv Python) get o+x, traverse only.
+  bundle's `setup.sh` creates it too), checked to be able to run this Python and find each
+  of those packages: folders above an interpreter that lacks o+x (e.g. /root for a pyenv
+  Python) get o+x, traverse only.
 - `user_slot` gives each grading run a sandbox user of its own (a flock on a root-only lock
   file per user), so that per-user limits (RLIMIT_NPROC) and the final sweep of the user's
   processes never touch another run graded at the same time.
@@ -27,7 +31,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
+
+from autograder.environment import import_name, requirements
 
 SANDBOX_USER = "gpt2grader"
 SLOTS = 32  # sandbox users for parallel runs: gpt2grader, gpt2grader1, ... (created on demand)
@@ -61,11 +68,25 @@ def _sandbox_user(name: str = SANDBOX_USER) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _user_can_run_python(user: tuple[int, int]) -> bool:
+def runtime_modules() -> tuple[list[str], list[str]]:
+    """(the modules of the runtime pins installed here, a note on each pin that is not)."""
+    modules, notes = [], []
+    for requirement in requirements():
+        try:
+            modules.append(import_name(requirement))
+        except PackageNotFoundError:
+            notes.append(f"{requirement} is not installed where the grader runs, although "
+                         "the handout's package list has it: code importing it fails here")
+    return modules, notes
+
+
+def _user_can_run_python(user: tuple[int, int], modules: list[str]) -> bool:
+    """Whether `user` can start this Python, import numpy and torch, and find `modules`."""
     uid, gid = user
     return _works(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                   sys.executable, "-I", "-c", "import sys, numpy, torch; "
-                   f"sys.exit(sys.base_prefix != {sys.base_prefix!r})"])
+                   sys.executable, "-I", "-c", "import sys, importlib.util, numpy, torch; "
+                   f"found = all(importlib.util.find_spec(m) for m in {modules!r}); "
+                   f"sys.exit(not found or sys.base_prefix != {sys.base_prefix!r})"])
 
 
 def _open_path_to_python() -> list[str]:
@@ -83,8 +104,9 @@ def _open_path_to_python() -> list[str]:
 
 @functools.cache
 def isolation() -> Isolation:
-    """Probe once per process: namespaces (root or user namespaces) and the sandbox user."""
-    notes = []
+    """Probe once per process: the packages, namespaces (root or user namespaces) and the
+    sandbox user."""
+    modules, notes = runtime_modules()
     root = os.geteuid() == 0
     prefix = NAMESPACE_PREFIX if root else NAMESPACE_PREFIX[:1] + ["-r"] + NAMESPACE_PREFIX[1:]
     if not _works(prefix + ["true"]):
@@ -94,10 +116,10 @@ def isolation() -> Isolation:
     user = _sandbox_user() if root else None
     if root and user is None:
         notes.append(f"could not create the user {SANDBOX_USER}: the child runs as root")
-    if user and not _user_can_run_python(user):
+    if user and not _user_can_run_python(user, modules):
         opened = _open_path_to_python()
         notes.append(f"made {opened} traversable (o+x) so that {SANDBOX_USER} can run Python")
-        if not _user_can_run_python(user):
+        if not _user_can_run_python(user, modules):
             user = None
             notes.append(f"{SANDBOX_USER} cannot run {sys.executable}: the child runs as root")
     if not root:

@@ -4,7 +4,9 @@ For every array the reference holds, in this order: the output must exist, have 
 reference's dtype and shape, be finite wherever the reference is, and then agree within
 `|out - ref| <= atol + rtol * |ref|`.  Feedback names the array, the shapes, the largest
 absolute difference and the first mismatching index, never a reference value.  A case
-scores all its points or none.
+scores all its points or none.  Arrays whose key starts with "_" are notes, not scored:
+the module's parameter names (`PARAMETER_NAMES`) are compared with the reference model's,
+and the feedback lists the ones the grader did not expect and the ones it missed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from autograder import npzio
 from autograder.case import Case
+from autograder.producers import PARAMETER_NAMES, names_from_array
 from autograder.sandbox import CaseRun
 
 MAX_FEEDBACK = 4000  # characters per case (Gradescope output is capped at 4 KB too)
@@ -64,6 +67,24 @@ def compare(key: str, out: np.ndarray, ref: np.ndarray, atol: float, rtol: float
     return None
 
 
+def parameter_notes(produced: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> list[str]:
+    """Lines on the parameter names of the student's module against the reference's."""
+    if PARAMETER_NAMES not in expected or PARAMETER_NAMES not in produced:
+        return []
+    theirs = set(names_from_array(produced[PARAMETER_NAMES]))
+    ours = set(names_from_array(expected[PARAMETER_NAMES]))
+    unexpected, missing = sorted(theirs - ours), sorted(ours - theirs)
+    notes = []
+    if unexpected:
+        notes.append(f"parameters the grader did not expect (ignored: every parameter is "
+                     f"seeded from its own name, so they change no other weight): "
+                     f"{unexpected[:20]}")
+    if missing:
+        notes.append(f"parameters the grader expected but your module lacks (the handout's "
+                     f"names are part of the contract): {missing[:20]}")
+    return notes
+
+
 def check_dropout(key: str, train: np.ndarray, evaluated: np.ndarray, case: Case) -> str | None:
     """Training-mode output `train` against the eval-mode output of the same inputs.
 
@@ -109,8 +130,10 @@ def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray]) -> Ve
         produced = npzio.load(run.output, case.name)
     except ValueError as error:
         return Verdict(case, 0.0, f"no usable output: {error}", run.seconds)
-    problems, notes = [], []
+    problems, notes = [], parameter_notes(produced, expected)
     for key, ref in expected.items():
+        if key.startswith("_"):
+            continue
         if key not in produced:
             problems.append(f"{key}: missing from the output")
         elif key in case.dropout_keys:
@@ -125,7 +148,7 @@ def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray]) -> Ve
                 diff = np.abs(produced[key].astype(np.float64) - ref.astype(np.float64))
                 notes.append(f"{key}: ok, shape {ref.shape}, max abs diff "
                              f"{np.nanmax(np.where(np.isfinite(diff), diff, 0.0)):.2g}")
-    extra = sorted(set(produced) - set(expected))
+    extra = sorted(k for k in set(produced) - set(expected) if not k.startswith("_"))
     if extra:
         notes.append(f"unexpected arrays ignored: {extra[:10]}")
     if problems:

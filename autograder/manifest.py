@@ -2,6 +2,10 @@
 
 - HANDOUT_FILES: copied into the student handout (fenced blocks replaced by TODOs).
 - GRADABLE_FILES: what a student may change and submit; the grader takes only these.
+  Exactly the files that hold a fenced function (a test checks it): a file with nothing
+  to grade (`models/base_gpt.py`, `config.py`, `utils.py`) always comes from the handout,
+  and a submitted copy is listed as ignored.  Student code may import the standard
+  library and the packages of `pyproject.toml` (`autograder/environment.py`).
 - PREDICTION_FILES: prediction outputs a submission must carry (graded by the judge alone).
 - STAFF_ONLY: never leave the staff tree (hidden cases, labels, staff tests, CI).
 Paths are relative to the repository root and use "/".
@@ -60,6 +64,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/cases/__init__.py",
     "autograder/cases/visible.py",
     "autograder/child.py",
+    "autograder/environment.py",
     "autograder/grade.py",
     "autograder/isolation.py",
     "autograder/judge.py",
@@ -77,7 +82,6 @@ HANDOUT_FILES: tuple[str, ...] = (
 
 GRADABLE_FILES: tuple[str, ...] = (
     "models/gpt2.py",
-    "models/base_gpt.py",
     "models/generate.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
@@ -86,7 +90,6 @@ GRADABLE_FILES: tuple[str, ...] = (
     "bpe.py",
     "classifier.py",
     "paraphrase_detection.py",
-    "sonnet_generation.py",
     "dpo.py",
 )
 

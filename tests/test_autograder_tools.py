@@ -12,12 +12,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 from autograder_helpers import REPO, assert_valid_results, reference_submission
 
 import prepare_submit
 from autograder import grade as grade_module
+from autograder import isolation
 from autograder.bundle import build_bundle
 from autograder.case import all_cases
+from autograder.environment import distribution_name, import_name, requirements
 from autograder.grade import grade
 from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
 from autograder.predictions import grade_predictions
@@ -121,6 +124,7 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
     root = tmp_path / "autograder"
     source = root / "source"
     zipfile.ZipFile(bundle).extractall(source)
+    assert requirements(source) == requirements(REPO)  # the bundle installs the handout's pins
     secret = fenced_lines(REPO)
     for rel, lines in secret.items():
         released = {line.strip() for line in (source / "handout" / rel).read_text().splitlines()}
@@ -130,6 +134,7 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path):
     setup = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True,
                            text=True, timeout=120)
     assert setup.returncode == 0, setup.stderr
+    assert "[environment] ok: all" in setup.stdout
     assert (source / "autograder" / "reference").stat().st_mode & 0o777 == 0o700
     shutil.copy(source / "run_autograder", root / "run_autograder")
     reference_submission(root / "submission")
@@ -182,3 +187,20 @@ def test_unpack_takes_gradable_files_under_one_top_folder_and_lists_the_rest(tmp
     assert files == {"optimizer.py": b"x = 1\n",
                      "predictions/sst-dev-output.csv": b"id,prediction\n"}
     assert "ignored 2 file(s)" in notes[0] and "mywork/notes.md" in notes[0]
+
+
+def test_one_package_list_for_setup_the_bundle_and_the_probe(monkeypatch):
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = requirements(REPO)
+    assert pins == project["dependencies"]
+    assert requirements(REPO, dev=True) == pins + project["optional-dependencies"]["dev"]
+    assert any(pin.startswith("einops==") for pin in pins)
+    assert [import_name(p) for p in ("scikit-learn==1", "pytest-xdist==1", "torch==1")] == [
+        "sklearn", "xdist", "torch"]
+    assert "-m autograder.environment" in (REPO / "setup.sh").read_text()
+    modules, notes = isolation.runtime_modules()
+    assert notes == [] and {"einops", "sklearn", "transformers"} <= set(modules)
+    monkeypatch.setattr(isolation, "requirements", lambda: pins + ["not-a-real-package==1.0"])
+    assert "not-a-real-package==1.0 is not installed" in isolation.runtime_modules()[1][0]
+    setup_doc = (REPO / "handout" / "setup.md").read_text()
+    assert all(distribution_name(pin) in setup_doc for pin in pins), "handout/setup.md"

@@ -75,6 +75,8 @@ def test_last_checkpoints_by_iter(tmp_path):
     for name, iter_num in (("ckpt_100.pt", 100), ("ckpt_200.pt", 200), ("ckpt_300.pt", 300),
                            ("ckpt.pt", 300), ("best.pt", 200)):
         torch.save({"model": {}, "model_args": {}, "iter_num": iter_num}, tmp_path / name)
+    torch.save({"model": {}, "model_args": {}, "iter_num": 300, "averaged_from": []},
+               tmp_path / "avg.pt")  # an earlier average: not a step of the run
     assert last_checkpoints(tmp_path, 2) == [tmp_path / "best.pt", tmp_path / "ckpt.pt"]
     assert [p.name for p in last_checkpoints(tmp_path, 3)] == ["ckpt_100.pt", "best.pt",
                                                                "ckpt.pt"]

@@ -35,13 +35,16 @@ def checkpoint_iter(checkpoint: dict[str, Any], path: str | os.PathLike) -> int:
 def last_checkpoints(directory: str | os.PathLike, n: int) -> list[Path]:
     """The ``n`` checkpoints (``*.pt``) of ``directory`` with the highest ``iter_num``,
     oldest first.  Files at the same step (``ckpt.pt`` and ``best.pt`` repeat one) count
-    once, the first by name.  Raises ValueError when the folder holds fewer than ``n``."""
+    once, the first by name; averages made earlier (they carry ``averaged_from``) are
+    skipped.  Raises ValueError when the folder holds fewer than ``n``."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint folder not found: {directory}")
     by_iter: dict[int, Path] = {}
     for path in sorted(directory.glob("*.pt")):
-        by_iter.setdefault(checkpoint_iter(read_checkpoint(path), path), path)
+        checkpoint = read_checkpoint(path)
+        if "averaged_from" not in checkpoint:
+            by_iter.setdefault(checkpoint_iter(checkpoint, path), path)
     if len(by_iter) < n:
         raise ValueError(f"{directory} holds checkpoints of {len(by_iter)} distinct steps "
                          f"({sorted(by_iter)}), fewer than the {n} asked for")

@@ -8,7 +8,8 @@ A prepared folder holds:
 - ``tokenizer/``: the tokenizer's ``vocab.json``, ``merges.txt`` and
   ``tokenizer_config.json`` (``bpe.Tokenizer.save``), so the folder is self-contained.
 
-This module reads such a folder and finds the GPT-2 tokenizer files; it knows no model.
+This module reads such a folder and tokenizer folders, and finds the GPT-2 tokenizer files;
+it knows no model.
 """
 
 from __future__ import annotations

@@ -55,13 +55,15 @@ def sequence_nll(model: GPT2Model, ids: np.ndarray | list[int], block_size: int,
     """``(summed NLL in nats, tokens scored)`` of ``ids`` [N] under ``model`` (see module doc).
 
     Windows of the same length run ``batch_size`` at a time; log-probabilities are taken in
-    float32 (float64 sums).  The model is put in eval mode.
+    float32, each window's sum added up in float64.  The model runs in eval mode (no dropout)
+    and gets its mode back.
     """
     if block_size > model.config.max_position_embeddings:
         raise ValueError(f"block_size={block_size} exceeds the model's context "
                          f"{model.config.max_position_embeddings}")
     ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     spans = windows(len(ids), block_size, stride)
+    was_training = model.training
     model.eval()
     total, count = 0.0, 0
     groups = [spans[i : i + batch_size] for i in range(0, len(spans), batch_size)]
@@ -77,6 +79,7 @@ def sequence_nll(model: GPT2Model, ids: np.ndarray | list[int], block_size: int,
                 nll = F.cross_entropy(logits.float(), targets, reduction="sum")
                 total += float(nll.double())
                 count += len(targets)
+    model.train(was_training)
     return total, count
 
 

@@ -61,8 +61,8 @@ CASES = [
          {"B": 2, "T": 6, "seed": 25, "config": {"hidden_dropout_prob": 0.5}}, 3.0,
          ("pre_ln", "gelu_tanh"), "forward: residual dropout active in training, off in eval",
          dropout_keys=("train",), extra={"dropout_pattern": "differs", "eval_key": "out"}),
-    Case("embed/positions", "embed", {"B": 3, "T": 6, "seed": 31}, 4.0, ("embed",),
-         "embed: token + position, default and given position_ids"),
+    Case("embed/positions", "embed", {"B": 3, "T": 6, "seed": 31, "position_ids": True}, 4.0,
+         ("embed", "embed_position_ids"), "embed: token + position at given position_ids"),
     Case("embed/dropout", "embed",
          {"B": 4, "T": 8, "seed": 32, "config": {"hidden_dropout_prob": 0.5}}, 4.0, ("embed",),
          "embed: dropout on the sum in training (0 or x/(1-p)), none in eval",
@@ -85,5 +85,6 @@ CASES = [
     Case("pretrained/from_pretrained", "from_pretrained",
          {"B": 2, "T": 6, "lengths": [6, 2], "seed": 63}, 6.0,
          MODEL_RULES + ("tied_output", "hf_mapping"),
-         "from_pretrained(folder) on a save_pretrained checkpoint, then forward", atol=2e-5),
+         "Hugging Face weights through hf_to_ours into the whole model, then forward",
+         atol=2e-5),
 ]

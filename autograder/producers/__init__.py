@@ -16,6 +16,22 @@ import numpy as np
 
 Producer = Callable[[dict[str, Any]], dict[str, np.ndarray]]
 
+# Output key of a module's parameter names, as UTF-8 bytes of "name\nname..." (uint8): the
+# judge does not score it, it compares it with the reference's names and lists the ones it
+# did not expect.  Keys that start with "_" are such notes.
+PARAMETER_NAMES = "_parameter_names"
+
+
+def names_array(names: list[str]) -> np.ndarray:
+    """`names`, sorted, as a uint8 array of their newline-joined UTF-8 bytes."""
+    return np.frombuffer("\n".join(sorted(names)).encode(), dtype=np.uint8).copy()
+
+
+def names_from_array(array: np.ndarray) -> list[str]:
+    """The inverse of `names_array` (undecodable bytes are replaced)."""
+    text = np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8", "replace")
+    return text.split("\n") if text else []
+
 
 def to_numpy(value: Any, what: str) -> np.ndarray:
     """A plain copy of a tensor's values; raises TypeError for anything but a torch.Tensor."""

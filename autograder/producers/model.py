@@ -1,22 +1,30 @@
 """Producers for the model parts: attention, the layer, embed, the tied output, the whole
 model, and loading Hugging Face weights.
 
-Every module is built from the student's classes on a tiny `GPT2Config`, then all its
-parameters are overwritten from a seeded generator in sorted-name order, so the weights
-do not depend on construction order.  Cases that grade one function replace the other
-fenced functions it calls with the trusted versions below, so one bug costs only the
-cases of its own rule (the whole-model cases are integration cases and check them all).
+Every module is built from the student's classes on a tiny `GPT2Config` that GPT-2 itself
+could have (the pad id is the last token id), then each parameter is overwritten with
+values that depend only on the case's seed and the parameter's own qualified name, so
+neither construction order nor an extra parameter changes any other weight.  The names are
+returned too (`PARAMETER_NAMES`), and the judge lists the ones the reference lacks.
+
+A case that grades one fenced function runs it with the trusted versions of the fenced
+functions it calls and of the scaffold it sits on: the layer cases use the trusted
+attention, `add` and tanh GELU whatever `__init__` chose, and the pretrained-model case
+loads through the trusted loader below, not the submission's `from_pretrained`.  So one
+bug costs only the cases of its own rule; the whole-model cases are where integration is
+graded.
 """
 
 from __future__ import annotations
 
 import math
 import types
+import zlib
 from typing import Any
 
 import numpy as np
 
-from autograder.producers import to_numpy
+from autograder.producers import PARAMETER_NAMES, names_array, to_numpy
 
 
 def _torch():
@@ -26,25 +34,36 @@ def _torch():
     return torch
 
 
-def _config(params: dict[str, Any]):
+def case_config(params: dict[str, Any]):
+    """The case's tiny `GPT2Config` (params["config"] over the defaults below); its pad id
+    is the last token id, as GPT-2's <|endoftext|>, so it lies inside the small vocab."""
     from config import GPT2Config
 
     sizes = dict(vocab_size=61, max_position_embeddings=32, hidden_size=24,
                  num_hidden_layers=2, num_attention_heads=3, intermediate_size=96,
                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     sizes.update(params.get("config", {}))
+    sizes.setdefault("pad_token_id", sizes["vocab_size"] - 1)  # <|endoftext|>, as in GPT-2
     return GPT2Config(**sizes)
 
 
-def _seed_parameters(module, seed: int, scale: float = 0.3) -> None:
-    """Overwrite every parameter with seeded normals (layer-norm weights around 1)."""
+def parameter_seed(seed: int, name: str) -> int:
+    """The generator seed of parameter `name`: a stable hash of the case seed and the name."""
+    return zlib.crc32(f"{seed}:{name}".encode())
+
+
+def _seed_parameters(module, seed: int, scale: float = 0.3) -> dict[str, np.ndarray]:
+    """Overwrite every parameter with normals from its own generator (`parameter_seed`),
+    layer-norm weights around 1.  Returns {PARAMETER_NAMES: the qualified names}."""
     torch = _torch()
-    generator = torch.Generator().manual_seed(seed)
+    named = list(module.named_parameters())
     with torch.no_grad():
-        for name, parameter in sorted(module.named_parameters()):
+        for name, parameter in named:
+            generator = torch.Generator().manual_seed(parameter_seed(seed, name))
             noise = torch.randn(parameter.shape, generator=generator) * scale
             is_norm_weight = "norm" in name and name.endswith("weight")
             parameter.copy_(noise + 1.0 if is_norm_weight else noise)
+    return {PARAMETER_NAMES: names_array([name for name, _ in named])}
 
 
 def _randn(shape, generator):
@@ -74,6 +93,18 @@ def trusted_add(self, input, output, dense_layer, dropout):
     return input + dropout(dense_layer(output))
 
 
+def _trusted_gelu():
+    """GPT-2's activation (GELU, tanh approximation) as a module, so that it can replace
+    `interm_af` whether `__init__` set a function or a module there."""
+    torch = _torch()
+
+    class TrustedGELU(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.gelu(x, approximate="tanh")
+
+    return TrustedGELU()
+
+
 def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`CausalSelfAttention.attention` (or `.sdpa_attention`) on seeded Q, K, V.
 
@@ -87,8 +118,8 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     B, H, T_q, T_k, d = (params[k] for k in ("B", "H", "T_q", "T_k", "d"))
     p = params.get("dropout", 0.0)
-    config = _config({"config": {"hidden_size": H * d, "num_attention_heads": H,
-                                 "attention_probs_dropout_prob": p}})
+    config = case_config({"config": {"hidden_size": H * d, "num_attention_heads": H,
+                                     "attention_probs_dropout_prob": p}})
     module = CausalSelfAttention(config).eval()
     method = module.sdpa_attention if params.get("impl") == "sdpa" else module.attention
     generator = torch.Generator().manual_seed(params["seed"])
@@ -126,9 +157,9 @@ def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
     torch = _torch()
     from modules.gpt2_layer import GPT2Layer
 
-    config = _config(params)
+    config = case_config(params)
     layer = GPT2Layer(config).eval()
-    _seed_parameters(layer, params["seed"])
+    names = _seed_parameters(layer, params["seed"])
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T, D = params["B"], params["T"], config.hidden_size
     inner = config.intermediate_size if params.get("mlp") else D
@@ -137,27 +168,29 @@ def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
     y = _randn((B, T, inner), generator)
     mask = (torch.rand(B, T, D, generator=generator) > 0.5).float() * 2.0
     out = layer.add(x, y, dense, _FixedDropout(mask))
-    return {"out": to_numpy(out, "add output")}
+    return {"out": to_numpy(out, "add output"), **names}
 
 
 def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`GPT2Layer.forward` with trusted attention and add: eval mode, the input gradient,
-    and with config dropout a training-mode output "train"."""
+    """`GPT2Layer.forward` with the trusted attention, add and tanh GELU (`interm_af`):
+    eval mode, the input gradient, and with config dropout a training-mode output "train"."""
     torch = _torch()
     from modules.gpt2_layer import GPT2Layer
 
-    config = _config(params)
+    config = case_config(params)
     layer = GPT2Layer(config).eval()
-    _seed_parameters(layer, params["seed"])
+    names = _seed_parameters(layer, params["seed"])
     layer.self_attention.attention = types.MethodType(trusted_attention, layer.self_attention)
     layer.add = types.MethodType(trusted_add, layer)
+    layer.interm_af = _trusted_gelu()
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T = params["B"], params["T"]
     x = _randn((B, T, config.hidden_size), generator).requires_grad_(True)
     mask = _extended_mask(params.get("lengths") or [T] * B, T)
     out = layer(x, mask)
     (out * _randn(tuple(out.shape), generator)).sum().backward()
-    result = {"out": to_numpy(out, "layer output"), "d_input": to_numpy(x.grad, "input gradient")}
+    result = {"out": to_numpy(out, "layer output"), "d_input": to_numpy(x.grad, "input gradient"),
+              **names}
     if config.hidden_dropout_prob:
         layer.train()
         torch.manual_seed(params["seed"])
@@ -167,11 +200,12 @@ def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _model(params: dict[str, Any]):
+    """The student's GPT2Model on the case's config, seeded; and its parameter names."""
     from models.gpt2 import GPT2Model
 
-    model = GPT2Model(_config(params))
-    _seed_parameters(model, params["seed"])
-    return model.eval()
+    model = GPT2Model(case_config(params))
+    names = _seed_parameters(model, params["seed"])
+    return model.eval(), names
 
 
 def _ids(params: dict[str, Any], vocab: int):
@@ -185,13 +219,17 @@ def _ids(params: dict[str, Any], vocab: int):
 
 
 def embed(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`GPT2Model.embed` in eval mode, with given positions, and in training mode."""
+    """`GPT2Model.embed`: with `position_ids` (params["position_ids"]) only the output for
+    given positions [B, T] (reversed, offset by 3); otherwise `embed(ids)` in eval mode and,
+    with config dropout, in training mode."""
     torch = _torch()
-    model = _model(params)
+    model, names = _model(params)
     ids, _ = _ids(params, model.config.vocab_size)
-    result = {"eval": to_numpy(model.embed(ids), "embed output")}
-    positions = torch.arange(ids.shape[1]).flip(0)[None, :].repeat(ids.shape[0], 1) + 3
-    result["positions"] = to_numpy(model.embed(ids, positions), "embed with position_ids")
+    if params.get("position_ids"):
+        positions = torch.arange(ids.shape[1]).flip(0)[None, :].repeat(ids.shape[0], 1) + 3
+        return {"positions": to_numpy(model.embed(ids, positions), "embed with position_ids"),
+                **names}
+    result = {"eval": to_numpy(model.embed(ids), "embed output"), **names}
     if model.config.hidden_dropout_prob:
         model.train()
         torch.manual_seed(params["seed"])
@@ -202,7 +240,7 @@ def embed(params: dict[str, Any]) -> dict[str, np.ndarray]:
 def output_logits(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`GPT2Model.hidden_state_to_token` and the gradient it sends to the word embedding."""
     torch = _torch()
-    model = _model(params)
+    model, names = _model(params)
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     hidden = _randn(tuple(params["shape"]) + (model.config.hidden_size,), generator)
     logits = model.hidden_state_to_token(hidden)
@@ -210,12 +248,12 @@ def output_logits(params: dict[str, Any]) -> dict[str, np.ndarray]:
     grad = model.word_embedding.weight.grad
     if grad is None:
         grad = torch.zeros_like(model.word_embedding.weight)
-    return {"logits": to_numpy(logits, "logits"), "d_word_embedding": to_numpy(grad, "gradient")}
+    return {"logits": to_numpy(logits, "logits"), "d_word_embedding": to_numpy(grad, "gradient"),
+            **names}
 
 
-def model_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`GPT2Model.forward` end to end (eval), and the logits of the last real token."""
-    model = _model(params)
+def _forward(model, params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`GPT2Model.forward` on the case's ids and mask (eval): the states and last logits."""
     ids, mask = _ids(params, model.config.vocab_size)
     out = model(ids, mask)
     logits = model.hidden_state_to_token(out["last_token"])
@@ -224,13 +262,19 @@ def model_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
             "logits": to_numpy(logits, "logits of the last token")}
 
 
+def model_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`GPT2Model.forward` end to end (eval), and the logits of the last real token."""
+    model, names = _model(params)
+    return {**_forward(model, params), **names}
+
+
 def _hf_model(params: dict[str, Any]):
     """A seeded random transformers GPT2LMHeadModel of the case's sizes (trusted code)."""
     torch = _torch()
     from transformers import GPT2Config as HFConfig
     from transformers import GPT2LMHeadModel
 
-    c = _config(params)
+    c = case_config(params)
     hf_config = HFConfig(vocab_size=c.vocab_size, n_positions=c.max_position_embeddings,
                          n_embd=c.hidden_size, n_layer=c.num_hidden_layers,
                          n_head=c.num_attention_heads, n_inner=c.intermediate_size,
@@ -255,20 +299,41 @@ def hf_mapping(params: dict[str, Any]) -> dict[str, np.ndarray]:
             for name, tensor in mapped.items() if isinstance(name, str)}
 
 
+def _copy_mapped(model, mapped: Any) -> None:
+    """The trusted loader's copy: each tensor `hf_to_ours` returned into the model's
+    parameter of that name.  A name the model lacks, a shape mismatch or a non-tensor is a
+    ValueError; parameters the mapping leaves out keep their seeded values."""
+    torch = _torch()
+    if not isinstance(mapped, dict):
+        raise TypeError(f"hf_to_ours must return a dict, got {type(mapped).__name__}")
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in mapped.items():
+            if name not in parameters:
+                raise ValueError(f"hf_to_ours returned {name!r}, which is not a parameter of "
+                                 "GPT2Model")
+            if type(tensor) is not torch.Tensor or tensor.shape != parameters[name].shape:
+                raise ValueError(f"hf_to_ours returned {name!r} as "
+                                 f"{getattr(tensor, 'shape', type(tensor).__name__)}, the "
+                                 f"parameter is {tuple(parameters[name].shape)}")
+            parameters[name].copy_(tensor)
+
+
 def from_pretrained(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`GPT2Model.from_pretrained(folder)` on a checkpoint written by `save_pretrained`."""
-    import os
-    import tempfile
+    """Pretrained weights end to end: the student's `hf_to_ours` maps a random Hugging Face
+    GPT-2 onto the student's `GPT2Model` (trusted config and copy, as in the handout's
+    `from_pretrained`), then `forward` (eval)."""
+    from config import GPT2Config
+    from models.gpt2 import GPT2Model, hf_to_ours
 
-    from models.gpt2 import GPT2Model
-
-    folder = tempfile.mkdtemp(prefix="ckpt-", dir=os.environ.get("TMPDIR"))
-    _hf_model(params).save_pretrained(folder)
-    model = GPT2Model.from_pretrained(folder, **params.get("overrides", {})).eval()
-    ids, mask = _ids(params, model.config.vocab_size)
-    out = model(ids, mask)
-    return {"last_hidden_state": to_numpy(out["last_hidden_state"], "last_hidden_state"),
-            "logits": to_numpy(model.hidden_state_to_token(out["last_token"]), "logits")}
+    hf = _hf_model(params)
+    model = GPT2Model(GPT2Config.from_hf(hf.config, **params.get("overrides", {})))
+    names = _seed_parameters(model, params["seed"])
+    state = {k: v.clone() for k, v in hf.transformer.state_dict().items()}
+    _copy_mapped(model, hf_to_ours(state, hf.config.n_layer))
+    result = _forward(model.eval(), params)
+    return {"last_hidden_state": result["last_hidden_state"], "logits": result["logits"],
+            **names}
 
 
 PRODUCERS = {"attention": attention, "layer_add": layer_add, "layer_forward": layer_forward,

@@ -1,0 +1,155 @@
+"""Correct code written the way the CS224N starter writes it loses nothing it earned.
+
+Each submission is the reference solution with one mechanical edit of the kind the starter's
+scaffolding (or a student's habit) makes outside the fences.  A correct edit must keep full
+marks; an edit that really changes a rule must lose exactly the cases of that rule, at their
+stated tolerance.  Tolerances: the judge's own, per case (`autograder/cases/`).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from autograder_helpers import REPO, assert_valid_results, reference_submission
+from test_autograder_mutants import mutate
+
+from autograder.case import RULES, all_cases
+from autograder.grade import grade
+from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
+from autograder.producers.model import PRODUCERS, case_config
+from autograder.release import BEGIN
+from config import GPT2Config
+
+EXTRA_PARAMETER = (
+    "models/gpt2.py",
+    "        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)\n",
+    "        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)\n"
+    "        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)  # never used\n")
+PADDING_IDX = (
+    "models/gpt2.py",
+    "self.word_embedding = nn.Embedding(config.vocab_size, config.hidden_size)",
+    "self.word_embedding = nn.Embedding(config.vocab_size, config.hidden_size,\n"
+    "                                           padding_idx=config.pad_token_id)")
+EINOPS = [
+    ("modules/attention.py", "from torch import nn\n",
+     "from einops import rearrange\nfrom torch import nn\n"),
+    ("modules/attention.py",
+     "        proj = proj.view(B, T, self.num_attention_heads, self.attention_head_size)"
+     "  # (B, T, H, d)\n        return proj.transpose(1, 2)  # (B, H, T, d)",
+     "        return rearrange(proj, 'b t (h d) -> b h t d', h=self.num_attention_heads)"),
+    ("modules/attention.py",
+     "        out = probs @ value  # (B, H, T_q, d)\n"
+     "        return out.transpose(1, 2).reshape(B, T_q, H * d)  # (B, T_q, D)",
+     "        return rearrange(probs @ value, 'b h t d -> b t (h d)')"),
+]
+ONE_ARGUMENT_EMBED = [
+    ("models/gpt2.py", "    def embed(self, input_ids: torch.Tensor,\n"
+     "              position_ids: torch.Tensor | None = None) -> torch.Tensor:",
+     "    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:"),
+    ("models/gpt2.py", "        if position_ids is None:\n"
+     "            position_ids = self.position_ids[:, : input_ids.shape[1]]  # (1, T)",
+     "        position_ids = self.position_ids[:, : input_ids.shape[1]]  # (1, T)"),
+    ("models/gpt2.py", "hidden_states = self.embed(input_ids, position_ids)",
+     "hidden_states = self.embed(input_ids)"),
+]
+EXACT_GELU_IN_INIT = ("modules/gpt2_layer.py", "self.interm_af = ACTIVATIONS[config.mlp]",
+                      "self.interm_af = F.gelu")
+TEXTBOOK_EPS = (
+    "optimizer.py",
+    '                alpha = group["lr"]\n'
+    '                if group["correct_bias"]:\n'
+    '                    alpha = alpha * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)\n'
+    '                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-alpha)\n',
+    '                m_hat, v_hat = m, v\n'
+    '                if group["correct_bias"]:\n'
+    '                    m_hat, v_hat = m / (1.0 - beta1**t), v / (1.0 - beta2**t)\n'
+    '                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))\n')
+
+
+def _case_name(test: dict) -> str:
+    return test["output"].rstrip().split("\n")[-1].split("]")[0].lstrip("[")
+
+
+def _grade_edited(tmp_path: Path, edits: list[tuple[str, str, str]]) -> dict:
+    folder = reference_submission(tmp_path / "submission")
+    for rel, old, new in edits:
+        mutate(folder, rel, old, new)
+    data = grade(folder, predictions=False)
+    assert_valid_results(data)
+    return data
+
+
+def _assert_loses_exactly(data: dict, lost: set[str]) -> dict[str, dict]:
+    """Every case passes but those in `lost`, and the score is the total minus theirs."""
+    cases = all_cases()
+    failed = {_case_name(t): t for t in data["tests"] if t["status"] != "passed"}
+    assert set(failed) == lost, {name: t["output"][:600] for name, t in failed.items()}
+    total = sum(c.points for c in cases)
+    assert data["score"] == pytest.approx(total - sum(c.points for c in cases if c.name in lost),
+                                          abs=1e-9)
+    return failed
+
+
+def test_correct_starter_style_edits_lose_nothing(tmp_path):
+    """One zip with all four correct edits (one grading run instead of four): an unused
+    extra parameter, padding_idx on the word embedding, einops in the attention, and a
+    stale models/base_gpt.py that would break every import if it were used."""
+    folder = reference_submission(tmp_path / "submission")
+    for rel, old, new in [EXTRA_PARAMETER, PADDING_IDX, *EINOPS]:
+        mutate(folder, rel, old, new)
+    archive = tmp_path / "submission.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for rel in GRADABLE_FILES:
+            zipped.write(folder / rel, rel)
+        zipped.writestr("models/base_gpt.py", "raise ImportError('the starter base_gpt')\n")
+    data = grade(archive, predictions=False)
+    assert_valid_results(data)
+    _assert_loses_exactly(data, set())
+    assert "ignored 1 file(s) that are not gradable: models/base_gpt.py" in data["output"]
+    model = next(t for t in data["tests"] if _case_name(t) == "model/padded")
+    assert "parameters the grader did not expect" in model["output"]
+    assert "'pooler.bias', 'pooler.weight'" in model["output"]
+
+
+def test_a_one_argument_embed_loses_exactly_the_positions_case(tmp_path):
+    failed = _assert_loses_exactly(_grade_edited(tmp_path, ONE_ARGUMENT_EMBED),
+                                   {"embed/positions"})
+    assert "TypeError" in failed["embed/positions"]["output"]
+    assert RULES["embed_position_ids"] in failed["embed/positions"]["output"]
+
+
+def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
+    whole_model = {"model/padded", "model/three_layers", "pretrained/from_pretrained"}
+    failed = _assert_loses_exactly(_grade_edited(tmp_path, [EXACT_GELU_IN_INIT]), whole_model)
+    cases = {c.name: c for c in all_cases()}
+    for name, test in failed.items():
+        assert f"outside atol={cases[name].atol:g} rtol={cases[name].rtol:g}" in test["output"]
+        assert RULES["gelu_tanh"] in test["output"]
+
+
+def test_adam_textbook_eps_loses_exactly_the_eps_placement_case(tmp_path):
+    failed = _assert_loses_exactly(_grade_edited(tmp_path, [TEXTBOOK_EPS]),
+                                   {"optimizer/eps_placement"})
+    output = failed["optimizer/eps_placement"]["output"]
+    for rule in ("adam_moments", "bias_correction", "adam_eps"):
+        assert RULES[rule] in output
+
+
+def test_gradable_files_are_exactly_the_files_with_fences():
+    fenced = {rel for rel in HANDOUT_FILES if rel.endswith(".py")
+              and not rel.startswith("autograder/") and BEGIN in (REPO / rel).read_text()}
+    assert set(GRADABLE_FILES) == fenced
+
+
+def test_every_case_configuration_is_one_gpt2_could_have():
+    for case in all_cases():
+        if case.producer in PRODUCERS:
+            config = case_config(case.params)
+            assert config.pad_token_id == config.vocab_size - 1, case.name
+    with pytest.raises(ValueError, match=r"pad_token_id=50256 is outside the vocabulary "
+                                         r"\[0, 61\)"):
+        GPT2Config(vocab_size=61, pad_token_id=50256)
+    assert GPT2Config(vocab_size=61).pad_token_id == 60
+    assert GPT2Config().pad_token_id == 50256
