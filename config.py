@@ -2,13 +2,15 @@
 
 `GPT2Config.from_preset("gpt2-medium")` gives the published sizes; `from_hf(hf_config)`
 reads the sizes of a Hugging Face checkpoint.  The architecture switches at the bottom
-(`attention_impl`, `attention_variant`, `position_encoding`, `mlp`) are where research
-variants plug in: each one is validated here, so an unknown value fails at construction
-with the list of allowed values instead of deep inside a forward pass.
+(`attention_impl`, `attention_variant`, `position_encoding`, `mlp`, ...) are where research
+variants plug in (handout 8): each one is validated here, so a bad value fails at
+construction with the allowed values instead of deep inside a forward pass, and each is
+read by exactly one module (named beside it in SWITCHES).  The defaults are GPT-2.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +26,23 @@ PRESETS: dict[str, tuple[int, int, int]] = {
 # and its branch in the one module that implements the switch.
 SWITCHES: dict[str, tuple[str, ...]] = {
     "attention_impl": ("eager", "sdpa"),  # modules/attention.py
-    "attention_variant": ("softmax",),  # modules/attention.py
-    "position_encoding": ("learned",),  # models/gpt2.py GPT2Model.embed
-    "mlp": ("gelu_tanh",),  # modules/gpt2_layer.py
+    "attention_variant": ("softmax", "vbias", "cabias", "attn_bias", "ca_softmax",
+                          "sigmoid"),  # modules/attention_variants.py
+    "position_encoding": ("learned", "alibi", "rope", "none"),  # modules/positions.py
+    "rope_layout": ("half", "interleaved"),  # modules/positions.py
+    "mlp": ("gelu_tanh", "swiglu"),  # modules/mlp.py
+}
+
+# Boolean switches: qk_norm (modules/attention.py), bias (modules/common.py),
+# tie_word_embeddings (models/gpt2.py), mu_centering (training/losses.py).
+BOOLEAN_SWITCHES: tuple[str, ...] = ("qk_norm", "bias", "tie_word_embeddings", "mu_centering")
+
+# config.mlp -> the usual intermediate width for model width D (intermediate_size=None).
+# SwiGLU has three matrices instead of two, so ~8D/3 keeps the parameter count of 4D,
+# rounded up to a multiple of 256 as in the output-embedding-centering study.
+MLP_WIDTHS = {
+    "gelu_tanh": lambda D: 4 * D,
+    "swiglu": lambda D: 256 * math.ceil(int(8 * D / 3) / 256),
 }
 
 
@@ -52,7 +68,7 @@ class GPT2Config:
     hidden_size: int = 768  # model width D
     num_hidden_layers: int = 12  # number of GPT2Layer blocks
     num_attention_heads: int = 12  # heads H; head size d = D / H
-    intermediate_size: int = 3072  # MLP width, 4 * D in every GPT-2
+    intermediate_size: int | None = None  # MLP width; None: MLP_WIDTHS[mlp](D), 4D for GPT-2
     layer_norm_eps: float = 1e-5  # epsilon of every LayerNorm (Hugging Face: layer_norm_epsilon)
     hidden_dropout_prob: float = 0.1  # dropout on embeddings and on each residual branch
     attention_probs_dropout_prob: float = 0.1  # dropout on the attention probabilities
@@ -64,12 +80,28 @@ class GPT2Config:
     attention_variant: str = "softmax"  # how scores become weights
     position_encoding: str = "learned"  # how positions enter the model
     mlp: str = "gelu_tanh"  # feed-forward block type
+    rope_theta: float = 10000.0  # rotary base: channel pair i turns at theta^(-2i/r) per position
+    rope_layout: str = "half"  # rotary pairs: "half" (i, i + r/2), GPT-NeoX; "interleaved" (2i, 2i+1), GPT-J
+    rotary_fraction: float = 1.0  # rotate the first int(d * fraction) channels of each head
+    qk_norm: bool = False  # LayerNorm of width d on queries and keys, shared by the heads
+    bias: bool = True  # biases in every Linear and LayerNorm (False: nanoGPT's bias=False)
+    tie_word_embeddings: bool = True  # logits through word_embedding (False: output_embedding)
+    # --- training-time options, read by the training loop through training/losses.py ---
+    z_loss: float = 0.0  # weight of mean(logsumexp(logits)^2) added to the loss
+    mu_loss: float = 0.0  # weight of ||mean output-embedding row||^2 added to the loss
+    mu_centering: bool = False  # subtract the mean output-embedding row after each step
 
     def __post_init__(self) -> None:
         for name, allowed in SWITCHES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"GPT2Config.{name}={value!r}; allowed values: {list(allowed)}")
+        for name in BOOLEAN_SWITCHES:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPT2Config.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}")
+        if self.intermediate_size is None:
+            self.intermediate_size = MLP_WIDTHS[self.mlp](self.hidden_size)
         for name in ("vocab_size", "max_position_embeddings", "hidden_size",
                      "num_hidden_layers", "num_attention_heads", "intermediate_size"):
             if getattr(self, name) <= 0:
@@ -88,20 +120,45 @@ class GPT2Config:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"GPT2Config.{name} must be in [0, 1), got {getattr(self, name)}")
+        self._check_research_options()
+
+    def _check_research_options(self) -> None:
+        """Raise ValueError naming the field for a bad rotary setting or loss weight."""
+        if not self.rope_theta > 0:
+            raise ValueError(f"GPT2Config.rope_theta must be positive, got {self.rope_theta}")
+        if not 0.0 < self.rotary_fraction <= 1.0:
+            raise ValueError(f"GPT2Config.rotary_fraction must be in (0, 1], got "
+                             f"{self.rotary_fraction}")
+        if self.position_encoding == "rope" and (self.rotary_dims == 0 or self.rotary_dims % 2):
+            raise ValueError(
+                f"GPT2Config.rotary_fraction={self.rotary_fraction} rotates "
+                f"int({self.head_size} * {self.rotary_fraction}) = {self.rotary_dims} channels "
+                "of each head; rotary needs a positive even number (channels turn in pairs)")
+        for name in ("z_loss", "mu_loss"):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f"GPT2Config.{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def head_size(self) -> int:
         """d = D / H."""
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def rotary_dims(self) -> int:
+        """r = int(d * rotary_fraction): how many channels of each head rotary turns."""
+        return int(self.head_size * self.rotary_fraction)
+
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> GPT2Config:
-        """Sizes of a published GPT-2 (`gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`)."""
+        """Sizes of a published GPT-2 (`gpt2`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`).
+
+        The MLP width is the usual one of `mlp` (4D for GPT-2's) unless overridden.
+        """
         if name not in PRESETS:
             raise ValueError(f"unknown GPT-2 preset {name!r}; choose one of {list(PRESETS)}")
         n_layer, n_head, n_embd = PRESETS[name]
         return cls(num_hidden_layers=n_layer, num_attention_heads=n_head, hidden_size=n_embd,
-                   intermediate_size=4 * n_embd, **overrides)
+                   **overrides)
 
     @classmethod
     def from_hf(cls, hf_config: Any, **overrides: Any) -> GPT2Config:

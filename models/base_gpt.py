@@ -20,10 +20,9 @@ class GPTPreTrainedModel(nn.Module):
     def _init_module(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
             module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-        if isinstance(module, nn.Linear) and module.bias is not None:
+        if isinstance(module, (nn.Linear, nn.LayerNorm)) and module.bias is not None:
             module.bias.data.zero_()
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
+        if isinstance(module, nn.LayerNorm):
             module.weight.data.fill_(1.0)
 
     def store_linears_input_major(self) -> None:

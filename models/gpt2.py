@@ -1,12 +1,14 @@
 """GPT-2: embeddings, a stack of `GPT2Layer`s, a final LayerNorm, and the tied output.
 
 Loading Hugging Face weights lives here too (`GPT2Model.from_pretrained`), the one place
-that maps their parameter names onto ours.
+that maps their parameter names onto ours.  `config.tie_word_embeddings` is read here:
+False gives a separate `output_embedding` [V, D] for the logits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 import re
@@ -20,8 +22,12 @@ from torch import nn
 from config import GPT2Config
 from models.base_gpt import GPTPreTrainedModel
 from modules.attention import KVCache
+from modules.common import layer_norm
 from modules.gpt2_layer import GPT2Layer
+from modules.positions import ForwardContext, PositionEncoding
 from utils import get_extended_attention_mask
+
+logger = logging.getLogger(__name__)
 
 # Name prefixes that torch.compile (`_orig_mod.`) and DDP (`module.`) put on state-dict keys.
 _PREFIX = re.compile(r"^(?:_orig_mod\.|module\.)+")
@@ -31,14 +37,20 @@ class GPT2Model(GPTPreTrainedModel):
     def __init__(self, config: GPT2Config):
         super().__init__(config)
         self.word_embedding = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.pos_embedding = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        # The learned table [T_max, D] for position_encoding="learned"; a parameter-free
+        # zero for the others, whose positions act inside attention.
+        self.positions = PositionEncoding(config)
+        self.pos_embedding = self.positions.embedding()
+        if not config.tie_word_embeddings:
+            self.output_embedding = nn.Parameter(
+                torch.randn(config.vocab_size, config.hidden_size) * config.initializer_range)
         self.embed_dropout = nn.Dropout(config.hidden_dropout_prob)
         # [1, T_max]: 0, 1, ..., T_max - 1, the positions of an unpadded sequence.
         position_ids = torch.arange(config.max_position_embeddings).unsqueeze(0)
         self.register_buffer("position_ids", position_ids, persistent=False)
         self.gpt_layers = nn.ModuleList(
             [GPT2Layer(config) for _ in range(config.num_hidden_layers)])
-        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.final_layer_norm = layer_norm(config, config.hidden_size)
         self.init_weights()
         self.store_linears_input_major()
 
@@ -48,7 +60,9 @@ class GPT2Model(GPTPreTrainedModel):
 
         Token t at position p gives word_embedding[t] + pos_embedding[p].  Positions are
         0 .. T-1 (`self.position_ids[:, :T]`) unless `position_ids` [B, T] is given (the
-        KV-cache path passes it).  Apply `self.embed_dropout` to the sum.
+        KV-cache path passes it).  Apply `self.embed_dropout` to the sum.  (With a
+        `position_encoding` other than "learned", pos_embedding is a parameter-free zero:
+        those positions act inside attention.)
         """
         ### BEGIN SOLUTION
         if position_ids is None:
@@ -58,12 +72,15 @@ class GPT2Model(GPTPreTrainedModel):
         ### END SOLUTION
 
     def encode(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
-               cache: KVCache | None = None) -> torch.Tensor:
-        """Run every layer.  hidden_states [B, T, D], attention_mask [B, T_k] 0/1 -> [B, T, D]."""
+               context: ForwardContext) -> torch.Tensor:
+        """Run every layer.  hidden_states [B, T, D], attention_mask [B, T_k] 0/1 -> [B, T, D].
+
+        `context` (KV cache, rotary tables, ALiBi bias) is built once by `forward`; each
+        layer gets its own slice of it.
+        """
         extended_mask = get_extended_attention_mask(attention_mask, hidden_states.dtype)
         for index, layer in enumerate(self.gpt_layers):
-            layer_cache = None if cache is None else cache.layer(index)
-            hidden_states = layer(hidden_states, extended_mask, layer_cache)
+            hidden_states = layer(hidden_states, extended_mask, context.layer(index))
         return hidden_states
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -81,10 +98,14 @@ class GPT2Model(GPTPreTrainedModel):
         self._check_inputs(input_ids, attention_mask, cache)
         T = input_ids.shape[1]
         position_ids = None
+        key_positions = self.position_ids[:, :T]  # (1, T)
         if cache is not None:
-            position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)[:, -T:]
+            key_positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T_k)
+            position_ids = key_positions[:, -T:]  # (B, T)
         hidden_states = self.embed(input_ids, position_ids)  # (B, T, D)
-        hidden_states = self.encode(hidden_states, attention_mask, cache)
+        context = self.positions.context(key_positions[:, -T:], key_positions,
+                                         hidden_states.dtype, cache)
+        hidden_states = self.encode(hidden_states, attention_mask, context)
         hidden_states = self.final_layer_norm(hidden_states)  # (B, T, D)
         if cache is not None:
             cache.advance(T)
@@ -97,11 +118,20 @@ class GPT2Model(GPTPreTrainedModel):
     def hidden_state_to_token(self, hidden_state: torch.Tensor) -> torch.Tensor:
         """Logits through the tied word embedding (handout 3.3).  [..., D] -> [..., V].
 
-        GPT-2 has no separate output matrix: logits = hidden_state @ word_embedding.weight^T.
+        GPT-2 has no separate output matrix: logits = hidden_state @ W^T with
+        W = `self.output_weight` [V, D], which is word_embedding.weight (tied).
         """
         ### BEGIN SOLUTION
-        return F.linear(hidden_state, self.word_embedding.weight)
+        return F.linear(hidden_state, self.output_weight)
         ### END SOLUTION
+
+    @property
+    def output_weight(self) -> torch.Tensor:
+        """[V, D], the rows that give the logits: word_embedding.weight when
+        config.tie_word_embeddings (GPT-2), else the separate `output_embedding`."""
+        if self.config.tie_word_embeddings:
+            return self.word_embedding.weight
+        return self.output_embedding
 
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       cache: KVCache | None) -> None:
@@ -145,6 +175,13 @@ class GPT2Model(GPTPreTrainedModel):
         The sizes come from the checkpoint's config; `config_overrides` change the rest
         (e.g. `attention_impl="sdpa"`, `hidden_dropout_prob=0.0`).  The model is returned
         in training mode, like any new `nn.Module`.
+
+        Research switches (handout 8) load GPT-2 too: parameters GPT-2 lacks keep their
+        fresh init (v_bias zero for vbias; k_bias, v_bias normal(0, 0.02); context_scale,
+        gate_dense normal(0, 0.02) with zero bias; q_norm, k_norm unit weight, zero bias),
+        except `output_embedding` (untied), which starts as a copy of the word embedding.
+        GPT-2 weights the variant has no place for (pos_embedding without "learned"
+        positions, biases with bias=False) are dropped.  A warning names both lists.
         """
         from transformers import GPT2Model as HFGPT2Model
 
@@ -161,7 +198,13 @@ class GPT2Model(GPTPreTrainedModel):
             ) from error
         config = GPT2Config.from_hf(hf_model.config, **config_overrides)
         ours = cls(config)
-        copy_checked(ours, hf_to_ours(hf_model.state_dict(), config.num_hidden_layers))
+        state, new, dropped = fit_to_model(
+            ours, hf_to_ours(hf_model.state_dict(), config.num_hidden_layers))
+        copy_checked(ours, state)
+        if new or dropped:
+            logger.warning("loaded %s into a GPT-2 variant: new parameters (fresh init, "
+                           "output_embedding copied from word_embedding): %s; GPT-2 weights "
+                           "not used: %s", model, new, dropped)
         return ours
 
     @classmethod
@@ -260,6 +303,24 @@ def hf_to_ours(hf_state: dict[str, torch.Tensor], num_layers: int) -> dict[str, 
             ours[f"{mine}{our_name}.bias"] = hf_state[f"{hf}{hf_name}.bias"]
     return ours
     ### END SOLUTION
+
+
+def fit_to_model(model: nn.Module, mapped: dict[str, torch.Tensor]
+                 ) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Fit GPT-2 weights (our names, from `hf_to_ours`) to a model with research switches.
+
+    Returns (state for every parameter of `model`, names that GPT-2 lacks and that keep the
+    model's own values, names of `mapped` the model has no place for).  An untied
+    `output_embedding` is new but starts as a copy of the word embedding.
+    """
+    params = dict(model.named_parameters())
+    if "output_embedding" in params:
+        mapped = {**mapped, "output_embedding": mapped["word_embedding.weight"].clone()}
+    new = sorted(set(params) - set(mapped) | ({"output_embedding"} & set(params)))
+    dropped = sorted(set(mapped) - set(params))
+    state = {name: mapped[name] if name in mapped else tensor.detach()
+             for name, tensor in params.items()}
+    return state, new, dropped
 
 
 def copy_checked(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -5,8 +5,10 @@
   students in Part 1;
 - "sdpa": the same computation through `torch.nn.functional.scaled_dot_product_attention`
   (`CausalSelfAttention.sdpa_attention`), the handout's "accelerate attention" extension.
-Both agree to 1e-5 in fp32.  Research variants (`config.attention_variant`) add their
-branch here.
+Both agree to 1e-5 in fp32.  Around that core the module runs the research switches
+(handout 8): `qk_norm` (a LayerNorm of width d on queries and keys, here), the position
+encoding's rotation and score bias (`modules/positions.py`, through the per-forward
+`LayerContext`), and the attention variant (`modules/attention_variants.py`).
 
 `KVCache` keeps every layer's keys and values during generation, so each new token costs
 one step instead of a recompute of the whole prefix.
@@ -21,6 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from config import GPT2Config
+from modules.attention_variants import attention_variant
+from modules.common import layer_norm, linear
+from modules.positions import LayerContext, PositionEncoding
+
+# config.attention_impl -> the method of CausalSelfAttention that computes softmax attention.
+ATTENTION_IMPLS: dict[str, str] = {"eager": "attention", "sdpa": "sdpa_attention"}
 
 
 class KVCache:
@@ -74,12 +82,20 @@ class CausalSelfAttention(nn.Module):
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.head_size
         self.all_head_size = config.hidden_size
-        self.query = nn.Linear(config.hidden_size, self.all_head_size)
-        self.key = nn.Linear(config.hidden_size, self.all_head_size)
-        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        self.query = linear(config, config.hidden_size, self.all_head_size)
+        self.key = linear(config, config.hidden_size, self.all_head_size)
+        self.value = linear(config, config.hidden_size, self.all_head_size)
+        # qk-norm: one LayerNorm of width d for all query heads, one for all key heads.
+        norm = (lambda: layer_norm(config, config.head_size)) if config.qk_norm else nn.Identity
+        self.q_norm, self.k_norm = norm(), norm()
         # Dropout on the attention probabilities (after the softmax).
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
         self.attention_impl = config.attention_impl
+        self.max_positions = config.max_position_embeddings
+        self.positions = PositionEncoding(config)
+        self.variant = attention_variant(config)
+        for name, parameter in self.variant.parameters(config).items():
+            setattr(self, name, parameter)
 
     def transform(self, x: torch.Tensor, linear_layer: nn.Linear) -> torch.Tensor:
         """Project and split into heads: [B, T, D] -> [B, H, T, d]."""
@@ -98,6 +114,8 @@ class CausalSelfAttention(nn.Module):
                 while generating with a KV cache, where T_q is the number of new tokens).
             attention_mask: additive padding mask [B, 1, 1, T_k]: 0 at real keys, a very
                 negative number at padding (see `utils.get_extended_attention_mask`).
+                (With ALiBi it also carries the position bias, [B, H, T_q, T_k]; the rule
+                is the same, it broadcasts.)
         Returns:
             [B, T_q, D] with D = H * d: head h fills columns h*d .. (h+1)*d - 1.
 
@@ -141,26 +159,36 @@ class CausalSelfAttention(nn.Module):
                                                  is_causal=True)  # (B, H, T_q, d)
         else:
             causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)
-            allowed = causal & (attention_mask == 0)  # (B, 1, T_q, T_k)
-            mask = torch.zeros(allowed.shape, dtype=query.dtype, device=query.device)
-            mask = mask.masked_fill(~allowed, torch.finfo(query.dtype).min)
+            low = torch.finfo(query.dtype).min
+            mask = attention_mask.clamp(min=low).to(query.dtype)  # stays finite in bf16
+            mask = mask.masked_fill(~causal, low)  # (B, 1 or H, T_q, T_k)
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                                  dropout_p=dropout_p)  # (B, H, T_q, d)
         return out.transpose(1, 2).reshape(B, T_q, H * d)  # (B, T_q, D)
         ### END SOLUTION
 
+    def core(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,
+             attention_mask: torch.Tensor) -> torch.Tensor:
+        """Softmax attention through `config.attention_impl` (`attention` or `sdpa_attention`)."""
+        return getattr(self, ATTENTION_IMPLS[self.attention_impl])(key, query, value,
+                                                                  attention_mask)
+
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
-                cache: _LayerCache | None = None) -> torch.Tensor:
+                cache: LayerContext | None = None) -> torch.Tensor:
         """hidden_states [B, T, D], attention_mask [B, 1, 1, T_k] -> [B, T, D].
 
-        With a cache, the T new keys/values are appended to the cached ones and
-        T_k = past + T; without one, T_k = T.
+        `cache` is this layer's per-forward context (`modules.positions.LayerContext`: its
+        KV-cache slice, rotary tables, ALiBi bias), built once per forward by the model;
+        None runs the layer alone (positions 0 .. T-1, no KV cache).  Queries and keys are
+        normalised (qk_norm), then rotated (rope), then the T new keys/values are appended to
+        the cached ones (T_k = past + T; without a cache T_k = T).
         """
-        key = self.transform(hidden_states, self.key)  # (B, H, T, d)
+        context = cache if cache is not None else self.positions.default_layer_context(
+            hidden_states.shape[1], hidden_states.device, hidden_states.dtype)
+        key = context.rotate(self.k_norm(self.transform(hidden_states, self.key)))  # (B, H, T, d)
         value = self.transform(hidden_states, self.value)  # (B, H, T, d)
-        query = self.transform(hidden_states, self.query)  # (B, H, T, d)
-        if cache is not None:
-            key, value = cache.update(key, value)  # (B, H, T_k, d)
-        if self.attention_impl == "sdpa":
-            return self.sdpa_attention(key, query, value, attention_mask)
-        return self.attention(key, query, value, attention_mask)
+        query = context.rotate(self.q_norm(self.transform(hidden_states, self.query)))  # (B, H, T, d)
+        if context.cache is not None:
+            key, value = context.cache.update(key, value)  # (B, H, T_k, d)
+        return self.variant.forward(self, key, query, value, context.mask(attention_mask),
+                                    hidden_states)

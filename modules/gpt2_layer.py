@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: F401  (for the student: F.gelu, F.layer_norm, ...)
 from torch import nn
 
 from config import GPT2Config
-from modules.attention import CausalSelfAttention, _LayerCache
-
-
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """GELU with the tanh approximation, the activation of GPT-2 ("gelu_new" in Hugging Face)."""
-    return F.gelu(x, approximate="tanh")
-
-
-# config.mlp -> the activation between the two MLP projections.
-ACTIVATIONS = {"gelu_tanh": gelu_tanh}
+from modules.attention import CausalSelfAttention
+from modules.common import layer_norm, linear
+from modules.mlp import mlp_modules
+from modules.positions import LayerContext
 
 
 class GPT2Layer(nn.Module):
@@ -24,14 +18,15 @@ class GPT2Layer(nn.Module):
         super().__init__()
         # Multi-head attention and its output projection.
         self.self_attention = CausalSelfAttention(config)
-        self.attention_dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.attention_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attention_dense = linear(config, config.hidden_size, config.hidden_size)
+        self.attention_layer_norm = layer_norm(config, config.hidden_size)
         self.attention_dropout = nn.Dropout(config.hidden_dropout_prob)
-        # Feed-forward: D -> intermediate_size -> D.
-        self.interm_dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.interm_af = ACTIVATIONS[config.mlp]
-        self.out_dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.out_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # Feed-forward: D -> intermediate_size -> D.  interm_dense and interm_af (and
+        # gate_dense for SwiGLU) come from modules/mlp.py.
+        for name, part in mlp_modules(config).items():
+            setattr(self, name, part)
+        self.out_dense = linear(config, config.intermediate_size, config.hidden_size)
+        self.out_layer_norm = layer_norm(config, config.hidden_size)
         self.out_dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def add(self, input: torch.Tensor, output: torch.Tensor, dense_layer: nn.Linear,
@@ -52,15 +47,17 @@ class GPT2Layer(nn.Module):
         ### END SOLUTION
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
-                cache: _LayerCache | None = None) -> torch.Tensor:
+                cache: LayerContext | None = None) -> torch.Tensor:
         """One pre-LayerNorm block (handout 3.2).  [B, T, D] -> [B, T, D].
 
         attention_mask is the additive extended mask [B, 1, 1, T_k].  The rule:
         1. a = self_attention(attention_layer_norm(x), attention_mask, cache)
         2. x = add(x, a, attention_dense, attention_dropout)
-        3. m = interm_af(interm_dense(out_layer_norm(x)))   (GELU, tanh approximation)
+        3. m = interm_af(interm_dense(out_layer_norm(x)))   (GELU, tanh approximation;
+           with config.mlp="swiglu", modules/mlp.py makes the same line compute SwiGLU)
         4. x = add(x, m, out_dense, out_dropout)
-        Pass `cache` through to `self_attention` unchanged (it is None outside generation).
+        Pass `cache` (the model's per-forward context: KV cache, positions) through to
+        `self_attention` unchanged; it is None when the layer runs alone.
         """
         ### BEGIN SOLUTION
         attended = self.self_attention(self.attention_layer_norm(hidden_states), attention_mask,
