@@ -13,19 +13,12 @@ keeps the checkpoint with the best dev accuracy; the best one then writes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import random
 from functools import partial
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-import evaluation
 from data.loaders import (
     SENTIMENT_TASKS,
     SentimentExample,
@@ -34,18 +27,17 @@ from data.loaders import (
     require_file,
 )
 from models.gpt2 import GPT2Model
-from optimizer import AdamW
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
-    REPO,
     add_model_args,
     add_peft_args,
     device_from_args,
 )
+from training.finetune import fit_and_write, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
-from training.peft import PEFT_LR, apply_peft, load_checkpoint, save_checkpoint
+from training.peft import PEFT_LR, apply_peft
 
 DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
 
@@ -89,58 +81,6 @@ def collate(examples: list[SentimentExample], tokenizer, max_length: int) -> dic
             "labels": labels, "ids": [e.id for e in examples]}
 
 
-def make_loader(examples: list, collate_fn, batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> DataLoader:
-    """Batches of ``collate_fn(examples)``, reshuffled each epoch from ``seed`` when asked."""
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      collate_fn=collate_fn)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on a GPU, nothing on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                device: torch.device, description: str = "train") -> float:
-    """One pass of cross-entropy training; returns the mean loss."""
-    model.train()
-    total, batches = 0.0, 0
-    for batch in tqdm(loader, desc=description, leave=False):
-        with autocast(device):
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        loss = F.cross_entropy(logits.float(), batch["labels"].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total, batches = total + loss.item(), batches + 1
-    return total / max(batches, 1)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device,
-            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
-    """Returns (ids, predicted labels, gold labels (-1 where unlabelled))."""
-    model.eval()
-    ids, predictions, gold = [], [], []
-    for batch in tqdm(loader, desc=description, leave=False):
-        with autocast(device):
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        predictions += logits.argmax(dim=-1).tolist()
-        gold += batch["labels"].tolist()
-        ids += batch["ids"]
-    return ids, predictions, gold
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.device) -> dict:
     """Train on one task, keep the best dev checkpoint, write its dev/test predictions."""
     stem, num_labels = SENTIMENT_TASKS[task]
@@ -160,52 +100,12 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
     model = model.to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
     lr = args.lr or PEFT_LR.get(args.peft, DEFAULT_LR[args.fine_tune_mode])
-    optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    checkpoint = os.path.join(args.checkpoint_dir, f"{task}-classifier.pt")
-    os.makedirs(args.checkpoint_dir, exist_ok=True)
     print(f"[{task}] {len(train)} train / {len(dev)} dev / {len(test)} test, "
           f"{num_labels} classes, {args.fine_tune_mode}, peft {args.peft}, lr {lr}, device {device}")
-    return fit_and_write(model, optimizer, train_loader, {"dev": dev, "test": test},
-                         batch_of, task, checkpoint, args, device)
-
-
-def fit_and_write(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader: DataLoader,
-                  splits: dict[str, list], collate_fn, name: str, checkpoint: str,
-                  args: argparse.Namespace, device: torch.device) -> dict:
-    """Train args.epochs epochs, saving the model to `checkpoint` whenever dev accuracy
-    improves; then, with the best checkpoint, write
-    <args.out_dir>/<name>-{dev,test}-output.csv.  Returns {'dev_acc', 'dev_f1'}.
-
-    `splits` holds the "dev" (labelled) and "test" examples; `model` returns logits, as
-    `train_epoch` and `predict` expect.
-    """
-    dev_loader = make_loader(splits["dev"], collate_fn, args.eval_batch_size)
-    best_acc = -1.0
-    for epoch in range(1, args.epochs + 1):
-        loss = train_epoch(model, train_loader, optimizer, device, f"{name} epoch {epoch}")
-        _, predictions, gold = predict(model, dev_loader, device, f"{name} dev")
-        acc, f1 = evaluation.accuracy_f1(gold, predictions)
-        improved = acc > best_acc
-        if improved:
-            best_acc = acc
-            save_checkpoint(model, checkpoint, args)
-        print(f"[{name}] epoch {epoch}/{args.epochs}: train loss {loss:.4f}, dev acc {acc:.4f}, "
-              f"dev macro-F1 {f1:.4f}" + (" (best, saved)" if improved else ""))
-
-    load_checkpoint(model, checkpoint, device)
-    results = {}
-    for split, examples in splits.items():
-        loader = make_loader(examples, collate_fn, args.eval_batch_size)
-        ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
-        path = os.path.join(args.out_dir, f"{name}-{split}-output.csv")
-        evaluation.write_predictions(path, ids, predictions)
-        print(f"[{name}] {split} predictions -> {path}")
-        if split == "dev":
-            results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
-    print(f"[{name}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
-    return results
+    return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, task,
+                         f"{task}-classifier.pt", args, device, lr)
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -222,7 +122,6 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=0.3)
     parser.add_argument("--max_length", type=POSITIVE_INT, default=512,
                         help="tokens per example")
-    parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"))
     add_model_args(parser)
     add_peft_args(parser)
     return parser.parse_args(argv)

@@ -31,14 +31,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from classifier import autocast, make_loader, seed_everything
 from data.loaders import read_paraphrase, require_examples, require_file
 from data.pairs import Pair, quora_pairs, sonnet_form_score, sonnet_pairs, split_sonnet, write_pairs
 from evaluation import read_sonnets, sonnet_chrf
+from models.generate import generate_sonnets
 from models.gpt2 import GPT2Model
 from modules.lora import disable_adapters, merge_lora
 from optimizer import AdamW
-from sonnet_generation import generate_sonnets
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
@@ -47,8 +46,10 @@ from training.args import (
     bounded,
     device_from_args,
 )
+from training.finetune import make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import apply_peft, load_backbone_checkpoint
+from training.trainer import autocast
 
 
 def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor,

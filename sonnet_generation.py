@@ -22,26 +22,27 @@ import os
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import evaluation
-from classifier import autocast, make_loader, seed_everything
 from data.loaders import require_examples, require_file
-from models.generate import generate, sample_next  # noqa: F401  (re-exported: the sampling step)
+from models.generate import (
+    generate_sonnets,
+    sample_next,  # noqa: F401  (re-exported: the sampling step)
+)
 from models.gpt2 import GPT2Model
 from modules.lora import merge_lora
-from optimizer import AdamW
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
-    REPO,
     add_model_args,
     add_peft_args,
     bounded,
     device_from_args,
 )
+from training.finetune import fit, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
-from training.peft import PEFT_LR, apply_peft, save_checkpoint
+from training.peft import PEFT_LR, apply_peft
+from training.trainer import autocast
 
 
 def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -56,21 +57,6 @@ def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tenso
                            ignore_index=-100)
 
 
-def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
-                     args: argparse.Namespace) -> list[tuple[int, str]]:
-    """Prompt (the first lines + newline) -> full sonnet text (prompt + continuation)."""
-    sonnets = []
-    for start in tqdm(range(0, len(held_out), args.gen_batch_size), desc="generate", leave=False):
-        chunk = held_out[start:start + args.gen_batch_size]
-        prompts = [text.rstrip() + "\n" for _, text in chunk]
-        new_tokens = generate(gpt, [tokenizer.encode(p) for p in prompts], args.max_new_tokens,
-                              tokenizer.eos_token_id, args.temperature, args.top_p,
-                              args.seed + start)
-        sonnets += [(number, (prompt + tokenizer.decode(tokens)).strip())
-                    for (number, _), prompt, tokens in zip(chunk, prompts, new_tokens, strict=True)]
-    return sonnets
-
-
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
@@ -81,7 +67,6 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=0.9)
     parser.add_argument("--max_new_tokens", type=POSITIVE_INT, default=160)
     parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
-    parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"))
     add_model_args(parser)
     add_peft_args(parser)
     return parser.parse_args(argv)
@@ -112,24 +97,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
     lr = args.lr or PEFT_LR.get(args.peft, 1e-5)
-    optimizer = AdamW([p for p in gpt.parameters() if p.requires_grad], lr=lr)
     print(f"[sonnet] {len(train)} training sonnets, lr {lr}, device {device}")
-    for epoch in range(1, args.epochs + 1):
-        gpt.train()
-        total = 0.0
-        for batch in tqdm(loader, desc=f"sonnet epoch {epoch}", leave=False):
-            with autocast(device):
-                loss = lm_loss(gpt, batch["input_ids"].to(device),
-                               batch["attention_mask"].to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-        print(f"[sonnet] epoch {epoch}/{args.epochs}: train loss {total / len(loader):.4f}")
-    os.makedirs(args.checkpoint_dir, exist_ok=True)
-    checkpoint = os.path.join(args.checkpoint_dir, "sonnet.pt")
-    save_checkpoint(gpt, checkpoint, args)
-    print(f"[sonnet] checkpoint -> {checkpoint}")
+    fit(gpt, loader, lambda model, batch: lm_loss(model, batch["input_ids"],
+                                                  batch["attention_mask"]),
+        "sonnet", args, device, lr, last_name="sonnet.pt")
+    print(f"[sonnet] checkpoint -> {os.path.join(args.checkpoint_dir, 'sonnet.pt')}")
     merge_lora(gpt)  # generation without the adapter branch (nothing to do without peft)
 
     results = {}

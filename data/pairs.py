@@ -10,9 +10,9 @@ unescaped) for a person to read.  A pair is a prompt and two completions of it:
   sonnet-form score ranks it lower, else a corruption of the real one (`CORRUPTIONS`,
   tried in a seeded order until one scores strictly lower than the real sonnet; a
   sonnet no corruption lowers is left out).
-- Quora (`quora_pairs`): the prompt is the paraphrase cloze of `paraphrase_detection.py`;
-  `chosen` is the right answer (" yes" for a paraphrase, " no" otherwise) and `rejected`
-  the wrong one.
+- Quora (`quora_pairs`): the prompt is the paraphrase cloze
+  (`data.loaders.PARAPHRASE_PROMPT`); `chosen` is the right answer (" yes" for a
+  paraphrase, " no" otherwise) and `rejected` the wrong one.
 
 The sonnet-form score lives here, with the pairs it ranks; `dpo.py` also reports it
 before and after training.
@@ -25,12 +25,8 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
-from paraphrase_detection import ANSWERS, PROMPT
-
-if TYPE_CHECKING:
-    from data.loaders import ParaphraseExample
+from data.loaders import PARAPHRASE_ANSWERS, PARAPHRASE_PROMPT, ParaphraseExample
 
 PROMPT_LINES = 3  # the sonnet prompt: its first three lines, as in the held-out files
 SONNET_LINES = 14
@@ -205,8 +201,9 @@ def quora_pairs(examples: Sequence[ParaphraseExample]) -> list[Pair]:
     for e in examples:
         if e.label is None:
             raise ValueError(f"quora example {e.id} has no label; pairs need labelled data")
-        pairs.append(Pair(f"quora-{e.id}", PROMPT.format(e.sentence1, e.sentence2),
-                          ANSWERS[e.label], ANSWERS[1 - e.label], "wrong_answer"))
+        right, wrong = PARAPHRASE_ANSWERS[e.label], PARAPHRASE_ANSWERS[1 - e.label]
+        pairs.append(Pair(f"quora-{e.id}", PARAPHRASE_PROMPT.format(e.sentence1, e.sentence2),
+                          right, wrong, "wrong_answer"))
     return pairs
 
 

@@ -186,12 +186,13 @@ def test_bad_arguments_are_named():
 
 
 def test_task_checkpoints_hold_adapters_and_head_and_load_onto_a_backbone(tmp_path):
-    """training.peft: a LoRA checkpoint round-trips; DPO's loader merges it into a bare
-    GPT2Model (weights equal to merging in place, at 0: the same operations) and takes the
-    backbone of a whole task state dict."""
+    """training.peft: a LoRA task checkpoint (as training.finetune.fit writes it) round-trips;
+    DPO's loader merges it into a bare GPT2Model (weights equal to merging in place, at 0:
+    the same operations) and takes the backbone of a whole task state dict."""
     import argparse
 
-    from training.peft import load_backbone_checkpoint, load_checkpoint, save_checkpoint
+    from training.checkpoint import load_checkpoint, save_checkpoint
+    from training.peft import checkpoint_state, load_backbone_checkpoint, load_weights
 
     args = argparse.Namespace(peft="lora", lora_targets=["query", "value"], lora_r=2,
                               lora_alpha=4.0, lora_dropout=0.0)
@@ -202,12 +203,13 @@ def test_task_checkpoints_hold_adapters_and_head_and_load_onto_a_backbone(tmp_pa
     for module in model.modules():
         if isinstance(module, LoRALinear):
             nn.init.normal_(module.lora_B)
-    save_checkpoint(model, tmp_path / "lora.pt", args)
-    saved = torch.load(tmp_path / "lora.pt")
-    assert set(saved["state_dict"]) == {n for n, p in model.named_parameters() if p.requires_grad}
+    save_checkpoint({"model": checkpoint_state(model, "lora", model.state_dict()),
+                     "config": vars(args)}, tmp_path / "lora.pt")
+    saved = load_checkpoint(tmp_path / "lora.pt")
+    assert set(saved["model"]) == {n for n, p in model.named_parameters() if p.requires_grad}
     restored = GPT2SentimentClassifier(copy.deepcopy(pristine), 3, 0.0, "full-model")
     apply_lora(restored, args.lora_targets, r=2, alpha=4.0)
-    load_checkpoint(restored, tmp_path / "lora.pt", "cpu")
+    load_weights(restored, "lora", saved["model"])
     ids, mask = batch()
     with torch.no_grad():
         torch.testing.assert_close(restored.eval()(ids, mask), model.eval()(ids, mask), rtol=0,
@@ -220,7 +222,8 @@ def test_task_checkpoints_hold_adapters_and_head_and_load_onto_a_backbone(tmp_pa
         assert param.requires_grad
         torch.testing.assert_close(param, model.gpt.get_parameter(name), rtol=0, atol=0)
 
-    torch.save(model.state_dict(), tmp_path / "full.pt")  # "gpt.*" keys and the head
+    save_checkpoint({"model": checkpoint_state(model, "none", model.state_dict()),
+                     "config": {"peft": "none"}}, tmp_path / "full.pt")  # "gpt.*" and the head
     other = GPT2Model(GPT2Config(**TINY))
     load_backbone_checkpoint(other, tmp_path / "full.pt")
     for name, param in other.named_parameters():

@@ -15,6 +15,7 @@ import tempfile
 import time
 
 import pytest
+import torch
 
 import evaluation
 
@@ -206,3 +207,41 @@ def test_sbatch_runs_the_three_tasks(slurm, make_checkpoint, data_dir, tmp_path)
         assert len(rows) == 20 and errors == []
     for name in ("generated_sonnets_dev.txt", "generated_sonnets.txt"):
         assert len(evaluation.read_sonnets(predictions / name)) == 12
+
+
+def test_sbatch_pretrain_runs_as_a_two_task_job_through_the_rendezvous(slurm, tmp_path):
+    """Two Slurm tasks on the one node: srun starts two torchruns that meet through the c10d
+    rendezvous, one rank each (gloo), and train one model together."""
+    env, folder = slurm
+    text = tmp_path / "input.txt"
+    text.write_text("To be, or not to be, that is the question.\n" * 200, encoding="utf-8")
+    data, out, job_dir = tmp_path / "chars", tmp_path / "run", tmp_path / "job"
+    subprocess.run([sys.executable, os.path.join(REPO, "data", "prepare_lm.py"), "--input",
+                    str(text), "--tokenizer", "bytes", "--out_dir", str(data)], check=True,
+                   capture_output=True, timeout=120)
+    job_dir.mkdir()
+    job_env = {
+        **env, "BUILD_GPT2_REPO": REPO, "PYTHON": sys.executable, "DEVICE_ARGS": "--device cpu",
+        "NPROC_PER_NODE": "1", "RDZV_PORT": str(free_port()),
+        "PRETRAIN_ARGS": f"--data_dir {data} --out_dir {out} --n_layer 1 --n_head 2 "
+                         "--n_embd 32 --block_size 32 --batch_size 4 "
+                         "--gradient_accumulation_steps 2 --max_iters 4 --warmup_iters 1 "
+                         "--eval_interval 2 --eval_iters 2 --num_samples 0",
+    }
+    command = [which("sbatch"), "--wait", "--parsable", "--gres=none", "--ntasks-per-node=2",
+               "--cpus-per-task=1", "--mem=1G", "--time=00:10:00",
+               os.path.join(REPO, "sbatch_pretrain.sh")]
+    try:
+        result = subprocess.run(command, cwd=job_dir, env=job_env, capture_output=True,
+                                text=True, timeout=170)
+    except subprocess.TimeoutExpired:
+        subprocess.run([which("scancel"), "--user=root"], env=env)
+        pytest.fail("the job did not finish within 170 s\n" + logs(folder))
+    job_id = result.stdout.strip().split(";")[0]
+    output = job_dir / f"slurm-{job_id}.out"
+    text = output.read_text() if output.exists() else "(no output file)"
+    assert result.returncode == 0, f"{result.stderr}\n{text}\n{logs(folder)}"
+    assert "2 torchrun(s) x 1 rank(s)" in text and "2 process(es) on cpu" in text, text
+    assert "done" in text, text
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["iter_num"] == 4 and len(state["rng"]) == 2

@@ -29,6 +29,7 @@ from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -157,9 +158,9 @@ def test_classifier_overfits_64_examples(subset, tokenizer):
         loss.backward()
         optimizer.step()
         if step % 5 == 0:
-            loader = classifier.make_loader(train, partial(classifier.collate, tokenizer=tokenizer,
-                                                           max_length=128), 64)
-            _, predictions, gold = classifier.predict(model, loader, torch.device("cpu"))
+            loader = make_loader(train, partial(classifier.collate, tokenizer=tokenizer,
+                                                max_length=128), 64)
+            _, predictions, gold = predict(model, loader, torch.device("cpu"))
             accuracy = evaluation.accuracy_f1(gold, predictions)[0]
             if accuracy >= 0.95:
                 break
@@ -228,10 +229,11 @@ ADAPTERS = ("lora_A", "lora_B")
 
 
 def lora_checkpoint_keys(path) -> set[str]:
-    state = torch.load(path, map_location="cpu")
-    assert state["peft"] == {"method": "lora", "targets": ["query", "value", "interm_dense"],
-                             "r": 4, "alpha": 8.0, "dropout": 0.0}
-    return set(state["state_dict"])
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = state["config"]
+    assert (config["peft"], config["lora_targets"], config["lora_r"], config["lora_alpha"],
+            config["lora_dropout"]) == ("lora", ["query", "value", "interm_dense"], 4, 8.0, 0.0)
+    return set(state["model"])
 
 
 def trainable_line(out: str, name: str) -> tuple[int, int]:

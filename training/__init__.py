@@ -2,6 +2,13 @@
 
 - ``args``: argparse types (``bounded``, ``POSITIVE_INT``, ...) and the shared model flags;
 - ``loading``: the tokenizer and the ``GPT2Model`` those flags ask for;
+- ``trainer``: the one training loop (``Trainer``, ``TrainConfig``), which knows no task;
+- ``schedule``: warmup then cosine decay of the learning rate;
+- ``batches``: where the loop's batches come from (token windows, a ``DataLoader``);
+- ``checkpoint``: checkpoints with nanoGPT's keys, written atomically, and random states;
+- ``metrics``, ``plots``: the JSONL metrics log, and the curves drawn from it afterwards;
+- ``distributed``: torchrun, DDP and FSDP2, and naming the rank that failed;
+- ``finetune``: the Part 2 scripts' fine-tuning on the loop (loaders, ``fit``, predictions);
 - ``lm_data``: a corpus that ``data/prepare_lm.py`` tokenized (``train.bin``, ``val.bin``,
   ``meta.json``, its tokenizer);
 - ``perplexity``: a sequence's summed NLL in strided sliding windows, and the figures

@@ -75,6 +75,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data_dir", default=DATA_DIR, help="prepared data folder")
     parser.add_argument("--out_dir", default=os.path.join(REPO, "predictions"),
                         help="where prediction files are written")
+    parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"),
+                        help="where the best checkpoint and the metrics log are written")
     parser.add_argument("--seed", type=int, default=11711)
 
 

@@ -1,10 +1,11 @@
 """The `--peft` switch of the task scripts (flags in `training.args.add_peft_args`).
 
-`apply_peft` adds the adapters the flags ask for and prints what trains; task checkpoints
-go through `save_checkpoint` / `load_checkpoint`: without peft a checkpoint is the model's
-whole state dict, with LoRA it is {"peft": the LoRA settings, "state_dict": the adapters
-and the task head only}, so it is a few hundred kilobytes for gpt2 and `load_lora_into`
-can rebuild the adapters from it (DPO starts from such a checkpoint).
+`apply_peft` adds the adapters the flags ask for and prints what trains.  Task checkpoints
+(`training.checkpoint` dicts, written by `training.finetune.fit`) keep in "model" what
+`checkpoint_state` selects and load back through `load_weights`: without peft the model's
+whole state dict, with LoRA the adapters and the task head only, a few hundred kilobytes
+for gpt2; the LoRA settings are in the run flags ("config"), so `load_lora_into` can
+rebuild the adapters from the checkpoint (DPO starts from such a checkpoint).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 from torch import nn
 
 from models.gpt2 import GPT2Model, copy_checked
-from modules.lora import apply_lora, load_trainable_state_dict, merge_lora, trainable_state_dict
+from modules.lora import apply_lora, load_trainable_state_dict, merge_lora
+from training.checkpoint import load_checkpoint
 
 
 def lora_settings(args: argparse.Namespace) -> dict:
@@ -52,31 +54,40 @@ def apply_peft(model: nn.Module, args: argparse.Namespace, name: str) -> list[st
     return changed
 
 
-def save_checkpoint(model: nn.Module, path: str, args: argparse.Namespace) -> None:
-    """The whole state dict without peft; the LoRA settings, adapters and head with it."""
-    if args.peft == "none":
-        torch.save(model.state_dict(), path)
-    else:
-        torch.save({"peft": {"method": args.peft, **lora_settings(args)},
-                    "state_dict": trainable_state_dict(model)}, path)
+def keep_trainable(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The entries of `state` (the model's state dict) that train: the adapters and a head."""
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    return {key: value for key, value in state.items() if key in trainable}
 
 
-def load_checkpoint(model: nn.Module, path: str, device: torch.device | str) -> None:
-    """Load what `save_checkpoint` wrote into the same model (adapters already applied)."""
-    state = torch.load(path, map_location=device)
-    if "peft" in state:
-        load_trainable_state_dict(model, state["state_dict"])
-    else:
-        model.load_state_dict(state)
+# --peft value -> (what a task checkpoint's "model" keeps of the model's state dict,
+#                  how it loads back into the same model, adapters already applied).
+PEFT_CHECKPOINTS: dict[str, tuple[Callable[[nn.Module, dict], dict],
+                                  Callable[[nn.Module, dict], object]]] = {
+    "none": (lambda model, state: state, lambda model, state: model.load_state_dict(state)),
+    "lora": (keep_trainable, load_trainable_state_dict),
+}
+
+
+def checkpoint_state(model: nn.Module, peft: str,
+                     state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The part of `model`'s state dict `state` that a task checkpoint holds under --peft:
+    all of it without peft, the adapters and the task head with LoRA."""
+    return PEFT_CHECKPOINTS[peft][0](model, state)
+
+
+def load_weights(model: nn.Module, peft: str, state: dict[str, torch.Tensor]) -> None:
+    """Load what `checkpoint_state` kept into the same model (adapters already applied)."""
+    PEFT_CHECKPOINTS[peft][1](model, state)
 
 
 def load_lora_into(model: nn.Module, state: dict, prefix: str = "") -> list[str]:
-    """Rebuild the adapters of a LoRA checkpoint (`save_checkpoint`'s dict) on `model` and
-    load them; keys are taken after `prefix` (e.g. "gpt." for a task model's backbone),
-    other keys (a task head) are ignored.  Returns the adapted layer names."""
-    settings = {k: v for k, v in state["peft"].items() if k != "method"}
-    names = apply_lora(model, **settings)
-    adapters = {key[len(prefix):]: value for key, value in state["state_dict"].items()
+    """Rebuild the adapters of a LoRA task checkpoint (a `training.checkpoint` dict: the
+    settings from its run flags "config", the adapters from "model") on `model` and load
+    them; keys are taken after `prefix` (e.g. "gpt." for a task model's backbone), other
+    keys (a task head) are ignored.  Returns the adapted layer names."""
+    names = apply_lora(model, **lora_settings(argparse.Namespace(**state["config"])))
+    adapters = {key[len(prefix):]: value for key, value in state["model"].items()
                 if key.startswith(prefix)}
     load_trainable_state_dict(model, adapters)
     return names
@@ -87,14 +98,14 @@ def load_backbone_checkpoint(gpt: GPT2Model, path: str) -> None:
     whole state dict (keys "gpt.*" in a task model, or the model's own keys), or the
     adapters of a LoRA checkpoint, merged into the weights.  A task head is ignored; every
     parameter ends up trainable."""
-    state = torch.load(path, map_location="cpu")
-    keys = state["state_dict"] if "peft" in state else state
-    prefix = "gpt." if any(key.startswith("gpt.") for key in keys) else ""
-    if "peft" in state:
+    state = load_checkpoint(path)
+    weights = state["model"]
+    prefix = "gpt." if any(key.startswith("gpt.") for key in weights) else ""
+    if state["config"].get("peft", "none") == "lora":
         load_lora_into(gpt, state, prefix)
         merge_lora(gpt)
     else:
         own = dict(gpt.named_parameters())
-        copy_checked(gpt, {key[len(prefix):]: value for key, value in state.items()
+        copy_checked(gpt, {key[len(prefix):]: value for key, value in weights.items()
                            if key.startswith(prefix) and key[len(prefix):] in own})
     gpt.requires_grad_(True)

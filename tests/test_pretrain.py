@@ -1,0 +1,104 @@
+"""pretrain.py end to end on a tiny character-level corpus: its outputs (metrics log with
+bits per byte, curves, samples, nanoGPT checkpoints), resume, --init_from a GPT-2 folder,
+Weights & Biases offline, and clear messages for bad arguments."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import pretrain
+from data import prepare_lm
+from models.gpt2 import GPT2Model
+from training.metrics import KEYS, read_metrics
+
+TINY = ["--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size", "32",
+        "--batch_size", "4", "--warmup_iters", "2", "--eval_interval", "3", "--eval_iters", "2",
+        "--log_interval", "1", "--max_new_tokens", "12"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """Character-level (bytes) Tiny Shakespeare, its first 20,000 characters."""
+    folder = tmp_path_factory.mktemp("corpus")
+    text = folder / "input.txt"
+    text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 300,
+                    encoding="utf-8")
+    prepare_lm.main(["--input", str(text), "--tokenizer", "bytes", "--out_dir",
+                     str(folder / "chars")])
+    return folder / "chars"
+
+
+def test_pretrain_writes_log_curves_samples_checkpoints_and_resumes(corpus, tmp_path,
+                                                                     monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    result = pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out),
+                            "--max_iters", "6", "--wandb_log", *TINY])
+    assert math.isfinite(result["best"])
+    rows = read_metrics(out / "metrics.jsonl")
+    assert [row["iter"] for row in rows] == list(range(7))
+    assert all(list(row) == list(KEYS) for row in rows)
+    for row in rows[::3]:  # evaluations; bytes tokenizer on ASCII: one byte per token
+        assert row["perplexity"] == pytest.approx(math.exp(row["val_loss"]), rel=1e-12)
+        assert row["bits_per_byte"] == pytest.approx(row["val_loss"] / math.log(2), rel=1e-12)
+    assert rows[6]["tokens"] == 6 * 4 * 32
+    for name in ("loss.png", "perplexity.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    samples = (out / "samples.txt").read_text(encoding="utf-8")
+    assert all(f"--- prompt {p!r}" in samples for p in pretrain.SAMPLE_PROMPTS)
+    assert any((out / "wandb").glob("offline-run-*"))
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert {"model", "optimizer", "model_args", "iter_num", "best_val_loss",
+            "config"} <= set(state)
+    assert not any(k.startswith(("module.", "_orig_mod.", "gpt.")) for k in state["model"])
+    assert state["iter_num"] == 6 and state["config"]["n_embd"] == 32
+    model = GPT2Model.from_checkpoint(out / "best.pt")
+    assert model.config.hidden_size == 32 and model.config.vocab_size == 256
+
+    pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out), "--init_from", "resume",
+                   "--max_iters", "9", "--lr_decay_iters", "6", *TINY])
+    assert [row["iter"] for row in read_metrics(out / "metrics.jsonl")] == list(range(10))
+    assert torch.load(out / "ckpt.pt", weights_only=False)["iter_num"] == 9
+
+
+def test_init_from_a_gpt2_folder_continues_its_weights(corpus, tmp_path, make_checkpoint):
+    folder = make_checkpoint(vocab_size=300)
+    out = tmp_path / "continued"
+    pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out), "--init_from",
+                   str(folder), "--max_iters", "3", "--num_samples", "0", *TINY])
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["model_args"]["vocab_size"] == 300
+    assert state["model_args"]["num_hidden_layers"] == 2  # the checkpoint's, not --n_layer
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max_iters", "0"], "argument --max_iters: 0 is not an integer >= 1"),
+    (["--learning_rate", "-1"], "argument --learning_rate: -1 is not a number > 0"),
+    (["--dropout", "1"], "argument --dropout: 1 is not a number >= 0 and < 1"),
+    (["--n_embd", "100", "--n_head", "3"], "--n_embd 100 is not divisible by --n_head 3"),
+    (["--min_lr", "0.1"], "--min_lr 0.1 is above --learning_rate 0.001"),
+    (["--warmup_iters", "50", "--max_iters", "40"], "--lr_decay_iters 40 must exceed"),
+    (["--init_from", "bert"], "--init_from 'bert': use scratch, resume"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+    (["--compile", "maybe"], "argument --compile: 'maybe' is not True or False"),
+    (["--attention_impl", "flash"], "argument --attention_impl: invalid choice"),
+])
+def test_bad_arguments_are_refused_with_the_flag_and_value(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        pretrain.get_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_and_checkpoint_say_what_to_pass(tmp_path, corpus):
+    with pytest.raises(SystemExit, match="prepare_lm.py"):
+        pretrain.main(["--data_dir", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match="ckpt.pt not found"):
+        pretrain.main(["--data_dir", str(corpus), "--out_dir", str(tmp_path / "empty"),
+                       "--init_from", "resume"])
+    with pytest.raises(SystemExit, match="fewer than block_size"):
+        pretrain.main(["--data_dir", str(corpus), "--out_dir", str(tmp_path / "o"),
+                       "--block_size", "5000", "--max_iters", "1", "--warmup_iters", "0"])

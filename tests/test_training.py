@@ -1,0 +1,145 @@
+"""The training core (training/): schedule, accumulation, exact resume, atomic checkpoints,
+DDP and FSDP2 against one process, a rank that leaves, the metrics log and its plots.
+
+Multi-process runs go through torchrun (gloo on the CPU) with tests/tiny_train.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tiny_train
+from training.checkpoint import load_checkpoint
+from training.metrics import KEYS, MetricsLog, read_metrics
+from training.plots import plot_metrics
+from training.schedule import lr_at
+
+DRIVER = str(Path(tiny_train.__file__))
+
+
+def run_tiny(out: Path, *flags: str) -> dict[str, torch.Tensor]:
+    """One in-process tiny run; returns its final weights."""
+    tiny_train.main(["--out", str(out), *flags])
+    return torch.load(out / "params.pt")
+
+
+def torchrun(out: Path, *flags: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(port), DRIVER,
+               "--out", str(out), *flags]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def test_lr_schedule_at_its_key_steps():
+    """Warmup, peak, halfway, floor: nanoGPT's get_lr, exact to 1e-15."""
+    lr = dict(learning_rate=1e-3, min_lr=1e-4, warmup_iters=10, lr_decay_iters=110)
+    assert lr_at(0, **lr) == pytest.approx(1e-3 / 11, abs=1e-15)
+    assert lr_at(9, **lr) == pytest.approx(1e-3 * 10 / 11, abs=1e-15)
+    assert lr_at(10, **lr) == pytest.approx(1e-3, abs=1e-15)
+    assert lr_at(60, **lr) == pytest.approx(5.5e-4, abs=1e-15)
+    assert lr_at(110, **lr) == pytest.approx(1e-4, abs=1e-15)
+    assert lr_at(10_000, **lr) == 1e-4
+    assert lr_at(5, **lr, decay_lr=False) == 1e-3
+    with pytest.raises(ValueError, match="lr_decay_iters"):
+        lr_at(0, 1e-3, 1e-4, warmup_iters=10, lr_decay_iters=10)
+
+
+def test_four_micro_batches_of_two_equal_one_batch_of_eight(tmp_path):
+    """Gradient accumulation: the same windows, the same update, to 1e-6 after 3 steps."""
+    flags = ("--max_iters", "3", "--eval_interval", "3")
+    one = run_tiny(tmp_path / "one", "--batch_size", "8", "--accumulation", "1", *flags)
+    four = run_tiny(tmp_path / "four", "--batch_size", "2", "--accumulation", "4", *flags)
+    assert max_difference(one, four) < 1e-6
+
+
+def test_resume_is_exact_bit_for_bit(tmp_path):
+    """Stopped after step 3 and resumed from ckpt.pt (dropout on, so the random states
+    matter): the same losses, learning rates, norms and final weights, exactly."""
+    flags = ("--dropout", "0.1", "--eval_interval", "3")
+    whole = run_tiny(tmp_path / "whole", "--max_iters", "6", *flags)
+    run_tiny(tmp_path / "split", "--max_iters", "3", *flags)
+    resumed = run_tiny(tmp_path / "split", "--max_iters", "6", "--resume", *flags)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    volatile = ("time_s", "tokens_per_s")
+    rows = [[{k: v for k, v in row.items() if k not in volatile}
+             for row in read_metrics(tmp_path / name / "metrics.jsonl")]
+            for name in ("whole", "split")]
+    assert rows[0] == rows[1]
+    assert [row["iter"] for row in rows[0]] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path):
+    """SIGKILL halfway through the second write of ckpt.pt: the step-2 checkpoint is still
+    whole, and resuming from it ends with the weights of a run never stopped (exactly)."""
+    out = tmp_path / "killed"
+    flags = ("--max_iters", "4", "--eval_interval", "2")
+    result = subprocess.run([sys.executable, DRIVER, "--out", str(out), "--die_on_ckpt", "2",
+                             *flags], capture_output=True, text=True, timeout=240)
+    assert result.returncode == -9, result.stderr
+    assert (out / "ckpt.pt.tmp").is_file()  # the torn write
+    assert load_checkpoint(out / "ckpt.pt")["iter_num"] == 2
+    resumed = run_tiny(out, "--resume", *flags)
+    assert [row["iter"] for row in read_metrics(out / "metrics.jsonl")] == [0, 1, 2, 3, 4]
+    whole = run_tiny(tmp_path / "whole", *flags)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+@pytest.mark.slow
+def test_ddp_and_fsdp2_on_two_processes_equal_one_process(tmp_path):
+    """2 ranks x 2 micro-batches of 4 (gloo; no all-reduce on the first) against 1 process
+    x 4 micro-batches of 4, the same global batch: DDP's and FSDP2's weights after 4 steps
+    equal the single process's to 1e-6.  Checkpoints hold plain keys (no module.)."""
+    one = run_tiny(tmp_path / "one", "--batch_size", "4", "--accumulation", "4")
+    for parallel in ("ddp", "fsdp"):
+        out = tmp_path / parallel
+        result = torchrun(out, "--batch_size", "4", "--accumulation", "2",
+                          "--parallel", parallel)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert max_difference(one, torch.load(out / "params.pt")) < 1e-6, parallel
+        state = load_checkpoint(out / "ckpt.pt")
+        assert state["iter_num"] == 4 and len(state["rng"]) == 2
+        assert set(state["model"]) == set(one)
+
+
+@pytest.mark.slow
+def test_a_rank_that_leaves_early_ends_every_rank_with_its_name(tmp_path):
+    """Rank 1 leaves after one step; rank 0's next collective fails within the 10 s timeout
+    and its message names rank 1."""
+    result = torchrun(tmp_path / "left", "--exit_rank", "1", "--exit_after", "1",
+                      "--timeout", "10", timeout=120)
+    assert result.returncode != 0
+    assert "rank 0 of 2: a collective operation failed" in result.stderr
+    assert "rank 1 left at step 1 (SystemExit)" in result.stderr
+
+
+def test_metrics_log_keeps_rows_through_the_resumed_step_and_plots(tmp_path):
+    row = dict.fromkeys(KEYS)
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    for step in range(5):
+        log.write({**row, "iter": step, "train_loss": 3.0 - step / 10,
+                   "val_loss": 3.1 - step / 10 if step % 2 == 0 else None})
+    MetricsLog(tmp_path / "metrics.jsonl", keep_through=2)
+    assert [r["iter"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2]
+    with pytest.raises(ValueError, match="keys"):
+        log.write({"iter": 1})
+    written = plot_metrics(tmp_path / "metrics.jsonl", tmp_path)
+    assert [p.name for p in written] == ["loss.png", "perplexity.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+    (tmp_path / "bad.jsonl").write_text(json.dumps(row) + "\n{oops\n")
+    with pytest.raises(SystemExit, match="bad.jsonl:2"):
+        read_metrics(tmp_path / "bad.jsonl")

@@ -1,0 +1,72 @@
+"""Checkpoints as a plain dict (nanoGPT's keys), written atomically.
+
+A checkpoint holds ``model`` (a plain state dict, as ``torch.distributed.checkpoint``'s
+``get_model_state_dict`` gives it: no ``_orig_mod.`` from ``torch.compile``, no ``module.``
+from DistributedDataParallel, whole tensors under FSDP), ``optimizer``, ``model_args`` (the
+``GPT2Config`` fields), ``iter_num``, ``best_val_loss`` and ``config`` (the run's flags),
+plus what an exact resume needs: ``rng`` (the random states of every rank) and ``data``
+(the position of the batch sampler).  ``training.trainer.Trainer.checkpoint`` makes one.
+
+``save_checkpoint`` writes to a temporary file beside the target, flushes it to disk and
+renames it into place, so a run killed while saving keeps its previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TEMP_SUFFIX = ".tmp"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random state a training step draws from: Python, NumPy, torch (CPU, CUDA)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` with ``torch.save`` to ``path`` atomically: into ``path.tmp`` first,
+    flushed to disk, then renamed over ``path``.  Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + TEMP_SUFFIX)
+    with open(temp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint written by ``save_checkpoint``; exits naming the file when it is missing
+    or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"checkpoint {path} not found; train first (pretrain.py --out_dir "
+                         f"{path.parent}) or pass the folder that holds ckpt.pt")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except (RuntimeError, EOFError, OSError) as error:
+        raise SystemExit(f"checkpoint {path} is unreadable ({error})") from error
+    if not isinstance(state, dict) or "model" not in state:
+        raise SystemExit(f"checkpoint {path} is not a training checkpoint (no 'model' key)")
+    return state

@@ -1,0 +1,146 @@
+"""Fine-tuning on labelled examples with the one loop: what the Part 2 scripts share.
+
+Each script brings its model (logits from ``forward(input_ids, attention_mask)``), its
+examples and its ``collate``; this module gives the loaders, the seeding, the loss, the
+predictions, ``fit`` (``epochs`` passes of the ``Trainer`` at a constant learning rate:
+AdamW, no weight decay, no clipping, bf16 autocast with ``--use_gpu``; evaluated after
+every epoch) and ``fit_and_write`` (fit a classifier on dev accuracy, then write the
+prediction files of ``evaluation.py`` with its best checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+import evaluation
+from training.batches import LoaderBatches
+from training.checkpoint import load_checkpoint
+from training.peft import checkpoint_state, load_weights
+from training.trainer import TrainConfig, Trainer, autocast
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_loader(examples: list, collate_fn: Callable, batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> DataLoader:
+    """Batches of ``collate_fn(examples)``, reshuffled each epoch from ``seed`` when asked."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(examples, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      collate_fn=collate_fn)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The tensors of a collated batch moved to ``device`` (ids and other fields as they are)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def classification_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """Cross-entropy of ``model``'s class logits [B, C] against ``labels`` [B]."""
+    logits = model(batch["input_ids"], batch["attention_mask"])  # (B, C)
+    return F.cross_entropy(logits.float(), batch["labels"])
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device,
+            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
+    """Returns (ids, predicted labels, gold labels (-1 where unlabelled))."""
+    model.eval()
+    ids, predictions, gold = [], [], []
+    for batch in tqdm(loader, desc=description, leave=False):
+        with autocast(device):
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        predictions += logits.argmax(dim=-1).tolist()
+        gold += batch["labels"].tolist()
+        ids += batch["ids"]
+    return ids, predictions, gold
+
+
+def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
+        args: argparse.Namespace, device: torch.device, lr: float,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        describe: Callable[[dict[str, Any]], str] | None = None, best_metric: str = "dev_acc",
+        best_name: str | None = None, last_name: str | None = None) -> dict[str, Any]:
+    """Train ``args.epochs`` epochs of ``loader`` on the one loop, evaluating after each.
+
+    ``loss_fn(model, batch)`` receives the batch with its tensors on ``device``.  With
+    ``evaluate`` the checkpoint with the highest ``best_metric`` is kept in
+    ``args.checkpoint_dir/best_name``; with ``last_name`` the last epoch's in
+    ``args.checkpoint_dir/last_name``.  Checkpoints hold the model only, as
+    ``training.peft.checkpoint_state`` selects it for ``args.peft`` (with LoRA: the adapters
+    and the head).  Every epoch logs a row to ``args.checkpoint_dir/<name>-metrics.jsonl``.
+    Returns the last epoch's row.
+    """
+    steps = len(loader)
+    config = TrainConfig(
+        max_iters=args.epochs * steps, learning_rate=lr, decay_lr=False, weight_decay=0.0,
+        beta1=0.9, beta2=0.999, eps=1e-6, grad_clip=0.0, eval_interval=steps,
+        eval_at_start=False, log_interval=steps, out_dir=args.checkpoint_dir,
+        last_name=last_name, best_name=best_name or f"{name}-best.pt",
+        metrics_name=f"{name}-metrics.jsonl", best_metric=best_metric, best_mode="max",
+        save_optimizer=False)
+    gpt = getattr(model, "gpt", model)
+    trainer = Trainer(model, config, lambda m, batch: loss_fn(m, to_device(batch, device)),
+                      LoaderBatches(loader), evaluate, device,
+                      model_args=asdict(gpt.config), run_config=vars(args),
+                      describe=describe or (lambda row: epoch_line(name, row, args.epochs,
+                                                                   steps)),
+                      select_state=partial(checkpoint_state, model, args.peft))
+    return trainer.run()
+
+
+def epoch_line(name: str, row: dict[str, Any], epochs: int, steps: int) -> str:
+    """``[name] epoch k/N: train loss L`` and any dev metrics of the row."""
+    line = f"[{name}] epoch {row['iter'] // steps}/{epochs}: train loss {row['train_loss']:.4f}"
+    if "dev_acc" in row:
+        line += f", dev acc {row['dev_acc']:.4f}, dev macro-F1 {row['dev_f1']:.4f}"
+    return line + (" (best, saved)" if row["improved"] else "")
+
+
+def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, list],
+                  collate_fn: Callable, name: str, checkpoint_name: str,
+                  args: argparse.Namespace, device: torch.device, lr: float) -> dict:
+    """Train a classifier, keeping the checkpoint with the best dev accuracy
+    (``args.checkpoint_dir/checkpoint_name``); then, with it, write
+    ``<args.out_dir>/<name>-{dev,test}-output.csv``.  Returns {'dev_acc', 'dev_f1'}.
+
+    ``splits`` holds the "dev" (labelled) and "test" examples.
+    """
+    dev_loader = make_loader(splits["dev"], collate_fn, args.eval_batch_size)
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        _, predictions, gold = predict(model, dev_loader, device, f"{name} dev")
+        accuracy, f1 = evaluation.accuracy_f1(gold, predictions)
+        return {"dev_acc": accuracy, "dev_f1": f1}
+
+    fit(model, train_loader, classification_loss, name, args, device, lr, evaluate,
+        best_name=checkpoint_name)
+    best = load_checkpoint(os.path.join(args.checkpoint_dir, checkpoint_name), map_location=device)
+    load_weights(model, args.peft, best["model"])
+    results = {}
+    for split, examples in splits.items():
+        loader = make_loader(examples, collate_fn, args.eval_batch_size)
+        ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
+        path = os.path.join(args.out_dir, f"{name}-{split}-output.csv")
+        evaluation.write_predictions(path, ids, predictions)
+        print(f"[{name}] {split} predictions -> {path}")
+        if split == "dev":
+            results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
+    print(f"[{name}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    return results

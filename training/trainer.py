@@ -1,0 +1,351 @@
+"""The one training loop.  It knows nothing about a task (minGPT's ``Trainer`` is the model):
+a script hands it a model, a batch source (``training.batches``), a loss and an evaluation,
+and gets the optimizer, the schedule, mixed precision, gradient accumulation and clipping,
+evaluation every N steps, the metrics log, the best and last checkpoints and exact resume.
+
+One optimizer step (``TrainConfig`` names the knobs, with nanoGPT's flag names):
+1. lr from ``training.schedule.lr_at`` (warmup, cosine to ``min_lr``);
+2. for each micro-batch of the step: ``loss_fn(model, batch) / micro-batches``, backward
+   (under bf16 autocast on a GPU when ``dtype="bfloat16"``; fp32 on the CPU), gradients
+   all-reduced on the last micro-batch only;
+3. clip the global gradient norm to ``grad_clip`` (0: measure it only), ``AdamW`` step.
+Every ``log_interval`` steps rank 0 writes one metrics row; every ``eval_interval`` steps
+(and at the last) it evaluates, prints one line and saves the checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from tqdm import tqdm
+
+from optimizer import AdamW
+from training import distributed
+from training.checkpoint import rng_state, save_checkpoint, set_rng_state
+from training.metrics import MetricsLog
+from training.schedule import lr_at
+
+AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}  # --dtype -> autocast dtype
+IMPROVES = {"min": lambda new, best: new < best, "max": lambda new, best: new > best}
+FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+@dataclass
+class TrainConfig:
+    max_iters: int  # optimizer steps
+    learning_rate: float = 6e-4  # peak lr, after warmup
+    min_lr: float = 6e-5  # the floor of the cosine decay
+    warmup_iters: int = 0  # linear warmup steps
+    lr_decay_iters: int | None = None  # the step where the cosine reaches min_lr (None: max_iters)
+    decay_lr: bool = True  # False: learning_rate at every step
+    weight_decay: float = 0.1  # on tensors of 2 or more dimensions only
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8  # AdamW's epsilon
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    eval_interval: int = 250  # evaluate (and save) every N steps, and after the last
+    eval_at_start: bool = True  # also evaluate before the first step
+    log_interval: int = 10  # a metrics row every N steps
+    dtype: str = "bfloat16"  # autocast dtype on a GPU: "bfloat16" or "float32"
+    compile: bool = False  # torch.compile the model
+    parallel: str = "ddp"  # several processes: "ddp" or "fsdp" (training.distributed.WRAPPERS)
+    out_dir: str = "out"
+    last_name: str | None = "ckpt.pt"  # the last checkpoint (None: not kept)
+    best_name: str = "best.pt"  # the best checkpoint by best_metric
+    metrics_name: str = "metrics.jsonl"
+    best_metric: str = "val_loss"  # a key of what evaluate returns
+    best_mode: str = "min"  # "min" or "max" (IMPROVES)
+    save_optimizer: bool = True  # False: checkpoints hold the model only
+    checkpoint_prefix: str = ""  # only model keys under this prefix are saved, without it
+    progress: bool = True  # a tqdm bar
+
+    def __post_init__(self) -> None:
+        if self.dtype not in AUTOCAST_DTYPES:
+            raise ValueError(f"dtype {self.dtype!r}; choose one of {list(AUTOCAST_DTYPES)} "
+                             "(float16 would need loss scaling; bfloat16 does not)")
+        if self.best_mode not in IMPROVES:
+            raise ValueError(f"best_mode {self.best_mode!r}; choose one of {list(IMPROVES)}")
+        if self.parallel not in distributed.WRAPPERS:
+            raise ValueError(f"parallel {self.parallel!r}; choose one of "
+                             f"{list(distributed.WRAPPERS)}")
+        if self.lr_decay_iters is None:
+            self.lr_decay_iters = self.max_iters
+
+
+def autocast(device: torch.device, dtype: str = "bfloat16"):
+    """Autocast to ``dtype`` on a GPU (``AUTOCAST_DTYPES``); nothing on the CPU (fp32)."""
+    if device.type == "cuda" and AUTOCAST_DTYPES[dtype] is not None:
+        return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[dtype])
+    return contextlib.nullcontext()
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on the trainable tensors of 2 or more dimensions (matrices,
+    embeddings), none on biases and LayerNorm gains."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def count_tokens(batch: Any) -> int:
+    """Tokens in a micro-batch: the real ones under ``attention_mask``, else all."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return batch["input_ids"].numel()
+
+
+class Trainer:
+    """``Trainer(model, config, loss_fn, batches, evaluate).run()``.
+
+    - ``loss_fn(model, micro_batch) -> scalar loss``: calls ``model`` (which may be wrapped
+      by DDP, FSDP or ``torch.compile``) through its ``forward``;
+    - ``batches``: ``next_step()``, ``state_dict()``, ``load_state_dict()``;
+    - ``evaluate(model) -> {name: float}``, run on every rank, in eval mode, without
+      gradients; it returns ``config.best_metric`` (and ``val_loss``, ``bits_per_byte``
+      where they apply); None: no evaluation, no best checkpoint;
+    - ``describe(row) -> str``, the line printed per evaluation (default: step, losses);
+    - ``model_args`` and ``run_config`` go into every checkpoint as they are;
+    - ``select_state(state) -> state``: the part of the model's state dict that checkpoints
+      keep (default: all of it; ``training.peft.checkpoint_state`` keeps LoRA's adapters and
+      the head); a checkpoint of a part resumes onto the model's other weights as they are.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig,
+                 loss_fn: Callable[[nn.Module, Any], torch.Tensor], batches: Any,
+                 evaluate: Callable[[nn.Module], dict[str, float]] | None,
+                 device: torch.device | str = "cpu",
+                 dist: distributed.Distributed | None = None,
+                 model_args: dict[str, Any] | None = None,
+                 run_config: dict[str, Any] | None = None,
+                 describe: Callable[[dict[str, Any]], str] | None = None, wandb_run=None,
+                 select_state: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
+        self.config, self.loss_fn, self.batches, self.evaluate = config, loss_fn, batches, evaluate
+        self.device, self.dist = torch.device(device), dist or distributed.Distributed()
+        self.model_args, self.run_config = model_args or {}, run_config or {}
+        self.describe, self.wandb_run = describe or describe_step, wandb_run
+        self.select_state = select_state
+        model = model.to(self.device)
+        if self.dist.enabled:
+            model = distributed.WRAPPERS[config.parallel](model, self.device)
+        self.model = torch.compile(model) if config.compile else model
+        self.optimizer = AdamW(param_groups(self.model, config.weight_decay),
+                               lr=config.learning_rate, betas=(config.beta1, config.beta2),
+                               eps=config.eps)
+        self.out_dir = Path(config.out_dir)
+        self.iter_num, self.tokens, self.elapsed = 0, 0, 0.0
+        self.best: float | None = None
+        self.last_metrics: dict[str, Any] = {}
+        self.data_time = self.step_time = 0.0
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        """This run's state as a checkpoint dict.  Collective (FSDP gathers the shards)."""
+        prefix = self.config.checkpoint_prefix
+        model_state = {k[len(prefix):]: v for k, v in
+                       get_model_state_dict(self.model, options=FULL_STATE).items()
+                       if k.startswith(prefix)}
+        if self.select_state is not None:
+            model_state = self.select_state(model_state)
+        optimizer = (get_optimizer_state_dict(self.model, self.optimizer, options=FULL_STATE)
+                     if self.config.save_optimizer else None)
+        return {"model": model_state, "optimizer": optimizer, "model_args": self.model_args,
+                "iter_num": self.iter_num, "best_val_loss": self.best,
+                "best_metric": self.config.best_metric, "config": self.run_config,
+                "rng": distributed.gather_objects(self.dist, rng_state()),
+                "data": self.batches.state_dict(), "tokens": self.tokens,
+                "elapsed_s": self.elapsed}
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint of ``checkpoint()``: model, optimizer, step, best
+        value, random states and data position; the metrics log keeps its rows up to here."""
+        prefix = self.config.checkpoint_prefix
+        set_model_state_dict(self.model, {prefix + k: v for k, v in state["model"].items()},
+                             options=StateDictOptions(full_state_dict=True,
+                                                      strict=self.select_state is None))
+        if state.get("optimizer") is None:
+            raise SystemExit("the checkpoint has no optimizer state, so training cannot resume "
+                             "from it exactly; start from its weights instead")
+        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True))
+        self.iter_num, self.best = state["iter_num"], state["best_val_loss"]
+        self.tokens, self.elapsed = state["tokens"], state["elapsed_s"]
+        rngs = state["rng"]
+        if len(rngs) != self.dist.world_size:
+            raise SystemExit(f"the checkpoint was written by {len(rngs)} process(es); resume "
+                             f"it with as many (this run has {self.dist.world_size})")
+        set_rng_state(rngs[self.dist.rank])
+        self.batches.load_state_dict(state["data"])
+
+    def save(self, name: str) -> None:
+        state = self.checkpoint()  # every rank: FSDP gathers
+        if self.dist.is_main:
+            save_checkpoint(state, self.out_dir / name)
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One optimizer step.  Returns (mean micro-batch loss, gradient norm, tokens); the
+        two tensors stay on the device (no synchronisation until a row is logged)."""
+        config = self.config
+        lr = lr_at(self.iter_num, config.learning_rate, config.min_lr, config.warmup_iters,
+                   config.lr_decay_iters, config.decay_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        start = time.perf_counter()
+        micro_batches = self.batches.next_step()
+        self.data_time += time.perf_counter() - start
+        step_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        tokens = 0
+        for index, batch in enumerate(micro_batches):
+            last = index == len(micro_batches) - 1
+            with distributed.gradient_sync(self.model, enabled=last):
+                with autocast(self.device, config.dtype):
+                    loss = self.loss_fn(self.model, batch) / len(micro_batches)
+                loss.backward()
+            step_loss += loss.detach()
+            tokens += count_tokens(batch)
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if config.grad_clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        else:  # measured for the log only
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
+            grad_norm = grad_norm.full_tensor()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return step_loss, grad_norm.detach(), tokens
+
+    @torch.no_grad()
+    def run_evaluation(self) -> dict[str, float]:
+        if self.evaluate is None:
+            return {}
+        self.model.eval()
+        with autocast(self.device, self.config.dtype):
+            metrics = self.evaluate(self.model)
+        self.model.train()
+        return metrics
+
+    def run(self, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Train to ``max_iters`` (from a checkpoint dict when given); returns the last
+        evaluation's row plus ``best`` and ``data_wait_share``."""
+        config = self.config
+        if resume_from is not None:
+            self.load(resume_from)
+        log = (MetricsLog(self.out_dir / config.metrics_name, keep_through=self.iter_num,
+                          wandb_run=self.wandb_run) if self.dist.is_main else None)
+        self.model.train()
+        if config.eval_at_start and self.iter_num == 0:
+            self._evaluate_and_log(log, None)
+        since = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, tokens
+        steps_since, start = 0, time.perf_counter() - self.elapsed
+        last_row_time = time.perf_counter()
+        progress = distributed.Progress(self.dist)
+        bar = tqdm(total=config.max_iters, initial=self.iter_num, desc="train",
+                   disable=not (config.progress and self.dist.is_main), leave=False)
+        try:
+            while self.iter_num < config.max_iters:
+                progress.mark(f"was at step {self.iter_num}")
+                step_start = time.perf_counter()
+                loss, grad_norm, tokens = self.train_step()
+                self.step_time += time.perf_counter() - step_start
+                self.iter_num += 1
+                since += torch.stack([loss, torch.tensor(float(tokens), dtype=torch.float64,
+                                                         device=self.device)])
+                steps_since += 1
+                bar.update(1)
+                evaluating = (self.iter_num % config.eval_interval == 0
+                              or self.iter_num == config.max_iters)
+                if evaluating or self.iter_num % config.log_interval == 0:
+                    loss_sum, token_sum = (distributed.mean_over_ranks(since)
+                                           * self.dist.world_size).tolist()
+                    self.tokens += int(token_sum)
+                    self.elapsed = time.perf_counter() - start
+                    now = time.perf_counter()
+                    train = {"train_loss": loss_sum / self.dist.world_size / steps_since,
+                             "tokens_per_s": token_sum / (now - last_row_time),
+                             "grad_norm": float(grad_norm)}
+                    since.zero_()
+                    steps_since = 0
+                    if evaluating:
+                        self._evaluate_and_log(log, train)
+                    else:
+                        self._write_row(log, train, {})
+                    last_row_time = time.perf_counter()
+        except (RuntimeError, torch.distributed.DistBackendError) as error:
+            progress.mark(f"failed at step {self.iter_num} ({type(error).__name__})")
+            if self.dist.enabled:
+                raise distributed.RankFailure(self.dist, error, progress) from error
+            raise
+        except BaseException as error:
+            progress.mark(f"left at step {self.iter_num} ({type(error).__name__})")
+            raise
+        finally:
+            bar.close()
+        progress.mark(f"finished at step {self.iter_num}")
+        total = self.data_time + self.step_time
+        return {**self.last_metrics, "best": self.best,
+                "data_wait_share": self.data_time / total if total else 0.0}
+
+    def _evaluate_and_log(self, log: MetricsLog | None, train: dict[str, float] | None) -> None:
+        """Evaluate, write the row, print the line, save the best and last checkpoints."""
+        metrics = self.run_evaluation()
+        value = metrics.get(self.config.best_metric)
+        improved = self.iter_num > 0 and value is not None and (
+            self.best is None or IMPROVES[self.config.best_mode](value, self.best))
+        if improved:
+            self.best = value
+        row = self._write_row(log, train or {}, metrics)
+        self.last_metrics = {**row, **metrics, "improved": improved}
+        if self.dist.is_main:
+            print(self.describe(self.last_metrics), flush=True)
+        if self.iter_num > 0:
+            if improved:
+                self.save(self.config.best_name)
+            if self.config.last_name:
+                self.save(self.config.last_name)
+
+    def _write_row(self, log: MetricsLog | None, train: dict[str, float],
+                   metrics: dict[str, float]) -> dict[str, Any]:
+        val_loss = metrics.get("val_loss")
+        config = self.config
+        lr = lr_at(max(self.iter_num - 1, 0), config.learning_rate, config.min_lr,
+                   config.warmup_iters, config.lr_decay_iters, config.decay_lr)
+        row = {"iter": self.iter_num, "tokens": self.tokens, "lr": lr,  # of the last step
+               "train_loss": train.get("train_loss"), "val_loss": val_loss,
+               "perplexity": None if val_loss is None else math.exp(min(val_loss, 700.0)),
+               "bits_per_byte": metrics.get("bits_per_byte"),
+               "tokens_per_s": train.get("tokens_per_s"), "grad_norm": train.get("grad_norm"),
+               "time_s": self.elapsed}
+        if log is not None:
+            log.write(row)
+        return row
+
+
+def describe_step(row: dict[str, Any]) -> str:
+    """The default line per evaluation: step, losses, perplexity, speed."""
+    parts = [f"step {row['iter']}"]
+    if row["train_loss"] is not None:
+        parts.append(f"train loss {row['train_loss']:.4f}")
+    if row["val_loss"] is not None:
+        parts.append(f"val loss {row['val_loss']:.4f}, perplexity {row['perplexity']:.2f}")
+    if row["bits_per_byte"] is not None:
+        parts.append(f"bits/byte {row['bits_per_byte']:.4f}")
+    if row["tokens_per_s"] is not None:
+        parts.append(f"{row['tokens_per_s']:,.0f} tokens/s")
+    return ", ".join(parts) + (" (best, saved)" if row["improved"] else "")
