@@ -23,6 +23,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/__init__.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
+    "modules/lora.py",
     # research architectures (handout 8)
     "modules/attention_variants.py",
     "modules/common.py",
@@ -38,6 +39,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/__init__.py",
     "training/args.py",
     "training/loading.py",
+    "training/peft.py",
     "training/trainer.py",
     "training/schedule.py",
     "training/batches.py",
@@ -50,8 +52,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
+    "dpo.py",
     "data/__init__.py",
     "data/loaders.py",
+    "data/pairs.py",
     "data/prepare.py",
     "data/README.md",
     "sbatch.sh",
@@ -105,10 +109,12 @@ GRADABLE_FILES: tuple[str, ...] = (
     "modules/mlp.py",
     "modules/positions.py",
     "training/losses.py",
+    "modules/lora.py",
     "optimizer.py",
     "bpe.py",
     "classifier.py",
     "paraphrase_detection.py",
+    "dpo.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (
