@@ -32,6 +32,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/__init__.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
+    "modules/lora.py",
     # research architectures (handout 9)
     "modules/attention_variants.py",
     "modules/common.py",
@@ -47,6 +48,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/__init__.py",
     "training/args.py",
     "training/loading.py",
+    "training/peft.py",
     "training/trainer.py",
     "training/schedule.py",
     "training/batches.py",
@@ -59,8 +61,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
+    "dpo.py",
     "data/__init__.py",
     "data/loaders.py",
+    "data/pairs.py",
     "data/prepare.py",
     "data/README.md",
     "sbatch.sh",
@@ -76,6 +80,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "pretrain.py",
     "sbatch_pretrain.sh",
     "average_checkpoints.py",
+    # activation-outlier analysis (handout 9): statistics, figures, command line
+    "analysis/__init__.py",
+    "analysis/outliers.py",
+    "analysis/plots.py",
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
@@ -110,10 +118,12 @@ GRADABLE_FILES: tuple[str, ...] = (
     "modules/mlp.py",
     "modules/positions.py",
     "training/losses.py",
+    "modules/lora.py",
     "optimizer.py",
     "bpe.py",
     "classifier.py",
     "paraphrase_detection.py",
+    "dpo.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (
@@ -156,6 +166,8 @@ PARTS: dict[str, Part] = {
     "tokenizer": Part("5", "The tokenizer", "handout/tokenizer.md"),
     "tasks": Part("6", "The tasks", "handout/tasks.md", PREDICTION_FILES),
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
+    "lora": Part("7.2", "LoRA", "handout/lora.md"),
+    "dpo": Part("7.3", "DPO", "handout/dpo.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }
