@@ -32,10 +32,12 @@ from training.args import (
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
     add_model_args,
+    add_peft_args,
     device_from_args,
 )
 from training.finetune import fit_and_write, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
+from training.peft import PEFT_LR, apply_peft
 
 DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
 
@@ -94,13 +96,15 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
     seed_everything(args.seed)
     gpt = load_gpt2(args)
     model = GPT2SentimentClassifier(gpt, num_labels, args.hidden_dropout_prob,
-                                    args.fine_tune_mode).to(device)
+                                    args.fine_tune_mode)
+    apply_peft(model, args, task)
+    model = model.to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
-    lr = args.lr or DEFAULT_LR[args.fine_tune_mode]
+    lr = args.lr or PEFT_LR.get(args.peft, DEFAULT_LR[args.fine_tune_mode])
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
     print(f"[{task}] {len(train)} train / {len(dev)} dev / {len(test)} test, "
-          f"{num_labels} classes, {args.fine_tune_mode}, lr {lr}, device {device}")
+          f"{num_labels} classes, {args.fine_tune_mode}, peft {args.peft}, lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, task,
                          f"{task}-classifier.pt", args, device, lr)
 
@@ -113,12 +117,14 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train only the head, or fine-tune all of GPT-2 too")
     parser.add_argument("--eval_batch_size", type=POSITIVE_INT, default=32)
     parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
-                        help="default: 1e-3 for last-linear-layer, 2e-5 for full-model")
+                        help="default: 1e-3 for last-linear-layer, 2e-5 for full-model, "
+                             "5e-4 with --peft lora")
     parser.add_argument("--hidden_dropout_prob", type=PROBABILITY_BELOW_ONE,
                         default=0.3)
     parser.add_argument("--max_length", type=POSITIVE_INT, default=512,
                         help="tokens per example")
     add_model_args(parser)
+    add_peft_args(parser)
     return parser.parse_args(argv)
 
 

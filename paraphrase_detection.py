@@ -3,10 +3,10 @@
     python paraphrase_detection.py --use_gpu
     python paraphrase_detection.py --random_init --max_train_examples 64 --epochs 1  # smoke
 
-Every pair, in train, dev and test alike, becomes one prompt (`PROMPT`) that ends where
-the answer goes; the model's next-token logits, restricted to the two answer tokens
-" no" and " yes" (ids looked up in the tokenizer), are the class logits [no, yes], so
-label 1 (paraphrase) is " yes".
+Every pair, in train, dev and test alike, becomes one prompt
+(`data.loaders.PARAPHRASE_PROMPT`) that ends where the answer goes; the model's next-token
+logits, restricted to the two answer tokens " no" and " yes" (ids looked up in the
+tokenizer), are the class logits [no, yes], so label 1 (paraphrase) is " yes".
 
 Training uses cross-entropy over those two logits only.  This is the binary
 classification loss of a head whose weights are the tied embeddings of " no" and " yes":
@@ -24,20 +24,31 @@ from functools import partial
 import torch
 from torch import nn
 
-from data.loaders import ParaphraseExample, read_paraphrase, require_examples, require_file
+from data.loaders import (
+    PARAPHRASE_ANSWERS,
+    PARAPHRASE_PROMPT,
+    ParaphraseExample,
+    read_paraphrase,
+    require_examples,
+    require_file,
+)
 from models.gpt2 import GPT2Model
-from training.args import POSITIVE_FLOAT, POSITIVE_INT, add_model_args, device_from_args
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    add_model_args,
+    add_peft_args,
+    device_from_args,
+)
 from training.finetune import fit_and_write, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
-
-PROMPT = 'Question 1: "{}"\nQuestion 2: "{}"\nAre these questions asking the same thing? Answer:'
-ANSWERS = (" no", " yes")  # class 0, class 1
+from training.peft import PEFT_LR, apply_peft
 
 
 def answer_token_ids(tokenizer) -> list[int]:
     """Ids of " no" and " yes" in this tokenizer; each must be a single token."""
     ids = []
-    for answer in ANSWERS:
+    for answer in PARAPHRASE_ANSWERS:
         tokens = tokenizer.encode(answer)
         if len(tokens) != 1:
             raise ValueError(f"answer {answer!r} is {len(tokens)} tokens in this tokenizer, "
@@ -74,7 +85,7 @@ def collate(examples: list[ParaphraseExample], tokenizer, max_length: int) -> di
     Over-long prompts lose tokens from the left (the tokenizer's truncation_side is set to
     "left" in `main`), so the question at the end always survives.
     """
-    prompts = [PROMPT.format(e.sentence1, e.sentence2) for e in examples]
+    prompts = [PARAPHRASE_PROMPT.format(e.sentence1, e.sentence2) for e in examples]
     encoded = tokenizer(prompts, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt")
     labels = torch.tensor([-1 if e.label is None else e.label for e in examples])
@@ -85,10 +96,12 @@ def collate(examples: list[ParaphraseExample], tokenizer, max_length: int) -> di
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval_batch_size", type=POSITIVE_INT, default=32)
-    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
+                        help="default: 1e-5, or 5e-4 with --peft lora")
     parser.add_argument("--max_length", type=POSITIVE_INT, default=128,
                         help="tokens per prompt")
     add_model_args(parser)
+    add_peft_args(parser)
     return parser.parse_args(argv)
 
 
@@ -108,14 +121,18 @@ def main(argv: list[str] | None = None) -> dict:
     answer_ids = answer_token_ids(tokenizer)
     seed_everything(args.seed)
     gpt = load_gpt2(args)
-    model = ParaphraseGPT(gpt, answer_ids).to(device)
+    model = ParaphraseGPT(gpt, answer_ids)
+    apply_peft(model, args, "para")
+    model = model.to(device)
     max_length = min(args.max_length, gpt.config.max_position_embeddings)
+    lr = args.lr or PEFT_LR.get(args.peft, 1e-5)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
+    answers = dict(zip(PARAPHRASE_ANSWERS, answer_ids, strict=True))
     print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
-          f"{dict(zip(ANSWERS, answer_ids, strict=True))}; lr {args.lr}, device {device}")
+          f"{answers}; lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, "para",
-                         "paraphrase.pt", args, device, args.lr)
+                         "paraphrase.pt", args, device, lr)
 
 
 if __name__ == "__main__":

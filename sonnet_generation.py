@@ -8,7 +8,9 @@ Training text is each sonnet's lines joined by newlines, then <|endoftext|>; the
 next-token cross-entropy over real tokens only (padding is ignored).  Generation is
 batched (left-padded prompts), seeded, uses a KV cache so that each new token costs one
 step, samples with temperature and top-p, and stops at <|endoftext|> or after
---max_new_tokens.  It writes `predictions/generated_sonnets_dev.txt` (for
+--max_new_tokens.  The fine-tuned model is saved to `<checkpoint_dir>/sonnet.pt` (with
+`--peft lora`: the adapters only; they are merged into the weights before generating),
+the starting point of `dpo.py --task sonnet`.  It writes `predictions/generated_sonnets_dev.txt` (for
 sonnets_held_out_dev.txt, scored with chrF against TRUE_sonnets_held_out_dev.txt) and
 `predictions/generated_sonnets.txt` (for sonnets_held_out.txt).
 """
@@ -20,15 +22,26 @@ import os
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import evaluation
 from data.loaders import require_examples, require_file
-from models.generate import generate, sample_next  # noqa: F401  (re-exported: the sampling step)
+from models.generate import (
+    generate_sonnets,
+    sample_next,  # noqa: F401  (re-exported: the sampling step)
+)
 from models.gpt2 import GPT2Model
-from training.args import POSITIVE_FLOAT, POSITIVE_INT, add_model_args, bounded, device_from_args
+from modules.lora import merge_lora
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    add_model_args,
+    add_peft_args,
+    bounded,
+    device_from_args,
+)
 from training.finetune import fit, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
+from training.peft import PEFT_LR, apply_peft
 from training.trainer import autocast
 
 
@@ -44,24 +57,10 @@ def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tenso
                            ignore_index=-100)
 
 
-def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
-                     args: argparse.Namespace) -> list[tuple[int, str]]:
-    """Prompt (the first lines + newline) -> full sonnet text (prompt + continuation)."""
-    sonnets = []
-    for start in tqdm(range(0, len(held_out), args.gen_batch_size), desc="generate", leave=False):
-        chunk = held_out[start:start + args.gen_batch_size]
-        prompts = [text.rstrip() + "\n" for _, text in chunk]
-        new_tokens = generate(gpt, [tokenizer.encode(p) for p in prompts], args.max_new_tokens,
-                              tokenizer.eos_token_id, args.temperature, args.top_p,
-                              args.seed + start)
-        sonnets += [(number, (prompt + tokenizer.decode(tokens)).strip())
-                    for (number, _), prompt, tokens in zip(chunk, prompts, new_tokens, strict=True)]
-    return sonnets
-
-
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=1e-5)
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
+                        help="default: 1e-5, or 5e-4 with --peft lora")
     parser.add_argument("--temperature", type=bounded(float, 0.0), default=1.2,
                         help="0 = greedy")
     parser.add_argument("--top_p", type=bounded(float, 0.0, 1.0, low_open=True),
@@ -69,6 +68,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_new_tokens", type=POSITIVE_INT, default=160)
     parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
     add_model_args(parser)
+    add_peft_args(parser)
     return parser.parse_args(argv)
 
 
@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
         train = train[:args.max_train_examples]
     tokenizer = load_tokenizer(args.tokenizer)
     seed_everything(args.seed)
-    gpt = load_gpt2(args).to(device)
+    gpt = load_gpt2(args)
+    apply_peft(gpt, args, "sonnet")
+    gpt = gpt.to(device)
     max_length = gpt.config.max_position_embeddings
 
     def batch_of(texts: list[str]) -> dict:
@@ -94,10 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    print(f"[sonnet] {len(train)} training sonnets, lr {args.lr}, device {device}")
+    lr = args.lr or PEFT_LR.get(args.peft, 1e-5)
+    print(f"[sonnet] {len(train)} training sonnets, lr {lr}, device {device}")
     fit(gpt, loader, lambda model, batch: lm_loss(model, batch["input_ids"],
                                                   batch["attention_mask"]),
-        "sonnet", args, device, args.lr)
+        "sonnet", args, device, lr, last_name="sonnet.pt")
+    print(f"[sonnet] checkpoint -> {os.path.join(args.checkpoint_dir, 'sonnet.pt')}")
+    merge_lora(gpt)  # generation without the adapter branch (nothing to do without peft)
 
     results = {}
     for prompts_name, out_name in (("sonnets_held_out_dev.txt", "generated_sonnets_dev.txt"),

@@ -32,6 +32,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/__init__.py",
     "modules/attention.py",
     "modules/gpt2_layer.py",
+    "modules/lora.py",
     # research architectures (handout 9)
     "modules/attention_variants.py",
     "modules/common.py",
@@ -47,6 +48,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/__init__.py",
     "training/args.py",
     "training/loading.py",
+    "training/peft.py",
     "training/trainer.py",
     "training/schedule.py",
     "training/batches.py",
@@ -59,8 +61,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
+    "dpo.py",
     "data/__init__.py",
     "data/loaders.py",
+    "data/pairs.py",
     "data/prepare.py",
     "data/README.md",
     "sbatch.sh",
@@ -76,6 +80,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "pretrain.py",
     "sbatch_pretrain.sh",
     "average_checkpoints.py",
+    # activation-outlier analysis (handout 8): statistics, figures, command line
+    "analysis/__init__.py",
+    "analysis/outliers.py",
+    "analysis/plots.py",
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
@@ -110,10 +118,12 @@ GRADABLE_FILES: tuple[str, ...] = (
     "modules/mlp.py",
     "modules/positions.py",
     "training/losses.py",
+    "modules/lora.py",
     "optimizer.py",
     "bpe.py",
     "classifier.py",
     "paraphrase_detection.py",
+    "dpo.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (

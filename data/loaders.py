@@ -1,4 +1,5 @@
-"""The course data: its rows, readers and writers, and the SST/CFIMDB task table.
+"""The course data: its rows, readers and writers, the SST/CFIMDB task table and the
+Quora cloze prompt.
 
 Data files (written by ``data/prepare.py`` into ``data/``; the raw course files read too):
 
@@ -26,6 +27,12 @@ PREPARE_HINT = ("run `python data/prepare.py --from ../shared/data/cs224n "
 
 # The sentiment tasks: task -> (file stem, number of classes).
 SENTIMENT_TASKS = {"sst": ("ids-sst", 5), "cfimdb": ("ids-cfimdb", 2)}
+
+# A Quora pair as one prompt that ends where the answer goes (paraphrase_detection.py's
+# cloze, and the prompt of dpo.py's Quora pairs); the answers are class 0, class 1.
+PARAPHRASE_PROMPT = ('Question 1: "{}"\nQuestion 2: "{}"\n'
+                     "Are these questions asking the same thing? Answer:")
+PARAPHRASE_ANSWERS = (" no", " yes")
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """Sampling from a GPT-2: one next token from logits (`sample_next`, a student part of the
 sonnet task, handout 6.3), and batched generation with a KV cache (`generate`).
 
-`generate` is what every script that writes text calls: the sonnets, the samples of
-`pretrain.py`, the benchmarks.
+`generate` is what every script that writes text calls: the sonnets (`generate_sonnets`,
+for `sonnet_generation.py` and `dpo.py`), the samples of `pretrain.py`, the benchmarks.
 """
 
 from __future__ import annotations
 
+import argparse
+
 import torch
+from tqdm import tqdm
 
 from models.gpt2 import GPT2Model
 from modules.attention import KVCache
@@ -84,3 +87,21 @@ def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
         input_ids = torch.cat([input_ids, step_ids], dim=1)  # (B, T + 1)
         mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)  # (B, T + 1)
     return outputs
+
+
+def generate_sonnets(gpt: GPT2Model, tokenizer, held_out: list[tuple[int, str]],
+                     args: argparse.Namespace) -> list[tuple[int, str]]:
+    """(number, prompt: the first lines) -> (number, full sonnet text: prompt + newline +
+    continuation), in batches of ``args.gen_batch_size`` sampled with ``args.temperature``,
+    ``args.top_p`` and at most ``args.max_new_tokens``; the batch that starts at row i is
+    seeded ``args.seed + i``.  The sonnets of ``sonnet_generation.py`` and ``dpo.py``."""
+    sonnets = []
+    for start in tqdm(range(0, len(held_out), args.gen_batch_size), desc="generate", leave=False):
+        chunk = held_out[start:start + args.gen_batch_size]
+        prompts = [text.rstrip() + "\n" for _, text in chunk]
+        new_tokens = generate(gpt, [tokenizer.encode(p) for p in prompts], args.max_new_tokens,
+                              tokenizer.eos_token_id, args.temperature, args.top_p,
+                              args.seed + start)
+        sonnets += [(number, (prompt + tokenizer.decode(tokens)).strip())
+                    for (number, _), prompt, tokens in zip(chunk, prompts, new_tokens, strict=True)]
+    return sonnets

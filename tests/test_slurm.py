@@ -184,7 +184,8 @@ def test_sbatch_runs_the_three_tasks(slurm, make_checkpoint, data_dir, tmp_path)
         "CLASSIFIER_ARGS": f"--task sst --epochs 1 --max_train_examples 8 --max_length 64 "
                            f"--checkpoint_dir {tmp_path}/out",
         "PARA_ARGS": f"--epochs 1 --max_train_examples 8 --checkpoint_dir {tmp_path}/out",
-        "SONNET_ARGS": "--epochs 1 --max_train_examples 2 --max_new_tokens 8",
+        "SONNET_ARGS": f"--epochs 1 --max_train_examples 2 --max_new_tokens 8 "
+                       f"--checkpoint_dir {tmp_path}/out",
     }
     command = [which("sbatch"), "--wait", "--parsable", "--gres=none", "--cpus-per-task=1",
                "--mem=1G", "--time=00:10:00", os.path.join(REPO, "sbatch.sh")]

@@ -15,5 +15,6 @@
   (perplexity, bits per token, bits per byte) made from it;
 - ``averaging``: the element-wise mean of several checkpoints;
 - ``losses``: the LM cross-entropy and the output-embedding regularisers (z-loss, mu-loss,
-  mu-centering) of the research part (handout 9.4, 9.5).
+  mu-centering) of the research part (handout 9.4, 9.5);
+- ``peft``: the ``--peft`` switch (LoRA adapters, what trains, adapter-only checkpoints).
 """

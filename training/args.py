@@ -60,7 +60,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         help="train on the first N training examples only (smoke runs)")
     parser.add_argument("--use_gpu", action="store_true", help="CUDA with bf16 autocast")
     parser.add_argument("--model_size", default="gpt2",
-                        choices=["gpt2", "gpt2-medium", "gpt2-large"],
+                        choices=["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"],
                         help="published GPT-2 to load from the Hugging Face hub or cache")
     parser.add_argument("--model_path", default=None,
                         help="local Hugging Face GPT-2 checkpoint folder (config.json + "
@@ -78,3 +78,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"),
                         help="where the best checkpoint and the metrics log are written")
     parser.add_argument("--seed", type=int, default=11711)
+
+
+def add_peft_args(parser: argparse.ArgumentParser) -> None:
+    """Parameter-efficient fine-tuning flags (handout 6.2), applied by `training.peft`."""
+    parser.add_argument("--peft", default="none", choices=["none", "lora"],
+                        help="lora: train low-rank adapters (and a task head) only")
+    parser.add_argument("--lora_r", type=POSITIVE_INT, default=8, help="adapter rank")
+    parser.add_argument("--lora_alpha", type=POSITIVE_FLOAT, default=16.0,
+                        help="the update is scaled by alpha / r")
+    parser.add_argument("--lora_dropout", type=PROBABILITY_BELOW_ONE, default=0.0,
+                        help="dropout on the adapter branch's input")
+    parser.add_argument("--lora_targets", nargs="+", default=["query", "value"],
+                        help="names of the nn.Linear layers that get adapters (query key "
+                             "value attention_dense interm_dense out_dense)")

@@ -15,6 +15,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from tqdm import tqdm
 import evaluation
 from training.batches import LoaderBatches
 from training.checkpoint import load_checkpoint
+from training.peft import checkpoint_state, load_weights
 from training.trainer import TrainConfig, Trainer, autocast
 
 
@@ -74,20 +76,23 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
         args: argparse.Namespace, device: torch.device, lr: float,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         describe: Callable[[dict[str, Any]], str] | None = None, best_metric: str = "dev_acc",
-        best_name: str | None = None) -> dict[str, Any]:
+        best_name: str | None = None, last_name: str | None = None) -> dict[str, Any]:
     """Train ``args.epochs`` epochs of ``loader`` on the one loop, evaluating after each.
 
     ``loss_fn(model, batch)`` receives the batch with its tensors on ``device``.  With
     ``evaluate`` the checkpoint with the highest ``best_metric`` is kept in
-    ``args.checkpoint_dir/best_name`` (the model only); every epoch logs a row to
-    ``args.checkpoint_dir/<name>-metrics.jsonl``.  Returns the last epoch's row.
+    ``args.checkpoint_dir/best_name``; with ``last_name`` the last epoch's in
+    ``args.checkpoint_dir/last_name``.  Checkpoints hold the model only, as
+    ``training.peft.checkpoint_state`` selects it for ``args.peft`` (with LoRA: the adapters
+    and the head).  Every epoch logs a row to ``args.checkpoint_dir/<name>-metrics.jsonl``.
+    Returns the last epoch's row.
     """
     steps = len(loader)
     config = TrainConfig(
         max_iters=args.epochs * steps, learning_rate=lr, decay_lr=False, weight_decay=0.0,
         beta1=0.9, beta2=0.999, eps=1e-6, grad_clip=0.0, eval_interval=steps,
         eval_at_start=False, log_interval=steps, out_dir=args.checkpoint_dir,
-        last_name=None, best_name=best_name or f"{name}-best.pt",
+        last_name=last_name, best_name=best_name or f"{name}-best.pt",
         metrics_name=f"{name}-metrics.jsonl", best_metric=best_metric, best_mode="max",
         save_optimizer=False)
     gpt = getattr(model, "gpt", model)
@@ -95,7 +100,8 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
                       LoaderBatches(loader), evaluate, device,
                       model_args=asdict(gpt.config), run_config=vars(args),
                       describe=describe or (lambda row: epoch_line(name, row, args.epochs,
-                                                                   steps)))
+                                                                   steps)),
+                      select_state=partial(checkpoint_state, model, args.peft))
     return trainer.run()
 
 
@@ -126,7 +132,7 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
     fit(model, train_loader, classification_loss, name, args, device, lr, evaluate,
         best_name=checkpoint_name)
     best = load_checkpoint(os.path.join(args.checkpoint_dir, checkpoint_name), map_location=device)
-    model.load_state_dict(best["model"])
+    load_weights(model, args.peft, best["model"])
     results = {}
     for split, examples in splits.items():
         loader = make_loader(examples, collate_fn, args.eval_batch_size)

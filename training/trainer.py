@@ -124,7 +124,10 @@ class Trainer:
       gradients; it returns ``config.best_metric`` (and ``val_loss``, ``bits_per_byte``
       where they apply); None: no evaluation, no best checkpoint;
     - ``describe(row) -> str``, the line printed per evaluation (default: step, losses);
-    - ``model_args`` and ``run_config`` go into every checkpoint as they are.
+    - ``model_args`` and ``run_config`` go into every checkpoint as they are;
+    - ``select_state(state) -> state``: the part of the model's state dict that checkpoints
+      keep (default: all of it; ``training.peft.checkpoint_state`` keeps LoRA's adapters and
+      the head); a checkpoint of a part resumes onto the model's other weights as they are.
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig,
@@ -135,12 +138,14 @@ class Trainer:
                  model_args: dict[str, Any] | None = None,
                  run_config: dict[str, Any] | None = None,
                  describe: Callable[[dict[str, Any]], str] | None = None, wandb_run=None,
-                 after_step: Callable[[], None] | None = None):
+                 after_step: Callable[[], None] | None = None,
+                 select_state: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
         self.config, self.loss_fn, self.batches, self.evaluate = config, loss_fn, batches, evaluate
         self.after_step = after_step
         self.device, self.dist = torch.device(device), dist or distributed.Distributed()
         self.model_args, self.run_config = model_args or {}, run_config or {}
         self.describe, self.wandb_run = describe or describe_step, wandb_run
+        self.select_state = select_state
         model = model.to(self.device)
         if self.dist.enabled:
             model = distributed.WRAPPERS[config.parallel](model, self.device)
@@ -163,6 +168,8 @@ class Trainer:
         model_state = {k[len(prefix):]: v for k, v in
                        get_model_state_dict(self.model, options=FULL_STATE).items()
                        if k.startswith(prefix)}
+        if self.select_state is not None:
+            model_state = self.select_state(model_state)
         optimizer = (get_optimizer_state_dict(self.model, self.optimizer, options=FULL_STATE)
                      if self.config.save_optimizer else None)
         return {"model": model_state, "optimizer": optimizer, "model_args": self.model_args,
@@ -177,7 +184,8 @@ class Trainer:
         value, random states and data position; the metrics log keeps its rows up to here."""
         prefix = self.config.checkpoint_prefix
         set_model_state_dict(self.model, {prefix + k: v for k, v in state["model"].items()},
-                             options=StateDictOptions(full_state_dict=True))
+                             options=StateDictOptions(full_state_dict=True,
+                                                      strict=self.select_state is None))
         if state.get("optimizer") is None:
             raise SystemExit("the checkpoint has no optimizer state, so training cannot resume "
                              "from it exactly; start from its weights instead")

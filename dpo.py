@@ -1,0 +1,429 @@
+"""Direct preference optimisation (handout 6.3): teach a fine-tuned GPT-2 to prefer the
+chosen completion of each pair over the rejected one, against a frozen reference.
+
+    python dpo.py --task sonnet --model_path out/sonnet-hf --use_gpu
+    python dpo.py --task sonnet --peft lora --precompute_reference --use_gpu
+    python dpo.py --task quora --init_checkpoint out/paraphrase.pt --steps 200
+
+The pairs come from `data/pairs.py` (their rules are documented there) and are written to
+`<out_dir>/dpo-<task>-pairs.jsonl`.  The policy starts from the fine-tuned weights
+(`--model_path` Hugging Face folder or `--model_size`, then `--init_checkpoint`, a state
+dict saved by a task script); the reference is that same starting point, frozen: with
+`--peft lora` it is the policy with its adapters off (no second copy), with
+`--precompute_reference` its log-probabilities are computed once before training, and
+otherwise it is a frozen copy.  Each step logs the loss, the chosen and rejected rewards,
+their margin and the reward accuracy to `<out_dir>/dpo-<task>-log.jsonl` (plotted to
+`dpo-<task>-log.png` afterwards).  Before and after training it reports the preference
+accuracy on dev pairs and, for sonnets, the dev chrF and the sonnet-form score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data.loaders import read_paraphrase, require_examples, require_file
+from data.pairs import Pair, quora_pairs, sonnet_form_score, sonnet_pairs, split_sonnet, write_pairs
+from evaluation import read_sonnets, sonnet_chrf
+from models.generate import generate_sonnets
+from models.gpt2 import GPT2Model
+from modules.lora import disable_adapters, merge_lora
+from optimizer import AdamW
+from training.args import (
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    add_model_args,
+    add_peft_args,
+    bounded,
+    device_from_args,
+)
+from training.finetune import make_loader, seed_everything
+from training.loading import load_gpt2, load_tokenizer
+from training.peft import apply_peft, load_backbone_checkpoint
+from training.trainer import autocast
+
+
+def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      completion_mask: torch.Tensor, average: bool = False) -> torch.Tensor:
+    """Log-probability of each row's completion under `model` (handout 6.3).
+
+    Args:
+        input_ids: [B, T] prompt then completion (ending with <|endoftext|>), right-padded.
+        attention_mask: [B, T] 0/1, 1 on real tokens.
+        completion_mask: [B, T] 0/1, 1 on the completion's tokens (the end-of-text
+            token included), 0 on the prompt and on padding.
+        average: divide each row's sum by its number of completion tokens.
+    Returns:
+        [B] float: sum over positions t >= 1 with completion_mask[t] = 1 of
+        log softmax(logits[t - 1])[input_ids[t]], where logits = hidden_state_to_token of
+        the model's 'last_hidden_state' (each token predicted from the position before it;
+        a completion token at position 0 has no predictor and is not counted).  Compute
+        the log-softmax in at least float32 (logits may be bf16 under autocast).
+    Example: prompt [a], completion [b, EOT], T = 3: log p(b | a) + log p(EOT | a b).
+    """
+    ### BEGIN SOLUTION
+    hidden = model(input_ids, attention_mask)["last_hidden_state"]  # (B, T, D)
+    logits = model.hidden_state_to_token(hidden[:, :-1])  # (B, T-1, V)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    token_logps = torch.log_softmax(logits, dim=-1).gather(
+        -1, input_ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
+    mask = (completion_mask[:, 1:] * attention_mask[:, 1:]).to(token_logps.dtype)  # (B, T-1)
+    total = (token_logps * mask).sum(dim=-1)  # (B,)
+    return total / mask.sum(dim=-1) if average else total
+    ### END SOLUTION
+
+
+def sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023, eq. 7); with label smoothing ε, conservative DPO
+    (handout 6.3).
+
+    logits [B] = (policy - reference) log-ratio of chosen over rejected.  Returns [B]:
+    -(1 - ε) log σ(β logits) - ε log σ(-β logits).
+    Example: logits 1.5, β 0.1, ε 0: -log σ(0.15) = 0.62096.
+    """
+    ### BEGIN SOLUTION
+    return (-F.logsigmoid(beta * logits) * (1 - label_smoothing)
+            - F.logsigmoid(-beta * logits) * label_smoothing)
+    ### END SOLUTION
+
+
+def ipo_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """IPO, Azar et al. 2023, eq. 17 (handout 6.3): (logits - 1 / (2β))^2, [B].
+    Example: logits 1.5, β 0.1 -> (1.5 - 5)^2 = 12.25.  (label_smoothing must be 0.)"""
+    ### BEGIN SOLUTION
+    return (logits - 1 / (2 * beta)) ** 2
+    ### END SOLUTION
+
+
+def hinge_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """SLiC's hinge loss, Zhao et al. 2023 (handout 6.3), on the DPO log-ratio:
+    max(0, 1 - β logits), [B].  Example: logits 1.5, β 0.1 -> 0.85.  (label_smoothing
+    must be 0.)"""
+    ### BEGIN SOLUTION
+    return torch.relu(1 - beta * logits)
+    ### END SOLUTION
+
+
+# loss_type -> the loss of one log-ratio margin; label smoothing is sigmoid's only.
+DPO_LOSSES: dict[str, Callable[[torch.Tensor, float, float], torch.Tensor]] = {
+    "sigmoid": sigmoid_loss,
+    "ipo": ipo_loss,
+    "hinge": hinge_loss,
+}
+
+
+def check_loss_arguments(beta: float, label_smoothing: float, loss_type: str) -> None:
+    """Raise ValueError naming the value for a loss_type, beta or label_smoothing dpo_loss
+    cannot take."""
+    if loss_type not in DPO_LOSSES:
+        raise ValueError(f"loss_type {loss_type!r}; choose one of {sorted(DPO_LOSSES)}")
+    if not beta > 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    if not 0 <= label_smoothing < 0.5 or (label_smoothing and loss_type != "sigmoid"):
+        raise ValueError(f"label_smoothing {label_smoothing}: must be in [0, 0.5), and 0 "
+                         f"unless loss_type is 'sigmoid' (got {loss_type!r})")
+
+
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             reference_chosen_logps: torch.Tensor, reference_rejected_logps: torch.Tensor,
+             beta: float = 0.1, label_smoothing: float = 0.0, loss_type: str = "sigmoid",
+             reference_free: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DPO family of losses on summed completion log-probabilities (handout 6.3).
+
+    Args: four [B] tensors of log-probabilities (`sequence_logprobs`); beta > 0;
+    label_smoothing ε in [0, 0.5) (sigmoid only); loss_type a key of `DPO_LOSSES`;
+    reference_free: use a reference log-ratio of 0 (the reference is uniform).
+    Returns (losses [B], chosen_rewards [B], rejected_rewards [B]):
+        logits = (policy_chosen - policy_rejected) - (reference_chosen - reference_rejected)
+                 (without the second bracket when reference_free);
+        losses = DPO_LOSSES[loss_type](logits, beta, label_smoothing);
+        chosen_rewards = beta * (policy_chosen - reference_chosen), detached,
+        rejected_rewards = beta * (policy_rejected - reference_rejected), detached
+        (the rewards always use the reference log-probabilities given).
+    Example: policy (-1, -3), reference (-2, -2.5), beta 0.1: logits 1.5, sigmoid loss
+    0.62096, rewards 0.1 and -0.05.  Start with `check_loss_arguments`.
+    """
+    ### BEGIN SOLUTION
+    check_loss_arguments(beta, label_smoothing, loss_type)
+    policy_logratios = policy_chosen_logps - policy_rejected_logps  # (B,)
+    reference_logratios = reference_chosen_logps - reference_rejected_logps  # (B,)
+    logits = policy_logratios - (0 if reference_free else reference_logratios)
+    losses = DPO_LOSSES[loss_type](logits, beta, label_smoothing)
+    chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps).detach()
+    rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps).detach()
+    return losses, chosen_rewards, rejected_rewards
+    ### END SOLUTION
+
+
+# --- pairs as batches --------------------------------------------------------------------
+
+def encode_pairs(pairs: list, tokenizer, max_length: int) -> dict[str, torch.Tensor]:
+    """Pairs -> one right-padded batch holding every chosen row, then every rejected row.
+
+    Each row is tokenizer(prompt) + tokenizer(completion) + [<|endoftext|>]; rows longer
+    than `max_length` lose tokens from the end of the completion (a prompt that leaves no
+    room is a ValueError naming the pair).  Returns input_ids, attention_mask,
+    completion_mask [2B, T] long (completion_mask: 1 on the completion and its
+    end-of-text token).
+    """
+    rows = []
+    for completion_of in ("chosen", "rejected"):
+        for pair in pairs:
+            prompt = tokenizer.encode(pair.prompt)
+            completion = tokenizer.encode(getattr(pair, completion_of)) + [tokenizer.eos_token_id]
+            if len(prompt) >= max_length:
+                raise ValueError(f"pair {pair.id}: its prompt has {len(prompt)} tokens, no "
+                                 f"room for a completion within max_length {max_length}")
+            rows.append((prompt, completion[:max_length - len(prompt)]))
+    T = max(len(p) + len(c) for p, c in rows)
+    batch = {key: torch.zeros(len(rows), T, dtype=torch.long)
+             for key in ("input_ids", "attention_mask", "completion_mask")}
+    for row, (prompt, completion) in enumerate(rows):
+        length = len(prompt) + len(completion)
+        batch["input_ids"][row, :length] = torch.tensor(prompt + completion)
+        batch["attention_mask"][row, :length] = 1
+        batch["completion_mask"][row, len(prompt):length] = 1
+    return batch
+
+
+def pair_logprobs(model: GPT2Model, batch: dict[str, torch.Tensor]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen, rejected) log-probabilities [B] each, from one forward pass over 2B rows."""
+    device = model.device
+    logps = sequence_logprobs(model, batch["input_ids"].to(device),
+                              batch["attention_mask"].to(device),
+                              batch["completion_mask"].to(device))  # (2B,)
+    return logps.chunk(2)
+
+
+@torch.no_grad()
+def reference_logprobs(policy: GPT2Model, reference: GPT2Model | None,
+                       batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's (chosen, rejected) log-probabilities: `reference`'s, or, when it is
+    None, the policy's with its LoRA adapters off (the policy itself when it has none)."""
+    context = disable_adapters(policy) if reference is None else nullcontext()
+    model = policy if reference is None else reference
+    was_training = model.training
+    model.eval()
+    with context:
+        logps = pair_logprobs(model, batch)
+    model.train(was_training)
+    return logps
+
+
+def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
+             reference_logps: tuple[torch.Tensor, torch.Tensor], beta: float = 0.1,
+             label_smoothing: float = 0.0, loss_type: str = "sigmoid",
+             reference_free: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch of pairs (to backpropagate) and its metrics: loss, chosen and
+    rejected reward (means), margin (their difference) and reward accuracy (the share of
+    pairs whose chosen reward is strictly above the rejected one)."""
+    chosen, rejected = pair_logprobs(policy, batch)
+    reference_chosen, reference_rejected = (t.to(chosen.device) for t in reference_logps)
+    losses, chosen_rewards, rejected_rewards = dpo_loss(
+        chosen, rejected, reference_chosen, reference_rejected, beta, label_smoothing,
+        loss_type, reference_free)
+    loss = losses.mean()
+    metrics = {"loss": loss.item(), "chosen_reward": chosen_rewards.mean().item(),
+               "rejected_reward": rejected_rewards.mean().item(),
+               "margin": (chosen_rewards - rejected_rewards).mean().item(),
+               "reward_accuracy": (chosen_rewards > rejected_rewards).float().mean().item()}
+    return loss, metrics
+
+
+@torch.no_grad()
+def preference_accuracy(model: GPT2Model, batches: list[dict[str, torch.Tensor]]) -> float:
+    """Share of pairs whose chosen completion the model finds more likely than the rejected
+    one (for Quora pairs, the cloze's dev accuracy)."""
+    was_training = model.training
+    model.eval()
+    wins = total = 0
+    for batch in batches:
+        chosen, rejected = pair_logprobs(model, batch)
+        wins, total = wins + int((chosen > rejected).sum()), total + chosen.numel()
+    model.train(was_training)
+    return wins / max(total, 1)
+
+
+# --- the script ----------------------------------------------------------------------------
+
+def load_policy(args: argparse.Namespace, device: torch.device) -> GPT2Model:
+    """The fine-tuned starting point: the flags' weights (dropout off, so that the policy
+    equals its reference at step 0), then `--init_checkpoint`, then the `--peft` adapters."""
+    policy = load_gpt2(args, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if args.init_checkpoint:
+        load_backbone_checkpoint(policy, args.init_checkpoint)
+    apply_peft(policy, args, "dpo")
+    return policy.to(device)
+
+
+def sonnet_task(args: argparse.Namespace, policy: GPT2Model, tokenizer
+                ) -> tuple[list[Pair], list[Pair]]:
+    """Pairs of the training sonnets (with --model_samples, the policy's own continuations
+    as candidates for rejected) and of the true held-out dev sonnets."""
+    train_sonnets = read_sonnets(data_file(args, "sonnets.txt"))[:args.max_train_examples]
+    samples = None
+    if args.model_samples:
+        prompts = [(n, split_sonnet(text)[0]) for n, text in train_sonnets]
+        written = generate_sonnets(policy, tokenizer, prompts, args)  # prompt + continuation
+        samples = {n: text[len(prompt.rstrip()):].strip("\n")
+                   for (n, text), (_, prompt) in zip(written, prompts, strict=True)}
+    dev = read_sonnets(data_file(args, "TRUE_sonnets_held_out_dev.txt"))
+    return sonnet_pairs(train_sonnets, args.seed, samples), sonnet_pairs(dev, args.seed)
+
+
+def quora_task(args: argparse.Namespace, policy: GPT2Model, tokenizer
+               ) -> tuple[list[Pair], list[Pair]]:
+    """Pairs of the Quora training and dev questions (right answer chosen)."""
+    train = read_paraphrase(data_file(args, "quora-train.csv"))[:args.max_train_examples]
+    dev = read_paraphrase(data_file(args, "quora-dev.csv"))[:args.max_dev_pairs]
+    return quora_pairs(train), quora_pairs(dev)
+
+
+def sonnet_scores(policy: GPT2Model, tokenizer, args: argparse.Namespace) -> dict[str, float]:
+    """Dev chrF and mean sonnet-form score of sonnets generated from the dev prompts."""
+    prompts = read_sonnets(data_file(args, "sonnets_held_out_dev.txt"))
+    true = read_sonnets(data_file(args, "TRUE_sonnets_held_out_dev.txt"))
+    with autocast(policy.device):
+        written = generate_sonnets(policy, tokenizer, prompts, args)
+    return {"dev_chrf": sonnet_chrf(written, true)[0],
+            "dev_sonnet_form": sum(sonnet_form_score(t) for _, t in written) / len(written)}
+
+
+# --task -> (its train and dev pairs, the scores beyond dev preference accuracy).
+TASKS = {"sonnet": (sonnet_task, sonnet_scores),
+         "quora": (quora_task, lambda policy, tokenizer, args: {})}
+
+
+def data_file(args: argparse.Namespace, name: str) -> str:
+    return require_file(os.path.join(args.data_dir, name))
+
+
+def evaluate(policy: GPT2Model, dev_batches: list[dict], tokenizer, args: argparse.Namespace
+             ) -> dict[str, float]:
+    """Dev preference accuracy (for Quora, the cloze's accuracy) and the task's scores."""
+    return {"dev_preference_accuracy": preference_accuracy(policy, dev_batches),
+            **TASKS[args.task][1](policy, tokenizer, args)}
+
+
+def plot_log(log_path: str, png_path: str) -> None:
+    """Loss, rewards with their margin, and reward accuracy per step, from the JSONL log."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    steps = [row["step"] for row in rows]
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for axis, keys in zip(axes, (("loss",), ("chosen_reward", "rejected_reward", "margin"),
+                                 ("reward_accuracy",)), strict=True):
+        for key in keys:
+            axis.plot(steps, [row[key] for row in rows], label=key)
+        axis.set_xlabel("step")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(png_path)
+    plt.close(figure)
+
+
+def get_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", default="sonnet", choices=sorted(TASKS))
+    parser.add_argument("--init_checkpoint", default=None,
+                        help="a task script's checkpoint (.pt) loaded over the weights")
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
+                        help="default: 1e-6, or 1e-4 with --peft lora")
+    parser.add_argument("--beta", type=POSITIVE_FLOAT, default=0.1)
+    parser.add_argument("--label_smoothing", type=bounded(float, 0.0, 0.5, high_open=True),
+                        default=0.0, help="conservative DPO (sigmoid loss only)")
+    parser.add_argument("--loss_type", default="sigmoid", choices=sorted(DPO_LOSSES))
+    parser.add_argument("--reference_free", action="store_true")
+    parser.add_argument("--precompute_reference", action="store_true",
+                        help="reference log-probabilities once, before training")
+    parser.add_argument("--model_samples", action="store_true",
+                        help="sonnets: the model's own samples as rejected when ranked lower")
+    parser.add_argument("--max_length", type=POSITIVE_INT, default=256)
+    parser.add_argument("--max_dev_pairs", type=POSITIVE_INT, default=200)
+    parser.add_argument("--temperature", type=bounded(float, 0.0), default=1.2)
+    parser.add_argument("--top_p", type=bounded(float, 0.0, 1.0, low_open=True), default=0.9)
+    parser.add_argument("--max_new_tokens", type=POSITIVE_INT, default=160)
+    parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
+    add_model_args(parser)
+    add_peft_args(parser)
+    parser.set_defaults(epochs=1, batch_size=4)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = get_args(argv)
+    device = device_from_args(args)
+    tokenizer = load_tokenizer(args.tokenizer)
+    seed_everything(args.seed)
+    policy = load_policy(args, device)
+    os.makedirs(args.out_dir, exist_ok=True)
+    train, dev = TASKS[args.task][0](args, policy, tokenizer)
+    for split, pairs in (("train", require_examples(args.data_dir, train)), ("dev", dev)):
+        write_pairs(os.path.join(args.out_dir, f"dpo-{args.task}-{split}-pairs.jsonl"), pairs)
+    max_length = min(args.max_length, policy.config.max_position_embeddings)
+    encode = partial(encode_pairs, tokenizer=tokenizer, max_length=max_length)
+    dev_batches = [encode(dev[i:i + args.batch_size]) for i in range(0, len(dev), args.batch_size)]
+    loader = make_loader(list(range(len(train))), lambda rows: {
+        "index": torch.tensor(rows), **encode([train[i] for i in rows])}, args.batch_size,
+        shuffle=True, seed=args.seed)
+    reference = None  # the policy with adapters off (or, precomputed, no model at all)
+    if args.peft == "none" and not args.precompute_reference:
+        reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    precomputed = None
+    if args.precompute_reference:  # computed in index order, read back by batch["index"]
+        ordered = [encode(train[i:i + args.batch_size])
+                   for i in range(0, len(train), args.batch_size)]
+        with autocast(device):
+            chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered),
+                                   strict=True)
+        precomputed = (torch.cat(chosen), torch.cat(rejected))  # (N,) each
+    before = evaluate(policy, dev_batches, tokenizer, args)
+    print(f"[dpo] {len(train)} train / {len(dev)} dev pairs, {args.loss_type} beta "
+          f"{args.beta}; before: {before}")
+    lr = args.lr or (1e-6 if args.peft == "none" else 1e-4)
+    optimizer = AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
+    log_path = os.path.join(args.out_dir, f"dpo-{args.task}-log.jsonl")
+    step = 0
+    with open(log_path, "w", encoding="utf-8") as log:
+        for epoch in range(1, args.epochs + 1):
+            policy.train()
+            for batch in tqdm(loader, desc=f"dpo epoch {epoch}", leave=False):
+                with autocast(device):
+                    reference_logps = (tuple(t[batch["index"]] for t in precomputed)
+                                       if precomputed else
+                                       reference_logprobs(policy, reference, batch))
+                    loss, metrics = dpo_step(policy, batch, reference_logps, args.beta,
+                                             args.label_smoothing, args.loss_type,
+                                             args.reference_free)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step += 1
+                log.write(json.dumps({"step": step, **metrics}) + "\n")
+                print(f"[dpo] step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in
+                                                         metrics.items()))
+    plot_log(log_path, log_path.replace(".jsonl", ".png"))
+    merge_lora(policy)  # generation without the adapter branch
+    after = evaluate(policy, dev_batches, tokenizer, args)
+    for key in before:
+        print(f"[dpo] {key}: before {before[key]:.4f}, after {after[key]:.4f}")
+    return {"before": before, "after": after, "log": log_path}
+
+
+if __name__ == "__main__":
+    main()
