@@ -1,4 +1,4 @@
-"""Direct preference optimisation (handout 6.3): teach a fine-tuned GPT-2 to prefer the
+"""Direct preference optimisation (handout 7.3): teach a fine-tuned GPT-2 to prefer the
 chosen completion of each pair over the rejected one, against a frozen reference.
 
     python dpo.py --task sonnet --model_path out/sonnet-hf --use_gpu
@@ -54,7 +54,7 @@ from training.trainer import autocast
 
 def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       completion_mask: torch.Tensor, average: bool = False) -> torch.Tensor:
-    """Log-probability of each row's completion under `model` (handout 6.3).
+    """Log-probability of each row's completion under `model` (handout 7.3).
 
     Args:
         input_ids: [B, T] prompt then completion (ending with <|endoftext|>), right-padded.
@@ -84,7 +84,7 @@ def sequence_logprobs(model: GPT2Model, input_ids: torch.Tensor, attention_mask:
 
 def sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
     """DPO (Rafailov et al. 2023, eq. 7); with label smoothing ε, conservative DPO
-    (handout 6.3).
+    (handout 7.3).
 
     logits [B] = (policy - reference) log-ratio of chosen over rejected.  Returns [B]:
     -(1 - ε) log σ(β logits) - ε log σ(-β logits).
@@ -97,7 +97,7 @@ def sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> t
 
 
 def ipo_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
-    """IPO, Azar et al. 2023, eq. 17 (handout 6.3): (logits - 1 / (2β))^2, [B].
+    """IPO, Azar et al. 2023, eq. 17 (handout 7.3): (logits - 1 / (2β))^2, [B].
     Example: logits 1.5, β 0.1 -> (1.5 - 5)^2 = 12.25.  (label_smoothing must be 0.)"""
     ### BEGIN SOLUTION
     return (logits - 1 / (2 * beta)) ** 2
@@ -105,7 +105,7 @@ def ipo_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch
 
 
 def hinge_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
-    """SLiC's hinge loss, Zhao et al. 2023 (handout 6.3), on the DPO log-ratio:
+    """SLiC's hinge loss, Zhao et al. 2023 (handout 7.3), on the DPO log-ratio:
     max(0, 1 - β logits), [B].  Example: logits 1.5, β 0.1 -> 0.85.  (label_smoothing
     must be 0.)"""
     ### BEGIN SOLUTION
@@ -138,7 +138,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
              beta: float = 0.1, label_smoothing: float = 0.0, loss_type: str = "sigmoid",
              reference_free: bool = False
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The DPO family of losses on summed completion log-probabilities (handout 6.3).
+    """The DPO family of losses on summed completion log-probabilities (handout 7.3).
 
     Args: four [B] tensors of log-probabilities (`sequence_logprobs`); beta > 0;
     label_smoothing ε in [0, 0.5) (sigmoid only); loss_type a key of `DPO_LOSSES`;

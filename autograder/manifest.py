@@ -166,6 +166,8 @@ PARTS: dict[str, Part] = {
     "tokenizer": Part("5", "The tokenizer", "handout/tokenizer.md"),
     "tasks": Part("6", "The tasks", "handout/tasks.md", PREDICTION_FILES),
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
+    "lora": Part("7.2", "LoRA", "handout/lora.md"),
+    "dpo": Part("7.3", "DPO", "handout/dpo.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

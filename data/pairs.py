@@ -1,4 +1,4 @@
-"""Preference pairs for DPO (handout 6.3), and the sonnet-form score that ranks them.
+"""Preference pairs for DPO (handout 7.3), and the sonnet-form score that ranks them.
 
 The course data has only good examples, so the losing side of each pair is made here,
 by documented, seeded rules; `write_pairs` stores them as JSONL (one pair per line, text

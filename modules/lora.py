@@ -1,4 +1,4 @@
-"""LoRA: low-rank adapters on frozen linear layers (handout 6.2).
+"""LoRA: low-rank adapters on frozen linear layers (handout 7.2).
 
 A frozen projection W [out, in] gets a trainable update of rank r,
 
@@ -33,7 +33,7 @@ ADAPTER_NAMES = ("lora_A", "lora_B")  # the parameter names `lora_state_dict` ke
 
 
 class LoRALinear(nn.Module):
-    """A frozen `nn.Linear` plus a trainable rank-r update (handout 6.2).
+    """A frozen `nn.Linear` plus a trainable rank-r update (handout 7.2).
 
     Attributes:
         base: the wrapped `nn.Linear` (weight [out, in]); its parameters are frozen.
@@ -70,7 +70,7 @@ class LoRALinear(nn.Module):
         self.disabled = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., in] -> [..., out] (handout 6.2).
+        """[..., in] -> [..., out] (handout 7.2).
 
         While merged or disabled, the adapter is skipped: the result is `base(x)`.
         Otherwise the result is
@@ -93,7 +93,7 @@ class LoRALinear(nn.Module):
         ### END SOLUTION
 
     def delta_weight(self) -> torch.Tensor:
-        """The update the adapter adds to `base.weight` (handout 6.2).
+        """The update the adapter adds to `base.weight` (handout 7.2).
 
         Returns (lora_B @ lora_A) * scaling, [out, in] like `base.weight` (not its transpose).
         Example: lora_A = [[1, 1]], lora_B = [[1], [0]], scaling 2 -> [[2, 2], [0, 0]].
@@ -104,7 +104,7 @@ class LoRALinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Fold the update into the frozen weight (handout 6.2).
+        """Fold the update into the frozen weight (handout 7.2).
 
         base.weight <- base.weight + delta_weight(), in place (`base.weight` keeps its memory
         layout); then `merged` is True, so `forward` returns `base(x)`, the same numbers up

@@ -220,7 +220,7 @@ def test_bad_arguments_are_refused_with_the_value(module, flags, message, capsys
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-# --- --peft lora (handout 6.2) and DPO from the LoRA sonnet checkpoint (handout 6.3) ---
+# --- --peft lora (handout 7.2) and DPO from the LoRA sonnet checkpoint (handout 7.3) ---
 # Checkpoints must hold the adapters and the task head only.
 
 LORA = ["--peft", "lora", "--lora_r", "4", "--lora_alpha", "8", "--lora_targets", "query",

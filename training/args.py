@@ -81,7 +81,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_peft_args(parser: argparse.ArgumentParser) -> None:
-    """Parameter-efficient fine-tuning flags (handout 6.2), applied by `training.peft`."""
+    """Parameter-efficient fine-tuning flags (handout 7.2), applied by `training.peft`."""
     parser.add_argument("--peft", default="none", choices=["none", "lora"],
                         help="lora: train low-rank adapters (and a task head) only")
     parser.add_argument("--lora_r", type=POSITIVE_INT, default=8, help="adapter rank")
