@@ -116,6 +116,28 @@ RULES = {
                       "autocast) and returns a float32 scalar",
     "mu_center": "mu_center_ subtracts the mean row from every row, in place, and returns "
                  "the same tensor",
+    "lora_forward": "LoRALinear.forward returns base(x) + (dropout(x) @ lora_A^T @ lora_B^T) "
+                    "* scaling",
+    "lora_scaling": "the update is scaled by scaling = alpha / r (alpha / sqrt(r) with "
+                    "rslora), not by alpha",
+    "lora_dropout": "LoRA dropout acts on the adapter branch's input only: base(x) and the "
+                    "update itself are not dropped",
+    "lora_init": "a fresh adapter (lora_B zero, as __init__ sets it) leaves base(x) unchanged",
+    "lora_delta": "delta_weight is (lora_B @ lora_A) * scaling, [out, in] like base.weight",
+    "lora_merge": "merge adds delta_weight() to base.weight in place and sets merged",
+    "logp_shift": "the token at position t is scored by log_softmax(logits[t - 1])",
+    "logp_completion": "only completion tokens count (the end-of-text token included); "
+                       "prompt and padding tokens never do",
+    "logp_average": "average=True divides each row's sum by its number of completion tokens",
+    "dpo_margin": "the margin is (policy_chosen - policy_rejected) - (reference_chosen - "
+                  "reference_rejected), without the reference bracket when reference_free, "
+                  "passed to the loss of loss_type",
+    "dpo_rewards": "rewards are beta * (policy - reference) for chosen and rejected, detached",
+    "dpo_beta": "sigmoid_loss scales the margin by beta: sigma(beta * z)",
+    "dpo_sigmoid": "sigmoid_loss = -(1 - eps) log sigma(beta z) - eps log sigma(-beta z), "
+                   "eps = label_smoothing (DPO at eps = 0)",
+    "dpo_ipo": "ipo_loss = (z - 1 / (2 beta))^2",
+    "dpo_hinge": "hinge_loss = max(0, 1 - beta z)",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
                       "GPT-2's state at each row's last real token",
     "sentiment_dropout": "the classifier's dropout is active in training, off in eval",

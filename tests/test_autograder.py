@@ -55,7 +55,8 @@ def test_every_case_has_reference_outputs_and_known_rules():
 def test_untouched_handout_scores_zero_with_todo_names(tmp_path):
     handout = tmp_path / "handout"
     release(REPO, handout)
-    data = grade(handout, predictions=False, only=["attention", "layer", "optimizer"])
+    data = grade(handout, predictions=False,
+                 only=["attention", "layer", "optimizer", "lora", "dpo"])
     assert_valid_results(data)
     assert data["score"] == 0 and data["tests"]
     for test in data["tests"]:

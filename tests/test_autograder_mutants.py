@@ -136,6 +136,54 @@ MUTANTS = {
         "sample_draw", "models/generate.py",
         "u = torch.rand(logits.shape[0], generator=generator)",
         "u = torch.rand(logits.shape[0], 2, generator=generator)[:, 0]"),
+    "lora_scaled_by_alpha": (
+        "lora_scaling", "modules/lora.py",
+        "F.linear(self.lora_dropout(x), self.lora_A) * self.scaling  # (..., r)",
+        "F.linear(self.lora_dropout(x), self.lora_A) * self.scaling * self.lora_A.shape[0]"),
+    "lora_dropout_on_output": (
+        "lora_dropout", "modules/lora.py",
+        "        down = F.linear(self.lora_dropout(x), self.lora_A) * self.scaling  # (..., r)\n"
+        "        return result + F.linear(down, self.lora_B)  # (..., out)\n",
+        "        down = F.linear(x, self.lora_A) * self.scaling\n"
+        "        return result + self.lora_dropout(F.linear(down, self.lora_B))\n"),
+    "lora_B_not_zero": (
+        "lora_init", "modules/lora.py",
+        "self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **factory))",
+        "self.lora_B = nn.Parameter(torch.full((base.out_features, r), 0.01, **factory))"),
+    "lora_delta_transposed": (
+        "lora_delta", "modules/lora.py",
+        "return (self.lora_B @ self.lora_A) * self.scaling  # (out, in)",
+        "return (self.lora_B @ self.lora_A).T * self.scaling"),
+    "lora_merge_wrong_sign": (
+        "lora_merge", "modules/lora.py",
+        "self.base.weight.add_(self.delta_weight().to(self.base.weight.dtype))\n"
+        "        self.merged = True",
+        "self.base.weight.sub_(self.delta_weight().to(self.base.weight.dtype))\n"
+        "        self.merged = True"),
+    "logp_prompt_counted": (
+        "logp_completion", "dpo.py",
+        "mask = (completion_mask[:, 1:] * attention_mask[:, 1:]).to(token_logps.dtype)",
+        "mask = attention_mask[:, 1:].to(token_logps.dtype)"),
+    "logp_off_by_one": (
+        "logp_shift", "dpo.py",
+        "logits = model.hidden_state_to_token(hidden[:, :-1])",
+        "logits = model.hidden_state_to_token(hidden[:, 1:])"),
+    "dpo_margin_sign_flipped": (
+        "dpo_margin", "dpo.py",
+        "logits = policy_logratios - (0 if reference_free else reference_logratios)",
+        "logits = (0 if reference_free else reference_logratios) - policy_logratios"),
+    "dpo_beta_missing": (
+        "dpo_beta", "dpo.py",
+        "(-F.logsigmoid(beta * logits) * (1 - label_smoothing)\n"
+        "            - F.logsigmoid(-beta * logits) * label_smoothing)",
+        "(-F.logsigmoid(logits) * (1 - label_smoothing)\n"
+        "            - F.logsigmoid(-logits) * label_smoothing)"),
+    "dpo_label_smoothing_swapped": (
+        "dpo_sigmoid", "dpo.py",
+        "(-F.logsigmoid(beta * logits) * (1 - label_smoothing)\n"
+        "            - F.logsigmoid(-beta * logits) * label_smoothing)",
+        "(-F.logsigmoid(beta * logits) * label_smoothing\n"
+        "            - F.logsigmoid(-beta * logits) * (1 - label_smoothing))"),
 }
 
 

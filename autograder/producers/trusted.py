@@ -111,3 +111,28 @@ def stub_gpt(vocab_size: int, hidden_size: int, seed: int):
 
     return StubGPT()
 
+
+def lora_delta_weight(self):
+    """`LoRALinear.delta_weight` (handout 7.2): (lora_B @ lora_A) * scaling, [out, in]."""
+    return (self.lora_B @ self.lora_A) * self.scaling
+
+
+def sigmoid_loss(logits, beta: float, label_smoothing: float):
+    """`sigmoid_loss` (handout 7.3): -(1 - ε) log σ(β z) - ε log σ(-β z), [B]."""
+    import torch.nn.functional as F
+
+    return (-(1 - label_smoothing) * F.logsigmoid(beta * logits)
+            - label_smoothing * F.logsigmoid(-beta * logits))
+
+
+def ipo_loss(logits, beta: float, label_smoothing: float):
+    """`ipo_loss` (handout 7.3): (z - 1 / (2β))^2, [B]."""
+    return (logits - 1 / (2 * beta)) ** 2
+
+
+def hinge_loss(logits, beta: float, label_smoothing: float):
+    """`hinge_loss` (handout 7.3): max(0, 1 - β z), [B]."""
+    return (1 - beta * logits).clamp(min=0)
+
+
+DPO_LOSSES = {"sigmoid": sigmoid_loss, "ipo": ipo_loss, "hinge": hinge_loss}
