@@ -50,9 +50,14 @@ class Isolation:
     notes: list[str] = field(default_factory=list)
 
 
-def _works(command: list[str]) -> bool:
+# Importing torch can take tens of seconds on a loaded machine; a probe that times out
+# would make the child run as root, so it gets far longer than the other probes.
+PYTHON_PROBE_S = 180.0
+
+
+def _works(command: list[str], timeout: float = 20.0) -> bool:
     try:
-        return subprocess.run(command, capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(command, capture_output=True, timeout=timeout).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -86,7 +91,8 @@ def _user_can_run_python(user: tuple[int, int], modules: list[str]) -> bool:
     return _works(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
                    sys.executable, "-I", "-c", "import sys, importlib.util, numpy, torch; "
                    f"found = all(importlib.util.find_spec(m) for m in {modules!r}); "
-                   f"sys.exit(not found or sys.base_prefix != {sys.base_prefix!r})"])
+                   f"sys.exit(not found or sys.base_prefix != {sys.base_prefix!r})"],
+                  timeout=PYTHON_PROBE_S)
 
 
 def _open_path_to_python() -> list[str]:

@@ -473,7 +473,7 @@ def test_fences_strip_to_a_handout_that_imports(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "TODO bpe.py count_pairs"
+    assert out.strip() == "TODO bpe.py count_pairs (handout 5.1)"
 
 
 TRAIN_PROBE = """
