@@ -11,7 +11,9 @@
 The flags are nanoGPT's (``--n_layer=4`` and ``--compile=False`` work too).  The out
 folder gets ``metrics.jsonl`` (one row per logged step), ``loss.png`` and
 ``perplexity.png``, ``samples.txt`` (top-p samples from fixed prompts after training),
-``ckpt.pt`` (the last checkpoint) and ``best.pt`` (the lowest validation loss).
+``ckpt.pt`` (the last checkpoint) and ``best.pt`` (the lowest validation loss); with
+``--keep_checkpoints N`` also the last N evaluations' as ``ckpt_<iter>.pt``, which
+``average_checkpoints.py --dir OUT --last N`` averages.
 ``--gradient_accumulation_steps`` counts micro-steps over all processes, as nanoGPT's.
 """
 
@@ -87,6 +89,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
             ("eval_interval", POSITIVE_INT, 250, "steps between evaluations"),
             ("eval_iters", POSITIVE_INT, 20, "validation micro-batches per evaluation"),
             ("log_interval", POSITIVE_INT, 10, "steps between metrics rows"),
+            ("keep_checkpoints", NON_NEGATIVE_INT, 0, "also keep the last N evaluation "
+             "checkpoints as ckpt_<iter>.pt, for average_checkpoints.py (0 = none)"),
             ("seed", int, 1337, "random seed"),
             ("num_samples", NON_NEGATIVE_INT, 1, "samples per prompt in samples.txt"),
             ("max_new_tokens", POSITIVE_INT, 200, "tokens per sample"),
@@ -210,7 +214,8 @@ def make_trainer(args: argparse.Namespace, meta: dict, model: GPT2Model, info,
         decay_lr=args.decay_lr, weight_decay=args.weight_decay, beta1=args.beta1,
         beta2=args.beta2, grad_clip=args.grad_clip, eval_interval=args.eval_interval,
         log_interval=args.log_interval, dtype=args.dtype, compile=args.compile,
-        parallel=args.parallel, out_dir=args.out_dir, checkpoint_prefix="gpt.")
+        parallel=args.parallel, out_dir=args.out_dir, keep_checkpoints=args.keep_checkpoints,
+        checkpoint_prefix="gpt.")
     batches = TokenBatches(train, args.block_size, args.batch_size,
                            args.gradient_accumulation_steps // info.world_size, info.rank,
                            info.world_size, args.seed, device, "train.bin")
