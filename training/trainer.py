@@ -70,6 +70,7 @@ class TrainConfig:
     log_interval: int = 10  # a metrics row every N steps
     dtype: str = "bfloat16"  # autocast dtype on a GPU: "bfloat16" or "float32"
     compile: bool = False  # torch.compile the model
+    compile_backend: str = "inductor"  # torch.compile's backend ("aot_eager": no C++ compiler)
     parallel: str = "ddp"  # several processes: "ddp" or "fsdp" (training.distributed.WRAPPERS)
     out_dir: str = "out"
     last_name: str | None = "ckpt.pt"  # the last checkpoint (None: not kept)
@@ -158,7 +159,8 @@ class Trainer:
         model = model.to(self.device)
         if self.dist.enabled:
             model = distributed.WRAPPERS[config.parallel](model, self.device)
-        self.model = torch.compile(model) if config.compile else model
+        self.model = torch.compile(model, backend=config.compile_backend) if config.compile \
+            else model
         self.optimizer = AdamW(param_groups(self.model, config.weight_decay),
                                lr=config.learning_rate, betas=(config.beta1, config.beta2),
                                eps=config.eps)
