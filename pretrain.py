@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict
 
@@ -137,6 +138,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                      f"{args.warmup_iters}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but CUDA is not available; use --device cpu")
+    compiler = os.environ.get("CXX", "g++")  # what inductor builds its CPU kernels with
+    if args.compile and args.device == "cpu" and shutil.which(compiler) is None:
+        parser.error(f"--compile on the CPU needs a C++ compiler and {compiler} is not on the "
+                     "PATH: install one (apt-get install build-essential) or set CXX, or drop "
+                     "--compile")
     if args.compare_devices and not torch.cuda.is_available():
         parser.error("--compare_devices needs a GPU, and CUDA is not available")
     if args.dtype is None:
