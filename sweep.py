@@ -27,7 +27,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from analysis.sweep_summary import SPIKE_RATIO, aggregate
 from training.sweeps import (
     GridError,
     expand,
@@ -120,8 +119,12 @@ def command_run_one(args: argparse.Namespace) -> int:
 
 
 def command_aggregate(args: argparse.Namespace) -> int:
+    # the summary's imports (the model, matplotlib) would slow every array task's start
+    from analysis.sweep_summary import aggregate
+
+    ratio = {} if args.spike_ratio is None else {"spike_ratio": args.spike_ratio}
     aggregate(args.paths, args.out_dir, args.windows, args.seed, args.batch_size,
-              args.data_dir, args.device, args.spike_ratio)
+              args.data_dir, args.device, **ratio)
     return 0
 
 
@@ -154,8 +157,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     summary.add_argument("--seed", type=int, default=0, help="seed of the windows")
     summary.add_argument("--batch_size", type=int, default=8)
     summary.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    summary.add_argument("--spike_ratio", type=float, default=SPIKE_RATIO,
-                         help="a loss this fraction above the running minimum is a spike")
+    summary.add_argument("--spike_ratio", type=float,
+                         help="a loss this fraction above the running minimum is a spike "
+                              "(default: analysis.sweep_summary.SPIKE_RATIO, 0.1)")
     args = parser.parse_args(argv)
     if args.command == "aggregate" and args.out_dir is None:
         if len(args.paths) > 1:
