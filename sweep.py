@@ -92,6 +92,9 @@ def submit(args: argparse.Namespace, runs: dict[str, dict]) -> int:
     if not todo:
         print("[sweep] every run has finished; nothing to submit")
         return 0
+    if shutil.which("sbatch") is None:
+        raise FileNotFoundError("sbatch not found: submit from a Slurm login node, or train "
+                                "here with `sweep.py run`")
     command = ["sbatch", "--parsable", f"--array={array_spec(todo, args.max_parallel)}",
                f"--output={sweep_dir}/slurm-%A_%a.out", *shlex.split(args.sbatch_args),
                *(["--wait"] if args.wait else []), str(SBATCH_SCRIPT), str(sweep_dir)]

@@ -127,7 +127,11 @@ def summarize_run(run_dir: Path, windows: int, seed: int, batch_size: int,
     model = load_model(str(checkpoint)).to(device)
     layers = analyse(model, chosen, lambda i: tokenizer.decode([i]), batch_size)
     top = max(layers, key=lambda row: row["top1"])
-    values = {"iter": state["iter_num"], **final_metrics(read_metrics(run_dir / "metrics.jsonl"), ratio),
+    try:
+        logged = final_metrics(read_metrics(run_dir / "metrics.jsonl"), ratio)
+    except ValueError as error:
+        raise ValueError(f"{run_dir / 'metrics.jsonl'}: {error}") from None
+    values = {"iter": state["iter_num"], **logged,
               "largest_activation": top["top1"], "largest_activation_layer": top["layer"],
               "largest_logit": largest_logit(model, chosen, batch_size)}
     return values, layers, config

@@ -90,6 +90,7 @@ def test_expansion_is_the_product_in_file_order_seeds_fastest(tmp_path):
     ("seeds = [0]\n[base]\nn_embd = 30\n[grid]\nn_head = [2, 4]\n",
      "run n_head=4,seed=0: --n_embd 30 is not divisible by --n_head 4"),
     ("seeds = [0\n", "not TOML"),
+    ('seeds = [0]\n[base]\ninit_from = "resume"\n', "the sweep resumes a started run itself"),
 ])
 def test_a_bad_grid_is_refused_naming_the_file_and_key(tmp_path, text, message):
     path = write_grid(tmp_path, text)

@@ -13,7 +13,7 @@ becomes ``True``/``False``, as ``--compile=False``).  A grid is checked when it 
 against pretrain.py's own parser (``training.pretrain_flags``, shortened names refused):
 every key and value alone, then every expanded run as a whole (``--n_embd`` divisible by
 ``--n_head``, ...); an error names the file, the table and the key, or the run.  The sweep
-sets ``seed`` and ``out_dir`` itself, so a grid may not.
+sets ``seed``, ``out_dir`` and ``--init_from resume`` itself, so a grid may not.
 
 A run's name lists its grid values in file order, then the seed, Hydra's way:
 ``attention_variant=attn_bias,seed=1337`` (characters other than letters, digits and
@@ -113,6 +113,9 @@ def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> G
     for key in (*base, *grid):
         if key in SET_BY_THE_SWEEP:
             raise GridError(f"{path}: {key} is set by the sweep: {SET_BY_THE_SWEEP[key]}")
+    if "resume" in (base.get("init_from"), *grid.get("init_from", [])):
+        raise GridError(f"{path}: init_from = \"resume\": the sweep resumes a started run "
+                        "itself; leave it out")
     both = sorted(set(base) & set(grid))
     if both:
         raise GridError(f"{path}: {both} in both [base] and [grid]")
