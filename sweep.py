@@ -27,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from training.args import POSITIVE_INT
 from training.sweeps import (
     GridError,
     expand,
@@ -47,7 +48,9 @@ def prepare(args: argparse.Namespace) -> dict[str, dict]:
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     runs = expand(read_grid(args.grid, overrides))
     write_runs(args.out_dir, runs)
-    shutil.copyfile(args.grid, Path(args.out_dir) / "grid.toml")
+    copy = Path(args.out_dir) / "grid.toml"
+    if not copy.exists() or not copy.samefile(args.grid):
+        shutil.copyfile(args.grid, copy)
     print(f"[sweep] {len(runs)} runs in {args.out_dir}/runs.json")
     return runs
 
@@ -145,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     slurm = commands.choices["slurm"]
     slurm.add_argument("--sbatch_args", default="",
                        help='more sbatch options, e.g. "--gres=gpu:1 --time=02:00:00"')
-    slurm.add_argument("--max_parallel", type=int, help="array tasks running at once")
+    slurm.add_argument("--max_parallel", type=POSITIVE_INT, help="array tasks running at once")
     slurm.add_argument("--wait", action="store_true", help="return when the array has ended")
     one = commands.add_parser("run-one", help="train run INDEX of a sweep folder (array task)")
     one.set_defaults(handler=command_run_one)
