@@ -2,7 +2,7 @@
 # One run of a sweep (handout 9) per Slurm array task.  `sweep.py slurm` submits it:
 #
 #   python sweep.py slurm sweeps/attention_variants.toml --out_dir out/variants \
-#       --sbatch_args "--gres=gpu:1 --time=02:00:00"
+#       --sbatch_args "--gres=none --cpus-per-task=2"    # the CPU recipe; GPU grids keep gpu:1
 #
 # which writes out/variants/runs.json, then runs
 #   sbatch --array=0-5 --output=<sweep folder>/slurm-%A_%a.out sbatch_sweep.sh <sweep folder>

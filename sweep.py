@@ -2,9 +2,9 @@
 
     python sweep.py run sweeps/attention_variants.toml --out_dir out/variants
     python sweep.py slurm sweeps/attention_variants.toml --out_dir out/variants \\
-        --sbatch_args "--gres=gpu:1 --time=02:00:00"      # one array task per run
+        --sbatch_args "--gres=none --cpus-per-task=2"     # one array task per run
     python sweep.py aggregate out/variants                  # summary.csv and the figures
-    python sweep.py aggregate /work/study/softmax /work/study/vbias --out_dir out/study
+    python sweep.py aggregate out/softmax out/attn_bias --out_dir out/compared
 
 ``run`` expands the grid file (``training.sweeps``: TOML, checked against pretrain.py's
 parser), writes ``DIR/runs.json`` and trains the runs one after another, each as
