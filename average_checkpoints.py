@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from models.gpt2 import GPT2Model, read_checkpoint
+from training.args import POSITIVE_INT
 from training.averaging import average_checkpoints, last_checkpoints
 from training.checkpoint import save_checkpoint
 from training.lm_data import open_split
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--out", required=True, help="where to write the averaged checkpoint")
     parser.add_argument("--data_dir", help="prepared corpus for the validation losses "
                         "(default: the one the last checkpoint was trained on)")
-    parser.add_argument("--eval_tokens", type=int, help="score only this many validation tokens")
+    parser.add_argument("--eval_tokens", type=POSITIVE_INT,
+                        help="score only this many validation tokens")
     args = parser.parse_args(argv)
     if args.dir and (args.last is None or args.last < 1):
         parser.error("--dir needs --last N, a positive number of checkpoints")

@@ -165,6 +165,8 @@ def test_pretrain_keeps_its_last_checkpoints_and_their_average_is_their_mean(tmp
     (["--dir", "RUNS", "--last", "2", "--out", "x.pt"], "fewer than the 2 asked for"),
     (["--checkpoints", "missing.pt", "--out", "x.pt"], "checkpoint not found: missing.pt"),
     (["--dir", "nowhere", "--last", "1", "--out", "x.pt"], "checkpoint folder not found"),
+    (["--dir", "RUNS", "--last", "1", "--out", "x.pt", "--eval_tokens", "0"],
+     "argument --eval_tokens: 0 is not an integer >= 1"),
 ])
 def test_cli_errors(tmp_path, capsys, argv, message):
     runs = tmp_path / "runs"
