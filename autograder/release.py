@@ -96,11 +96,18 @@ def find_fences(path: str, text: str) -> list[Fence]:
     return fences
 
 
+def staff_only(rel: str) -> bool:
+    """Whether `rel` (a path relative to the root) is declared STAFF_ONLY."""
+    return any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY)
+
+
 def handout_files(root: Path) -> list[str]:
-    """HANDOUT_FILES and every .py file of HANDOUT_FOLDERS in the tree at `root`."""
+    """HANDOUT_FILES and every .py file of HANDOUT_FOLDERS in the tree at `root` that is not
+    STAFF_ONLY."""
     found = [path.relative_to(root).as_posix() for folder in HANDOUT_FOLDERS
              for path in sorted((root / folder).glob("*.py"))]
-    return list(HANDOUT_FILES) + [rel for rel in found if rel not in HANDOUT_FILES]
+    return list(HANDOUT_FILES) + [rel for rel in found
+                                  if rel not in HANDOUT_FILES and not staff_only(rel)]
 
 
 def fence_part(fence: Fence) -> str:
@@ -191,7 +198,7 @@ def check_release(root: Path, out: Path) -> list[str]:
             problems.append(f"{rel}: solution line survives: {line!r}")
     for path in out.rglob("*"):
         rel = path.relative_to(out).as_posix()
-        if any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY):
+        if staff_only(rel):
             problems.append(f"staff-only file in the handout: {rel}")
     modules = [rel[:-3].replace("/", ".").removesuffix(".__init__")
                for rel in handout_files(root) if rel.endswith(".py")]
