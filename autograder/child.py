@@ -69,10 +69,13 @@ def load_solutions(path: str, required: bool) -> types.ModuleType | None:
             raise SystemExit(f"grader error: the trusted solutions {path} are missing, but "
                              "hidden cases are graded; rebuild the bundle from the staff tree")
         return None
-    sys.dont_write_bytecode = True
     spec = importlib.util.spec_from_file_location("_staff_solutions", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
     return module
 
 

@@ -32,7 +32,7 @@ from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.manifest import HANDOUT_FILES, SOLUTIONS
 from autograder.parts import assignment
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
-from autograder.unpack import SubmissionError, read_submission
+from autograder.unpack import SubmissionError, read_submission, refuse_grader_names
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_FILES = ("autograder/__init__.py", "autograder/child.py", "autograder/npzio.py")
@@ -191,6 +191,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
            predictions: bool, limits: sandbox.Limits, start: float) -> Results:
     chosen = layout.assignment
     files, notes = read_submission(submission)
+    refuse_grader_names({rel: data for rel, data in files.items() if rel in chosen["gradable"]})
     solved = sorted(rel for rel in files if rel not in chosen["gradable"] + chosen["predictions"])
     if solved:
         notes.append(f"ignored {solved}: their parts ship solved in this assignment")
