@@ -4,10 +4,12 @@
         --data_dir data/shakespeare_char
     python average_checkpoints.py --checkpoints a.pt b.pt c.pt --out avg.pt
 
-``--dir D --last N`` takes the N checkpoints of D with the highest ``iter_num``;
-``--checkpoints`` takes a list, oldest first. With ``--data_dir`` (a ``data/prepare_lm.py``
-folder) the averaged model's validation loss is printed beside the last checkpoint's: the
-mean NLL per token of the validation split, in windows of the model's context.
+``--dir D --last N`` takes the N checkpoints of D with the highest ``iter_num`` (a run of
+``pretrain.py --keep_checkpoints N`` leaves them as ``ckpt_<iter>.pt``); ``--checkpoints``
+takes a list, oldest first.  The averaged model's validation loss is printed beside the
+last checkpoint's: the mean NLL per token of the validation split of ``--data_dir`` (a
+``data/prepare_lm.py`` folder; default: the ``data_dir`` the last checkpoint was trained
+on), in disjoint windows of the model's context.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models.gpt2 import GPT2Model
-from training.averaging import average_checkpoints, last_checkpoints, save_atomic
+from models.gpt2 import GPT2Model, read_checkpoint
+from training.args import POSITIVE_INT
+from training.averaging import average_checkpoints, last_checkpoints
+from training.checkpoint import save_checkpoint
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 
@@ -30,6 +34,11 @@ def validation_loss(model: GPT2Model, data_dir: str, max_tokens: int | None) -> 
     return nll / count
 
 
+def trained_on(path: str) -> str | None:
+    """The ``data_dir`` flag the checkpoint at ``path`` was trained with, if it records one."""
+    return (read_checkpoint(path).get("config") or {}).get("data_dir")
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,8 +47,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     which.add_argument("--dir", help="folder of checkpoints; with --last N")
     parser.add_argument("--last", type=int, help="how many of --dir's latest checkpoints")
     parser.add_argument("--out", required=True, help="where to write the averaged checkpoint")
-    parser.add_argument("--data_dir", help="prepared corpus: report validation losses")
-    parser.add_argument("--eval_tokens", type=int, help="score only this many validation tokens")
+    parser.add_argument("--data_dir", help="prepared corpus for the validation losses "
+                        "(default: the one the last checkpoint was trained on)")
+    parser.add_argument("--eval_tokens", type=POSITIVE_INT,
+                        help="score only this many validation tokens")
     args = parser.parse_args(argv)
     if args.dir and (args.last is None or args.last < 1):
         parser.error("--dir needs --last N, a positive number of checkpoints")
@@ -47,12 +58,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         parser.error("--last goes with --dir; --checkpoints averages every file it lists")
     try:
         paths = args.checkpoints or last_checkpoints(args.dir, args.last)
-        save_atomic(average_checkpoints(paths), args.out)
+        save_checkpoint(average_checkpoints(paths), args.out)
         print(f"averaged {len(paths)} checkpoints ({', '.join(map(str, paths))}) into "
               f"{args.out}", file=sys.stderr)
-        if not args.data_dir:
+        data_dir = args.data_dir or trained_on(paths[-1])
+        if data_dir is None:
+            print(f"validation loss not reported: {paths[-1]} records no data_dir; pass "
+                  "--data_dir", file=sys.stderr)
             return {}
-        losses = {name: validation_loss(GPT2Model.from_checkpoint(path), args.data_dir,
+        losses = {name: validation_loss(GPT2Model.from_checkpoint(path), data_dir,
                                         args.eval_tokens)
                   for name, path in (("last", paths[-1]), ("average", args.out))}
     except (FileNotFoundError, ValueError) as error:

@@ -19,6 +19,7 @@ from functools import partial
 import torch
 from torch import nn
 
+import evaluation
 from data.loaders import (
     SENTIMENT_TASKS,
     SentimentExample,
@@ -106,7 +107,8 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
     print(f"[{task}] {len(train)} train / {len(dev)} dev / {len(test)} test, "
           f"{num_labels} classes, {args.fine_tune_mode}, peft {args.peft}, lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, task,
-                         f"{task}-classifier.pt", args, device, lr)
+                         f"{task}-classifier.pt", args, device, lr,
+                         evaluation.accuracy_f1, evaluation.write_predictions)
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,6 +24,7 @@ from functools import partial
 import torch
 from torch import nn
 
+import evaluation
 from data.loaders import (
     PARAPHRASE_ANSWERS,
     PARAPHRASE_PROMPT,
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
           f"{answers}; lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, "para",
-                         "paraphrase.pt", args, device, lr)
+                         "paraphrase.pt", args, device, lr,
+                         evaluation.accuracy_f1, evaluation.write_predictions)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@
     torchrun --nproc_per_node 4 pretrain.py --device cuda --gradient_accumulation_steps 4
     python pretrain.py --init_from resume                 # continue out_dir/ckpt.pt exactly
 
-The flags are nanoGPT's (``--n_layer=4`` and ``--compile=False`` work too).  The out
+The flags are nanoGPT's (``--n_layer=4`` and ``--compile=False`` work too), declared in
+``training/pretrain_flags.py`` (``sweep.py`` checks its grid files against the same parser).  The out
 folder gets ``metrics.jsonl`` (one row per logged step), ``loss.png`` and
 ``perplexity.png``, ``samples.txt`` (top-p samples from fixed prompts after training),
-``ckpt.pt`` (the last checkpoint) and ``best.pt`` (the lowest validation loss).
+``ckpt.pt`` (the last checkpoint) and ``best.pt`` (the lowest validation loss); with
+``--keep_checkpoints N`` also the last N evaluations' as ``ckpt_<iter>.pt``, which
+``average_checkpoints.py --dir OUT --last N`` averages.
 ``--gradient_accumulation_steps`` counts micro-steps over all processes, as nanoGPT's.
 """
 
@@ -31,116 +34,16 @@ from models.generate import generate
 from models.gpt2 import GPT2Model
 from models.lm import CausalLM
 from training import distributed
-from training.args import (
-    NON_NEGATIVE_FLOAT,
-    NON_NEGATIVE_INT,
-    POSITIVE_FLOAT,
-    POSITIVE_INT,
-    PROBABILITY_BELOW_ONE,
-    bounded,
-)
 from training.batches import TokenBatches
 from training.checkpoint import load_checkpoint
 from training.lm_data import bytes_per_token, load_lm_tokenizer, open_split, read_meta
 from training.losses import after_optimizer_step, lm_cross_entropy, lm_losses
 from training.plots import plot_metrics
-from training.trainer import AUTOCAST_DTYPES, TrainConfig, Trainer
+from training.pretrain_flags import COMPARE_STEPS, NUMERIC_OPTIONS, get_args
+from training.trainer import TrainConfig, Trainer
 
 SAMPLE_PROMPTS = ("\n", "The ", "ROMEO:")  # samples.txt continues each of these
-COMPARE_STEPS = 50  # --compare_devices times this many steps on each device
 EVAL_SEED = 1234  # validation windows are the same at every evaluation
-# GPT2Config's numeric research options, each a flag of the same name (validated by the config)
-NUMERIC_OPTIONS = ("rope_theta", "rotary_fraction", "z_loss", "mu_loss")
-
-
-def flag_bool(text: str) -> bool:
-    """``True``/``False`` (nanoGPT's ``--compile=False``), also 1/0, yes/no."""
-    values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    if text.lower() not in values:
-        raise argparse.ArgumentTypeError(f"{text!r} is not True or False")
-    return values[text.lower()]
-
-
-def get_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pretrain.py", description=__doc__.split("\n")[0])
-    add = parser.add_argument
-    add("--data_dir", default="data/shakespeare_char", help="folder from data/prepare_lm.py")
-    add("--out_dir", default="out/pretrain")
-    add("--init_from", default="scratch",
-        help="scratch, resume (out_dir/ckpt.pt), or a GPT-2: gpt2, gpt2-medium, ... or a folder")
-    for name, kind, default, text in (
-            ("n_layer", POSITIVE_INT, 4, "layers"), ("n_head", POSITIVE_INT, 4, "heads"),
-            ("n_embd", POSITIVE_INT, 128, "width"), ("block_size", POSITIVE_INT, 64, "context"),
-            ("batch_size", POSITIVE_INT, 12, "sequences per micro-batch and process"),
-            ("gradient_accumulation_steps", POSITIVE_INT, 1, "micro-steps per step, all "
-             "processes together"),
-            ("max_iters", POSITIVE_INT, 2000, "optimizer steps"),
-            ("learning_rate", POSITIVE_FLOAT, 1e-3, "peak lr"),
-            ("min_lr", NON_NEGATIVE_FLOAT, 1e-4, "lr floor"),
-            ("warmup_iters", NON_NEGATIVE_INT, 100, "linear warmup steps"),
-            ("lr_decay_iters", POSITIVE_INT, None, "cosine length (default: max_iters)"),
-            ("weight_decay", NON_NEGATIVE_FLOAT, 0.1, "on matrices and embeddings"),
-            ("beta1", bounded(float, 0.0, 1.0, high_open=True), 0.9, "AdamW beta1"),
-            ("beta2", bounded(float, 0.0, 1.0, high_open=True), 0.99, "AdamW beta2"),
-            ("grad_clip", NON_NEGATIVE_FLOAT, 1.0, "max gradient norm, 0 = off"),
-            ("dropout", PROBABILITY_BELOW_ONE, 0.0, "dropout everywhere"),
-            ("eval_interval", POSITIVE_INT, 250, "steps between evaluations"),
-            ("eval_iters", POSITIVE_INT, 20, "validation micro-batches per evaluation"),
-            ("log_interval", POSITIVE_INT, 10, "steps between metrics rows"),
-            ("seed", int, 1337, "random seed"),
-            ("num_samples", NON_NEGATIVE_INT, 1, "samples per prompt in samples.txt"),
-            ("max_new_tokens", POSITIVE_INT, 200, "tokens per sample"),
-            ("temperature", NON_NEGATIVE_FLOAT, 0.8, "sampling temperature (0 = greedy)"),
-            ("top_p", bounded(float, 0.0, 1.0, low_open=True), 0.95, "nucleus sampling"),
-            ("ddp_timeout", POSITIVE_FLOAT, 300.0, "seconds a rank waits for the others")):
-        add(f"--{name}", type=kind, default=default, help=text)
-    add("--device", default="cpu", choices=["cpu", "cuda"])
-    add("--dtype", default=None, choices=list(AUTOCAST_DTYPES),
-        help="autocast on a GPU (default bfloat16); the CPU trains in float32")
-    for name, text in (("compile", "torch.compile the model"),
-                       ("decay_lr", "cosine decay (False: constant lr after warmup)"),
-                       ("wandb_log", "also send the metrics to Weights & Biases"),
-                       ("compare_devices", f"time {COMPARE_STEPS} steps on the CPU and the GPU")):
-        add(f"--{name}", type=flag_bool, nargs="?", const=True,
-            default=name == "decay_lr", help=text)
-    add("--parallel", default="ddp", choices=list(distributed.WRAPPERS),
-        help="under torchrun: ddp (a copy per GPU) or fsdp (FSDP2 fully_shard, sharded)")
-    add("--wandb_project", default="build-gpt2")
-    add("--wandb_run_name", default=None)
-    for name, allowed in SWITCHES.items():
-        add(f"--{name}", default=getattr(GPT2Config, name), choices=allowed,
-            help="architecture switch of config.py")
-    for name in BOOLEAN_SWITCHES:
-        add(f"--{name}", type=flag_bool, nargs="?", const=True,
-            default=getattr(GPT2Config, name), help="research switch of config.py")
-    for name in NUMERIC_OPTIONS:
-        add(f"--{name}", type=float, default=getattr(GPT2Config, name),
-            help="research option of config.py")
-    args = parser.parse_args(argv)
-    check_args(parser, args)
-    return args
-
-
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse combinations of flags that cannot train, naming the flags and values."""
-    args.lr_decay_iters = args.lr_decay_iters or args.max_iters
-    if args.n_embd % args.n_head:
-        parser.error(f"--n_embd {args.n_embd} is not divisible by --n_head {args.n_head}")
-    if args.min_lr > args.learning_rate:
-        parser.error(f"--min_lr {args.min_lr} is above --learning_rate {args.learning_rate}")
-    if args.decay_lr and args.lr_decay_iters <= args.warmup_iters:
-        parser.error(f"--lr_decay_iters {args.lr_decay_iters} must exceed --warmup_iters "
-                     f"{args.warmup_iters}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda but CUDA is not available; use --device cpu")
-    if args.compare_devices and not torch.cuda.is_available():
-        parser.error("--compare_devices needs a GPU, and CUDA is not available")
-    if args.dtype is None:
-        args.dtype = "bfloat16" if args.device == "cuda" else "float32"
-    if args.init_from not in ("scratch", "resume") and not (
-            args.init_from.startswith("gpt2") or os.path.isdir(args.init_from)):
-        parser.error(f"--init_from {args.init_from!r}: use scratch, resume, a GPT-2 name "
-                     "(gpt2, gpt2-medium, gpt2-large, gpt2-xl) or a checkpoint folder")
 
 
 def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
@@ -210,7 +113,8 @@ def make_trainer(args: argparse.Namespace, meta: dict, model: GPT2Model, info,
         decay_lr=args.decay_lr, weight_decay=args.weight_decay, beta1=args.beta1,
         beta2=args.beta2, grad_clip=args.grad_clip, eval_interval=args.eval_interval,
         log_interval=args.log_interval, dtype=args.dtype, compile=args.compile,
-        parallel=args.parallel, out_dir=args.out_dir, checkpoint_prefix="gpt.")
+        parallel=args.parallel, out_dir=args.out_dir, keep_checkpoints=args.keep_checkpoints,
+        checkpoint_prefix="gpt.")
     batches = TokenBatches(train, args.block_size, args.batch_size,
                            args.gradient_accumulation_steps // info.world_size, info.rank,
                            info.world_size, args.seed, device, "train.bin")

@@ -4,7 +4,9 @@
   layer (the outlier study's figure), with the attention on the first position below;
 - `plot_token_channels`: a 3-D view of one block output on a prompt, |h| over tokens and
   channels (massive activations stand out as a few spikes);
-- `plot_compare`: the top-1 per layer of several models, one line each.
+- `plot_compare`: the top-1 per layer of several models, one line each;
+- `plot_curves`: a metric against training steps for several groups of runs (a sweep's
+  validation losses, `analysis.sweep_summary`), the mean with a band from lowest to highest.
 """
 
 from __future__ import annotations
@@ -78,6 +80,20 @@ def plot_compare(models: dict[str, list[dict]], path: str | Path) -> Path:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("top-1 magnitude |h| (mean over windows)")
     axes.set_title("largest activation per layer")
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_curves(curves: dict[str, tuple], ylabel: str, path: str | Path) -> Path:
+    """Draw {label: (steps [I], mean [I], low [I], high [I])} into `path`: one line per
+    label, with a shaded band where low and high differ (several seeds)."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, (steps, mean, low, high) in curves.items():
+        (line,) = axes.plot(steps, mean, marker="o", markersize=3, label=label)
+        if np.any(np.asarray(high) > np.asarray(low)):
+            axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+    axes.set(xlabel="step", ylabel=ylabel)
+    axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)
 

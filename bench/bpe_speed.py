@@ -1,18 +1,19 @@
 """bpe.py speed next to Rust tokenizers, in one process: training and encoding, times and ratios.
 
-    python bench/bpe_speed.py [--data ../shared/data] [--repeat 3]
+    python -m bench.bpe_speed [--data ../shared/data] [--repeat 3]   # from the repository root
 
 Training: vocabulary 500 on the first ~130 KB of WikiText-2 valid, and vocabulary 10,000 on
 WikiText-2 valid+test (~2.4 MB), next to the `tokenizers` library's byte-level BPE trainer on
 the same file. Encoding: MB/s on WikiText-2 valid+test with the GPT-2 merges, next to tiktoken
 (one thread) and transformers' GPT2TokenizerFast. "cold" starts from an empty pre-token cache,
 "warm" encodes the same text again. Each figure is the best of --repeat runs.
+It runs as a module from the repository root because tiktoken's GPT-2 encoding comes from
+the tests' builder (``tests/reference_tokenizers.py``), its one home.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,9 +25,14 @@ from pathlib import Path
 import bpe
 from training.args import POSITIVE_INT
 
+try:
+    from tests.reference_tokenizers import EOT, tiktoken_gpt2
+except ModuleNotFoundError as error:  # run as a script, tests/ is not on the path
+    raise SystemExit("run it from the repository root as a module: "
+                     "python -m bench.bpe_speed") from error
+
 REPO = Path(__file__).resolve().parents[1]
 
-EOT = "<|endoftext|>"
 TARGETS = {500: 0.3, 10_000: 30.0}  # training seconds by vocabulary size, from issue 3
 
 
@@ -61,20 +67,6 @@ def train_with_tokenizers(path: Path, vocab_size: int) -> None:
         show_progress=False,
     )
     tokenizer.train([str(path)], trainer)
-
-
-def tiktoken_gpt2(gpt2_dir: Path):
-    """tiktoken's GPT-2 encoding built offline from vocab.json."""
-    import tiktoken
-
-    vocab = json.loads((gpt2_dir / "vocab.json").read_text(encoding="utf-8"))
-    ranks = {bpe.token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
-    return tiktoken.Encoding(
-        name="gpt2-from-files",
-        pat_str=bpe.GPT2_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens={EOT: vocab[EOT]},
-    )
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-DATA_DIR = os.path.dirname(os.path.abspath(__file__))  # where data/prepare.py writes
 PREPARE_HINT = ("run `python data/prepare.py --from ../shared/data/cs224n "
                 "--tokenizer ../shared/data/gpt2-tokenizer` first, or pass --data_dir")
 

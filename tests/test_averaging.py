@@ -10,11 +10,13 @@ import dataclasses
 import pytest
 import torch
 
+import pretrain
 from average_checkpoints import main as average_main
 from config import GPT2Config
 from data.prepare_lm import main as prepare_lm
 from models.gpt2 import GPT2Model
 from training.averaging import average_checkpoints, average_state_dicts, last_checkpoints
+from training.checkpoint import load_checkpoint
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 
@@ -77,9 +79,13 @@ def test_last_checkpoints_by_iter(tmp_path):
         torch.save({"model": {}, "model_args": {}, "iter_num": iter_num}, tmp_path / name)
     torch.save({"model": {}, "model_args": {}, "iter_num": 300, "averaged_from": []},
                tmp_path / "avg.pt")  # an earlier average: not a step of the run
+    assert last_checkpoints(tmp_path, 2) == [tmp_path / "ckpt_200.pt", tmp_path / "ckpt_300.pt"]
+    assert [p.name for p in last_checkpoints(tmp_path, 3)] == ["ckpt_100.pt", "ckpt_200.pt",
+                                                               "ckpt_300.pt"]
+    (tmp_path / "ckpt_300.pt").unlink()  # without a kept file, the first by name
+    assert last_checkpoints(tmp_path, 2) == [tmp_path / "ckpt_200.pt", tmp_path / "ckpt.pt"]
+    (tmp_path / "ckpt_200.pt").unlink()
     assert last_checkpoints(tmp_path, 2) == [tmp_path / "best.pt", tmp_path / "ckpt.pt"]
-    assert [p.name for p in last_checkpoints(tmp_path, 3)] == ["ckpt_100.pt", "best.pt",
-                                                               "ckpt.pt"]
     with pytest.raises(ValueError, match=r"3 distinct steps \(\[100, 200, 300\]\), fewer than "
                                          "the 4 asked for"):
         last_checkpoints(tmp_path, 4)
@@ -120,11 +126,47 @@ def test_cli_reports_both_losses(tmp_path, capsys):
                                rtol=1e-7, atol=0)
 
 
+def test_pretrain_keeps_its_last_checkpoints_and_their_average_is_their_mean(tmp_path,
+                                                                              capsys):
+    """pretrain.py --keep_checkpoints 3, evaluating every 2 of 8 steps, leaves ckpt_4, ckpt_6
+    and ckpt_8 (ckpt_2 deleted); average_checkpoints.py --dir --last 3 averages those three
+    (the float64 mean rounded once to float32: rtol 1.2e-7, atol 0), keeps the output head
+    tied, and prints both validation losses, finding the corpus in the checkpoint's flags."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 40,
+                    encoding="utf-8")
+    corpus, out = tmp_path / "chars", tmp_path / "run"
+    prepare_lm(["--input", str(text), "--tokenizer", "bytes", "--out_dir", str(corpus)])
+    pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out), "--max_iters", "8",
+                   "--eval_interval", "2", "--keep_checkpoints", "3", "--n_layer", "1",
+                   "--n_head", "2", "--n_embd", "16", "--block_size", "16", "--batch_size",
+                   "2", "--warmup_iters", "1", "--eval_iters", "1", "--num_samples", "0"])
+    kept = [out / f"ckpt_{i}.pt" for i in (4, 6, 8)]
+    assert sorted(out.glob("ckpt_*.pt")) == sorted(kept)
+    assert [load_checkpoint(path)["iter_num"] for path in kept] == [4, 6, 8]
+    capsys.readouterr()
+
+    losses = average_main(["--dir", str(out), "--last", "3", "--out", str(out / "avg.pt")])
+    states = [load_checkpoint(path)["model"] for path in kept]
+    averaged = load_checkpoint(out / "avg.pt")
+    assert set(averaged["model"]) == set(states[-1])
+    for name, tensor in averaged["model"].items():
+        mean = torch.stack([state[name].double() for state in states]).mean(0)
+        torch.testing.assert_close(tensor, mean.float(), rtol=1.2e-7, atol=0)
+    model = GPT2Model.from_checkpoint(out / "avg.pt")
+    assert model.output_weight is model.word_embedding.weight
+    printed = capsys.readouterr().out
+    assert (f"validation loss: last checkpoint {losses['last']:.4f} ({kept[-1]}), average of 3 "
+            f"{losses['average']:.4f} ({out / 'avg.pt'})") in printed
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--dir", "RUNS", "--out", "x.pt"], "--dir needs --last N"),
     (["--dir", "RUNS", "--last", "2", "--out", "x.pt"], "fewer than the 2 asked for"),
     (["--checkpoints", "missing.pt", "--out", "x.pt"], "checkpoint not found: missing.pt"),
     (["--dir", "nowhere", "--last", "1", "--out", "x.pt"], "checkpoint folder not found"),
+    (["--dir", "RUNS", "--last", "1", "--out", "x.pt", "--eval_tokens", "0"],
+     "argument --eval_tokens: 0 is not an integer >= 1"),
 ])
 def test_cli_errors(tmp_path, capsys, argv, message):
     runs = tmp_path / "runs"

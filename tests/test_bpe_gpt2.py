@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bpe
+import reference_tokenizers
 
 REPO = Path(__file__).resolve().parents[1]
 EOT = "<|endoftext|>"
@@ -64,12 +65,7 @@ def ours_more_specials(ours: bpe.Tokenizer) -> bpe.Tokenizer:
 @pytest.fixture(scope="module")
 def tiktoken_gpt2(gpt2_dir: Path):
     """tiktoken's GPT-2 encoding built offline from the same vocab.json."""
-    import tiktoken
-
-    vocab = json.loads((gpt2_dir / "vocab.json").read_text(encoding="utf-8"))
-    ranks = {bpe.token_bytes(t, "vocab.json"): i for t, i in vocab.items() if t != EOT}
-    return tiktoken.Encoding(name="gpt2-from-files", pat_str=bpe.GPT2_PATTERN,
-                             mergeable_ranks=ranks, special_tokens={EOT: vocab[EOT]})
+    return reference_tokenizers.tiktoken_gpt2(gpt2_dir)
 
 
 @pytest.fixture(scope="module")

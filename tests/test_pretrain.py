@@ -93,6 +93,14 @@ def test_bad_arguments_are_refused_with_the_flag_and_value(argv, message, capsys
     assert message in capsys.readouterr().err
 
 
+def test_compile_without_a_cpp_compiler_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    with pytest.raises(SystemExit):
+        pretrain.get_args(["--compile"])
+    assert "--compile on the CPU needs a C++ compiler and no-such-compiler" in \
+        capsys.readouterr().err
+
+
 def test_missing_data_and_checkpoint_say_what_to_pass(tmp_path, corpus):
     with pytest.raises(SystemExit, match="prepare_lm.py"):
         pretrain.main(["--data_dir", str(tmp_path / "nowhere")])

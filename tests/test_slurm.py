@@ -1,4 +1,4 @@
-"""sbatch.sh against a real single-node Slurm (no mock): munged + slurmctld + slurmd.
+"""sbatch.sh, sbatch_pretrain.sh and sbatch_sweep.sh against a real single-node Slurm (no mock): munged + slurmctld + slurmd.
 
 When slurm-wlm or munge is missing and we are root (CI), they are installed with
 apt-get.  The daemons run in the foreground from a private folder (own munge key and
@@ -18,6 +18,8 @@ import pytest
 import torch
 
 import evaluation
+from analysis.sweep_summary import aggregate
+from data import prepare_lm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEARCH_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin"
@@ -245,3 +247,40 @@ def test_sbatch_pretrain_runs_as_a_two_task_job_through_the_rendezvous(slurm, tm
     assert "done" in text, text
     state = torch.load(out / "ckpt.pt", weights_only=False)
     assert state["iter_num"] == 4 and len(state["rng"]) == 2
+
+
+def test_sweep_runs_as_a_job_array_one_task_per_run(slurm, tmp_path):
+    """`sweep.py slurm` submits one array of two tasks (sbatch_sweep.sh, each `sweep.py
+    run-one`); both runs finish, each in its own task, and aggregate into two rows."""
+    env, folder = slurm
+    text = tmp_path / "input.txt"
+    text.write_text("To be, or not to be, that is the question.\n" * 200, encoding="utf-8")
+    prepare_lm.main(["--input", str(text), "--tokenizer", "bytes", "--out_dir",
+                     str(tmp_path / "chars")])
+    grid = tmp_path / "grid.toml"
+    grid.write_text('seeds = [0]\n[base]\nn_layer = 1\nn_head = 2\nn_embd = 32\n'
+                    'block_size = 32\nbatch_size = 4\nmax_iters = 3\nwarmup_iters = 1\n'
+                    'eval_interval = 3\neval_iters = 2\nnum_samples = 0\n'
+                    '[grid]\nattention_variant = ["softmax", "attn_bias"]\n', encoding="utf-8")
+    out, job_dir = tmp_path / "sweep", tmp_path / "job"
+    job_dir.mkdir()
+    command = [sys.executable, os.path.join(REPO, "sweep.py"), "slurm", str(grid), "--out_dir",
+               str(out), "--data_dir", str(tmp_path / "chars"), "--wait", "--sbatch_args",
+               "--gres=none --cpus-per-task=1 --mem=1G --time=00:10:00"]
+    try:
+        result = subprocess.run(command, cwd=job_dir, env={**env, "PATH": SEARCH_PATH},
+                                capture_output=True, text=True, timeout=170)
+    except subprocess.TimeoutExpired:
+        subprocess.run([which("scancel"), "--user=root"], env=env)
+        pytest.fail("the array did not finish within 170 s\n" + logs(folder))
+    outputs = sorted(out.glob("slurm-*_*.out"))
+    text = "".join(f"--- {path.name}\n{path.read_text()}" for path in outputs)
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{text}\n{logs(folder)}"
+    assert "--array=0-1" in result.stdout
+    assert [path.name.rsplit("_", 1)[1] for path in outputs] == ["0.out", "1.out"], text
+    names = ["attention_variant=softmax,seed=0", "attention_variant=attn_bias,seed=0"]
+    for index, (path, name) in enumerate(zip(outputs, names, strict=True)):
+        assert f"{index + 1}/2 {name}: new" in path.read_text(), text
+        assert torch.load(out / name / "ckpt.pt", weights_only=False)["iter_num"] == 3
+    rows = aggregate([out], out, windows=2)
+    assert [row["run"] for row in rows] == names and all(row["iter"] == 3 for row in rows)

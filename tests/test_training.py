@@ -7,6 +7,7 @@ Multi-process runs go through torchrun (gloo on the CPU) with tests/tiny_train.p
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,6 +84,24 @@ def test_resume_is_exact_bit_for_bit(tmp_path):
     assert [row["iter"] for row in rows[0]] == [0, 1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
+def test_compiled_resume_is_exact_and_checkpoints_have_plain_keys(tmp_path):
+    """--compile through the Trainer, with the aot_eager backend (dynamo's graph capture and
+    AOT autograd as under inductor, without its C++ build, which takes minutes here):
+    stopped at step 3 and resumed equals never stopped, bit for bit; the weights equal the
+    eager run's to 1e-6 (the same ATen operations); no ``_orig_mod.`` in the checkpoint."""
+    flags = ("--dropout", "0.1", "--eval_interval", "3", "--compile_backend", "aot_eager")
+    whole = run_tiny(tmp_path / "whole", "--max_iters", "6", *flags)
+    run_tiny(tmp_path / "split", "--max_iters", "3", *flags)
+    resumed = run_tiny(tmp_path / "split", "--max_iters", "6", "--resume", *flags)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    eager = run_tiny(tmp_path / "eager", "--max_iters", "6", *flags[:-2])
+    assert max_difference(whole, eager) < 1e-6
+    state = load_checkpoint(tmp_path / "whole" / "ckpt.pt")
+    assert set(state["model"]) == set(eager)
+    assert not any("_orig_mod" in name for name in state["optimizer"]["state"])
+
+
 def test_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path):
     """SIGKILL halfway through the second write of ckpt.pt: the step-2 checkpoint is still
     whole, and resuming from it ends with the weights of a run never stopped (exactly)."""
@@ -99,21 +118,55 @@ def test_run_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
+TWO_RANKS = ("--batch_size", "4", "--accumulation", "2")  # 2 ranks x 2 micro-batches of 4
+
+
+@pytest.fixture(scope="module")
+def two_rank_runs(tmp_path_factory) -> dict[str, Path]:
+    """4 steps of 2 gloo ranks under torchrun (``TWO_RANKS``; ckpt.pt at step 4, and
+    ckpt_2.pt kept), with DDP and with FSDP2: their out folders by ``--parallel`` value."""
+    runs = {}
+    for parallel in ("ddp", "fsdp"):
+        runs[parallel] = tmp_path_factory.mktemp(parallel)
+        result = torchrun(runs[parallel], *TWO_RANKS, "--parallel", parallel,
+                          "--keep_checkpoints", "2")
+        assert result.returncode == 0, result.stderr[-3000:]
+    return runs
+
+
 @pytest.mark.slow
-def test_ddp_and_fsdp2_on_two_processes_equal_one_process(tmp_path):
+def test_ddp_and_fsdp2_on_two_processes_equal_one_process(tmp_path, two_rank_runs):
     """2 ranks x 2 micro-batches of 4 (gloo; no all-reduce on the first) against 1 process
     x 4 micro-batches of 4, the same global batch: DDP's and FSDP2's weights after 4 steps
     equal the single process's to 1e-6.  Checkpoints hold plain keys (no module.)."""
     one = run_tiny(tmp_path / "one", "--batch_size", "4", "--accumulation", "4")
-    for parallel in ("ddp", "fsdp"):
-        out = tmp_path / parallel
-        result = torchrun(out, "--batch_size", "4", "--accumulation", "2",
-                          "--parallel", parallel)
-        assert result.returncode == 0, result.stderr[-3000:]
+    for parallel, out in two_rank_runs.items():
         assert max_difference(one, torch.load(out / "params.pt")) < 1e-6, parallel
         state = load_checkpoint(out / "ckpt.pt")
         assert state["iter_num"] == 4 and len(state["rng"]) == 2
         assert set(state["model"]) == set(one)
+
+
+@pytest.mark.slow
+def test_fsdp2_resume_is_exact_bit_for_bit(tmp_path, two_rank_runs):
+    """2 FSDP2 ranks resumed from the step-2 checkpoint (the whole weights and optimizer
+    state, sharded again on load) end as the unstopped run: the same weights and the same
+    metrics rows (losses, learning rates, gradient norms), exactly.  The unstopped run kept
+    that checkpoint (ckpt_2.pt, the state a run stopped at step 2 leaves in ckpt.pt), so one
+    torchrun suffices."""
+    whole, out = two_rank_runs["fsdp"], tmp_path / "resumed"
+    out.mkdir()
+    shutil.copy(whole / "ckpt_2.pt", out / "ckpt.pt")
+    shutil.copy(whole / "metrics.jsonl", out / "metrics.jsonl")  # resume drops rows after 2
+    result = torchrun(out, *TWO_RANKS, "--parallel", "fsdp", "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = torch.load(out / "params.pt")
+    assert all(torch.equal(value, resumed[k]) for k, value in
+               torch.load(whole / "params.pt").items())
+    volatile = ("time_s", "tokens_per_s")
+    rows = [[{k: v for k, v in row.items() if k not in volatile}
+             for row in read_metrics(folder / "metrics.jsonl")] for folder in (whole, out)]
+    assert rows[0] == rows[1] and [row["iter"] for row in rows[1]] == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.slow

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval_interval", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--parallel", default="ddp")
+    parser.add_argument("--compile_backend", default=None, help="torch.compile with it")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--keep_checkpoints", type=int, default=0)
     parser.add_argument("--die_on_ckpt", type=int, default=0)
     parser.add_argument("--exit_rank", type=int, default=-1)
     parser.add_argument("--exit_after", type=int, default=1)
@@ -100,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
                         warmup_iters=2, lr_decay_iters=args.lr_decay_iters,
                         eval_interval=args.eval_interval, log_interval=1,
                         parallel=args.parallel, out_dir=args.out, checkpoint_prefix="gpt.",
-                        progress=False)
+                        keep_checkpoints=args.keep_checkpoints,
+                        compile=args.compile_backend is not None,
+                        compile_backend=args.compile_backend or "inductor", progress=False)
     trainer = Trainer(model, train, lm_loss, batches, evaluate, device, info,
                       model_args={"vocab_size": VOCAB})
     resume = checkpoint.load_checkpoint(os.path.join(args.out, "ckpt.pt")) if args.resume else None

@@ -5,7 +5,8 @@
 - ``trainer``: the one training loop (``Trainer``, ``TrainConfig``), which knows no task;
 - ``schedule``: warmup then cosine decay of the learning rate;
 - ``batches``: where the loop's batches come from (token windows, a ``DataLoader``);
-- ``checkpoint``: checkpoints with nanoGPT's keys, written atomically, and random states;
+- ``checkpoint``: checkpoints with nanoGPT's keys, written atomically, the last N kept as
+  ``ckpt_<iter>.pt``, and random states;
 - ``metrics``, ``plots``: the JSONL metrics log, and the curves drawn from it afterwards;
 - ``distributed``: torchrun, DDP and FSDP2, and naming the rank that failed;
 - ``finetune``: the Part 2 scripts' fine-tuning on the loop (loaders, ``fit``, predictions);

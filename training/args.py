@@ -8,9 +8,8 @@ import os
 
 import torch
 
-from data.loaders import DATA_DIR
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(REPO, "data")  # where data/prepare.py writes: the default --data_dir
 
 
 def bounded(kind: type, low: float | None = None, high: float | None = None,

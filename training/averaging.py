@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from models.gpt2 import read_checkpoint
+from training.checkpoint import KEPT_PATTERN
 
 
 def checkpoint_iter(checkpoint: dict[str, Any], path: str | os.PathLike) -> int:
@@ -35,13 +36,16 @@ def checkpoint_iter(checkpoint: dict[str, Any], path: str | os.PathLike) -> int:
 def last_checkpoints(directory: str | os.PathLike, n: int) -> list[Path]:
     """The ``n`` checkpoints (``*.pt``) of ``directory`` with the highest ``iter_num``,
     oldest first.  Files at the same step (``ckpt.pt`` and ``best.pt`` repeat one) count
-    once, the first by name; averages made earlier (they carry ``averaged_from``) are
+    once: the kept ``ckpt_<iter>.pt`` (``pretrain.py --keep_checkpoints``) if there is one,
+    else the first by name.  Averages made earlier (they carry ``averaged_from``) are
     skipped.  Raises ValueError when the folder holds fewer than ``n``."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint folder not found: {directory}")
     by_iter: dict[int, Path] = {}
-    for path in sorted(directory.glob("*.pt")):
+    kept_first = sorted(directory.glob("*.pt"),
+                        key=lambda path: (not KEPT_PATTERN.fullmatch(path.name), path.name))
+    for path in kept_first:
         checkpoint = read_checkpoint(path)
         if "averaged_from" not in checkpoint:
             by_iter.setdefault(checkpoint_iter(checkpoint, path), path)
@@ -100,12 +104,3 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     averaged = average_state_dicts([c["model"] for c in checkpoints])
     extra = {key: value for key, value in last.items() if key not in ("model", "optimizer")}
     return {**extra, "model": averaged, "averaged_from": [str(p) for p in paths]}
-
-
-def save_atomic(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)

@@ -9,12 +9,15 @@ plus what an exact resume needs: ``rng`` (the random states of every rank) and `
 
 ``save_checkpoint`` writes to a temporary file beside the target, flushes it to disk and
 renames it into place, so a run killed while saving keeps its previous checkpoint whole.
+A run may also keep its last N evaluation checkpoints, ``ckpt_<iter>.pt`` (``kept_name``;
+``prune_kept`` deletes the older ones), which ``average_checkpoints.py`` averages.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 TEMP_SUFFIX = ".tmp"
+KEPT_PATTERN = re.compile(r"ckpt_(\d+)\.pt")  # a kept evaluation checkpoint, ckpt_<iter>.pt
 
 
 def rng_state() -> dict[str, Any]:
@@ -54,6 +58,25 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         os.fsync(f.fileno())
     os.replace(temp, path)
     return path
+
+
+def kept_name(iter_num: int) -> str:
+    """The file name of the checkpoint kept at step ``iter_num``: ``ckpt_<iter_num>.pt``."""
+    return f"ckpt_{iter_num}.pt"
+
+
+def prune_kept(directory: str | Path, keep: int) -> list[Path]:
+    """Delete the kept checkpoints (``ckpt_<iter>.pt``) of ``directory`` but the ``keep``
+    of the highest steps; returns the deleted paths.  Example: ckpt_3, ckpt_6, ckpt_9 and
+    keep 2 delete ckpt_3.pt."""
+    if keep < 1:
+        raise ValueError(f"prune_kept: keep must be >= 1, got {keep}")
+    kept = sorted((int(match[1]), path) for path in Path(directory).iterdir()
+                  if (match := KEPT_PATTERN.fullmatch(path.name)))
+    old = [path for _, path in kept[:-keep]]
+    for path in old:
+        path.unlink()
+    return old
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

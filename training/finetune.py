@@ -4,8 +4,9 @@ Each script brings its model (logits from ``forward(input_ids, attention_mask)``
 examples and its ``collate``; this module gives the loaders, the seeding, the loss, the
 predictions, ``fit`` (``epochs`` passes of the ``Trainer`` at a constant learning rate:
 AdamW, no weight decay, no clipping, bf16 autocast with ``--use_gpu``; evaluated after
-every epoch) and ``fit_and_write`` (fit a classifier on dev accuracy, then write the
-prediction files of ``evaluation.py`` with its best checkpoint).
+every epoch) and ``fit_and_write`` (fit a classifier on dev accuracy, then predict every
+split with its best checkpoint and hand the predictions to the script's writer).  The
+metric and the file format are the script's (``evaluation.py``): this module knows no task.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import evaluation
 from training.batches import LoaderBatches
 from training.checkpoint import load_checkpoint
 from training.peft import checkpoint_state, load_weights
@@ -115,18 +115,23 @@ def epoch_line(name: str, row: dict[str, Any], epochs: int, steps: int) -> str:
 
 def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, list],
                   collate_fn: Callable, name: str, checkpoint_name: str,
-                  args: argparse.Namespace, device: torch.device, lr: float) -> dict:
+                  args: argparse.Namespace, device: torch.device, lr: float,
+                  score: Callable[[list[int], list[int]], tuple[float, float]],
+                  write: Callable[[str, list[str], list[int]], None]) -> dict:
     """Train a classifier, keeping the checkpoint with the best dev accuracy
-    (``args.checkpoint_dir/checkpoint_name``); then, with it, write
-    ``<args.out_dir>/<name>-{dev,test}-output.csv``.  Returns {'dev_acc', 'dev_f1'}.
+    (``args.checkpoint_dir/checkpoint_name``); then, with it, predict each split and
+    ``write(<args.out_dir>/<name>-<split>-output.csv, ids, predictions)``.  Returns
+    {'dev_acc', 'dev_f1'}.
 
-    ``splits`` holds the "dev" (labelled) and "test" examples.
+    ``splits`` holds the "dev" (labelled) and "test" examples; ``score(gold, predicted)``
+    gives (accuracy, macro-F1), e.g. ``evaluation.accuracy_f1``; ``write`` writes a
+    prediction file, e.g. ``evaluation.write_predictions``.
     """
     dev_loader = make_loader(splits["dev"], collate_fn, args.eval_batch_size)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         _, predictions, gold = predict(model, dev_loader, device, f"{name} dev")
-        accuracy, f1 = evaluation.accuracy_f1(gold, predictions)
+        accuracy, f1 = score(gold, predictions)
         return {"dev_acc": accuracy, "dev_f1": f1}
 
     fit(model, train_loader, classification_loss, name, args, device, lr, evaluate,
@@ -138,9 +143,9 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
         loader = make_loader(examples, collate_fn, args.eval_batch_size)
         ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
         path = os.path.join(args.out_dir, f"{name}-{split}-output.csv")
-        evaluation.write_predictions(path, ids, predictions)
+        write(path, ids, predictions)
         print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":
-            results["dev_acc"], results["dev_f1"] = evaluation.accuracy_f1(gold, predictions)
+            results["dev_acc"], results["dev_f1"] = score(gold, predictions)
     print(f"[{name}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
     return results

@@ -6,8 +6,12 @@ import argparse
 import os
 
 from config import GPT2Config
-from data.loaders import PREPARE_HINT
 from models.gpt2 import GPT2Model
+
+TOKENIZER_HINT = ("pass --tokenizer ../shared/data/gpt2-tokenizer (a folder with vocab.json "
+                  "and merges.txt), or run `python data/prepare.py --from "
+                  "../shared/data/cs224n --tokenizer ../shared/data/gpt2-tokenizer`, which "
+                  "copies it to the default data/gpt2-tokenizer")
 
 
 def load_tokenizer(name_or_dir: str):
@@ -19,9 +23,7 @@ def load_tokenizer(name_or_dir: str):
     from transformers import AutoTokenizer, GPT2TokenizerFast
 
     if not os.path.isdir(name_or_dir) and (os.sep in name_or_dir or name_or_dir.startswith(".")):
-        raise SystemExit(f"tokenizer folder {name_or_dir} not found; pass --tokenizer "
-                         "../shared/data/gpt2-tokenizer (a folder with vocab.json and "
-                         f"merges.txt), or {PREPARE_HINT}")
+        raise SystemExit(f"tokenizer folder {name_or_dir} not found; {TOKENIZER_HINT}")
     if os.path.isdir(name_or_dir):
         files = [os.path.join(name_or_dir, f) for f in ("vocab.json", "merges.txt")]
         if not all(os.path.isfile(f) for f in files):
@@ -32,9 +34,8 @@ def load_tokenizer(name_or_dir: str):
             tokenizer = AutoTokenizer.from_pretrained(name_or_dir)
         except OSError as error:
             raise SystemExit(
-                f"cannot load tokenizer {name_or_dir!r} ({error.__class__.__name__}); pass "
-                "--tokenizer ../shared/data/gpt2-tokenizer (a folder with vocab.json and "
-                f"merges.txt), or {PREPARE_HINT}") from error
+                f"cannot load tokenizer {name_or_dir!r} ({error.__class__.__name__}); "
+                f"{TOKENIZER_HINT}") from error
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 

@@ -37,7 +37,13 @@ from tqdm import tqdm
 
 from optimizer import AdamW
 from training import distributed
-from training.checkpoint import rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import (
+    kept_name,
+    prune_kept,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from training.metrics import MetricsLog
 from training.schedule import lr_at
 
@@ -64,10 +70,12 @@ class TrainConfig:
     log_interval: int = 10  # a metrics row every N steps
     dtype: str = "bfloat16"  # autocast dtype on a GPU: "bfloat16" or "float32"
     compile: bool = False  # torch.compile the model
+    compile_backend: str = "inductor"  # torch.compile's backend ("aot_eager": no C++ compiler)
     parallel: str = "ddp"  # several processes: "ddp" or "fsdp" (training.distributed.WRAPPERS)
     out_dir: str = "out"
     last_name: str | None = "ckpt.pt"  # the last checkpoint (None: not kept)
     best_name: str = "best.pt"  # the best checkpoint by best_metric
+    keep_checkpoints: int = 0  # also keep the last N evaluations' as ckpt_<iter>.pt (0: none)
     metrics_name: str = "metrics.jsonl"
     best_metric: str = "val_loss"  # a key of what evaluate returns
     best_mode: str = "min"  # "min" or "max" (IMPROVES)
@@ -84,6 +92,8 @@ class TrainConfig:
         if self.parallel not in distributed.WRAPPERS:
             raise ValueError(f"parallel {self.parallel!r}; choose one of "
                              f"{list(distributed.WRAPPERS)}")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints {self.keep_checkpoints}; use 0 (none) or more")
         if self.lr_decay_iters is None:
             self.lr_decay_iters = self.max_iters
 
@@ -149,7 +159,8 @@ class Trainer:
         model = model.to(self.device)
         if self.dist.enabled:
             model = distributed.WRAPPERS[config.parallel](model, self.device)
-        self.model = torch.compile(model) if config.compile else model
+        self.model = torch.compile(model, backend=config.compile_backend) if config.compile \
+            else model
         self.optimizer = AdamW(param_groups(self.model, config.weight_decay),
                                lr=config.learning_rate, betas=(config.beta1, config.beta2),
                                eps=config.eps)
@@ -200,10 +211,13 @@ class Trainer:
         set_rng_state(rngs[self.dist.rank])
         self.batches.load_state_dict(state["data"])
 
-    def save(self, name: str) -> None:
-        state = self.checkpoint()  # every rank: FSDP gathers
+    def save(self, *names: str) -> None:
+        """Write this run's checkpoint under each of ``names`` in ``out_dir`` (rank 0);
+        every rank calls it (FSDP gathers the shards)."""
+        state = self.checkpoint()
         if self.dist.is_main:
-            save_checkpoint(state, self.out_dir / name)
+            for name in names:
+                save_checkpoint(state, self.out_dir / name)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -325,7 +339,8 @@ class Trainer:
                 "data_wait_share": self.data_time / total if total else 0.0}
 
     def _evaluate_and_log(self, log: MetricsLog | None, train: dict[str, float] | None) -> None:
-        """Evaluate, write the row, print the line, save the best and last checkpoints."""
+        """Evaluate, write the row, print the line, save the best, last and kept
+        checkpoints (and delete kept ones beyond ``keep_checkpoints``)."""
         metrics = self.run_evaluation()
         value = metrics.get(self.config.best_metric)
         improved = self.iter_num > 0 and value is not None and (
@@ -337,10 +352,14 @@ class Trainer:
         if self.dist.is_main:
             print(self.describe(self.last_metrics), flush=True)
         if self.iter_num > 0:
-            if improved:
-                self.save(self.config.best_name)
-            if self.config.last_name:
-                self.save(self.config.last_name)
+            config = self.config
+            names = ([config.best_name] if improved else []) + \
+                    ([config.last_name] if config.last_name else []) + \
+                    ([kept_name(self.iter_num)] if config.keep_checkpoints else [])
+            if names:
+                self.save(*names)
+            if config.keep_checkpoints and self.dist.is_main:
+                prune_kept(self.out_dir, config.keep_checkpoints)
 
     def _write_row(self, log: MetricsLog | None, train: dict[str, float],
                    metrics: dict[str, float]) -> dict[str, Any]:

@@ -1,0 +1,194 @@
+"""Sweeps: a grid of ``pretrain.py`` flags by seeds, expanded into named runs (handout 9).
+
+A grid file is TOML::
+
+    seeds = [1337, 1338]                  # every combination runs once per seed
+    [base]                                # pretrain.py flags of every run
+    max_iters = 2000
+    [grid]                                # flag -> the values to sweep (cartesian product)
+    attention_variant = ["softmax", "attn_bias"]
+
+Keys are ``pretrain.py``'s flag names without the dashes; values are TOML scalars (a bool
+becomes ``True``/``False``, as ``--compile=False``).  A grid is checked when it is read,
+against pretrain.py's own parser (``training.pretrain_flags``, shortened names refused):
+every key and value alone, then every expanded run as a whole (``--n_embd`` divisible by
+``--n_head``, ...); an error names the file, the table and the key, or the run.  The sweep
+sets ``seed``, ``out_dir`` and ``--init_from resume`` itself, so a grid may not.
+
+A run's name lists its grid values in file order, then the seed, Hydra's way:
+``attention_variant=attn_bias,seed=1337`` (characters other than letters, digits and
+``_.+-=,`` become ``_``).  A sweep folder holds ``runs.json`` ({name: flags}, in array
+order) and one ``pretrain.py`` out folder per run, named by the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from models.gpt2 import read_checkpoint
+from training.pretrain_flags import build_parser, check_args
+
+Scalar = str | int | float | bool
+TABLES = ("base", "grid")
+SET_BY_THE_SWEEP = {"seed": "list the seeds in the top-level `seeds`",
+                    "out_dir": "each run's out folder is <sweep folder>/<run name>"}
+RUNS_FILE = "runs.json"
+
+
+class GridError(ValueError):
+    """A grid file, or a sweep folder, that cannot run; the message names file and key."""
+
+
+@dataclass
+class Grid:
+    """A checked grid: ``base`` {flag: value}, ``grid`` {flag: [values]}, ``seeds``."""
+    path: Path
+    base: dict[str, Scalar]
+    grid: dict[str, list[Scalar]]
+    seeds: list[int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    """pretrain.py's parser, raising GridError instead of exiting."""
+    parser = build_parser(allow_abbrev=False)
+
+    def error(message: str):
+        raise GridError(message)
+    parser.error = error
+    return parser
+
+
+def parse_flags(flags: dict[str, Scalar]) -> argparse.Namespace:
+    """pretrain.py's arguments for {flag: value}, checked as pretrain.py checks them (less
+    the device: a sweep may be submitted from a machine without the GPU)."""
+    parser = _parser()
+    args = parser.parse_args(to_argv(flags))
+    check_args(parser, args)
+    return args
+
+
+def to_argv(flags: dict[str, Scalar]) -> list[str]:
+    """{"n_layer": 2, "qk_norm": True} -> ["--n_layer", "2", "--qk_norm", "True"]."""
+    return [text for key, value in flags.items() for text in (f"--{key}", str(value))]
+
+
+def _check_value(path: Path, where: str, key: str, value: object) -> None:
+    if isinstance(value, (list, dict)) or not isinstance(value, Scalar):
+        raise GridError(f"{path}: {where} {key} = {value!r}: want a string, number or bool")
+    try:
+        _parser().parse_args(to_argv({key: value}))
+    except GridError as error:
+        raise GridError(f"{path}: {where} {key}: {error}") from None
+
+
+def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> Grid:
+    """Read and check the grid file at ``path``; ``overrides`` (e.g. {"data_dir": ...})
+    replace or add ``[base]`` flags.  Raises GridError naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GridError(f"grid file {path} not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise GridError(f"{path}: not TOML: {error}") from None
+    unknown = sorted(set(data) - {"seeds", *TABLES})
+    if unknown:
+        raise GridError(f"{path}: unknown top-level keys {unknown}; a grid has `seeds`, "
+                        "[base] and [grid]")
+    seeds = data.get("seeds", [])
+    if not (isinstance(seeds, list) and seeds
+            and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise GridError(f"{path}: seeds = {seeds!r}: want a non-empty list of integers")
+    if len(set(seeds)) < len(seeds):
+        raise GridError(f"{path}: seeds = {seeds}: a seed is repeated")
+    base, grid = ({**data.get(name, {})} for name in TABLES)
+    base.update(overrides or {})
+    for key in (*base, *grid):
+        if key in SET_BY_THE_SWEEP:
+            raise GridError(f"{path}: {key} is set by the sweep: {SET_BY_THE_SWEEP[key]}")
+    if "resume" in (base.get("init_from"), *grid.get("init_from", [])):
+        raise GridError(f"{path}: init_from = \"resume\": the sweep resumes a started run "
+                        "itself; leave it out")
+    both = sorted(set(base) & set(grid))
+    if both:
+        raise GridError(f"{path}: {both} in both [base] and [grid]")
+    for key, value in base.items():
+        _check_value(path, "[base]", key, value)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"{path}: [grid] {key} = {values!r}: want a non-empty list")
+        if len(set(map(str, values))) < len(values):
+            raise GridError(f"{path}: [grid] {key} = {values}: a value is repeated")
+        for value in values:
+            _check_value(path, "[grid]", key, value)
+    checked = Grid(path, base, grid, seeds)
+    for name, flags in expand(checked).items():
+        try:
+            parse_flags(flags)
+        except GridError as error:
+            raise GridError(f"{path}: run {name}: {error}") from None
+    return checked
+
+
+def run_name(values: dict[str, Scalar]) -> str:
+    """``{"attention_variant": "vbias", "seed": 0}`` -> ``"attention_variant=vbias,seed=0"``."""
+    text = ",".join(f"{key}={value}" for key, value in values.items())
+    return re.sub(r"[^\w.+\-=,]", "_", text)
+
+
+def expand(grid: Grid) -> dict[str, dict[str, Scalar]]:
+    """{run name: flags} for every combination of the grid's values (in file order, the
+    last key fastest) and every seed (fastest of all); flags = base, grid values, seed."""
+    runs: dict[str, dict[str, Scalar]] = {}
+    for combination in itertools.product(*grid.grid.values()):
+        for seed in grid.seeds:
+            values = {**dict(zip(grid.grid, combination, strict=True)), "seed": seed}
+            name = run_name(values)
+            if name in runs:
+                raise GridError(f"{grid.path}: two runs are both named {name!r}; make the "
+                                "values differ in letters or digits")
+            runs[name] = {**grid.base, **values}
+    return runs
+
+
+def write_runs(sweep_dir: str | Path, runs: dict[str, dict[str, Scalar]]) -> Path:
+    """Write ``sweep_dir/runs.json``; a folder that already holds a different sweep is
+    refused (a resumed sweep must expand to the same runs)."""
+    path = Path(sweep_dir) / RUNS_FILE
+    if path.exists() and list(read_runs(sweep_dir).items()) != list(runs.items()):
+        raise GridError(f"{path} holds a different sweep than this grid; pass a new "
+                        "--out_dir, or the grid that made it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(runs, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_runs(sweep_dir: str | Path) -> dict[str, dict[str, Scalar]]:
+    """{run name: flags} of a sweep folder, in array order."""
+    path = Path(sweep_dir) / RUNS_FILE
+    if not path.is_file():
+        raise GridError(f"{path} not found: is {sweep_dir} a sweep folder (sweep.py run)?")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_state(run_dir: str | Path, flags: dict[str, Scalar]) -> str:
+    """``"finished"`` (``ckpt.pt`` at ``max_iters``), ``"started"`` (an earlier checkpoint:
+    resume it) or ``"new"``."""
+    path = Path(run_dir) / "ckpt.pt"
+    if not path.is_file():
+        return "new"
+    return "finished" if read_checkpoint(path)["iter_num"] >= parse_flags(flags).max_iters else "started"
+
+
+def pretrain_argv(run_dir: str | Path, flags: dict[str, Scalar], state: str) -> list[str]:
+    """pretrain.py's command line for one run: its flags, its out folder, and
+    ``--init_from resume`` when it has started."""
+    resume = ["--init_from", "resume"] if state == "started" else []
+    return [*to_argv(flags), "--out_dir", str(run_dir), *resume]
