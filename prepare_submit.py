@@ -3,7 +3,8 @@
     python prepare_submit.py                 # writes submission.zip
     python prepare_submit.py --code-only     # the code alone: no prediction files required
 
-The zip holds the files of your assignment's parts that `autograder/assignment.json` lists
+The zip holds the files of your assignment's parts that `autograder/assignment.json` (of the
+folder you pack, `--root`) lists
 (the code files with TODOs and, when the tasks are a part, the prediction files), at the
 same paths as in this folder, and nothing else.  It refuses
 when a required file is missing, warns about large files, and prints what it packed.
@@ -25,8 +26,13 @@ WARN_OTHER_BYTES = 4 << 20
 
 
 def collect(root: Path, code_only: bool) -> tuple[list[str], list[str], list[str]]:
-    """(files to pack, missing required files, warnings)."""
-    files = assignment(Path(__file__).resolve().parent)  # this handout's parts
+    """(files to pack, missing required files, warnings) of the handout at `root`: its
+    `autograder/assignment.json` says which parts, so which files."""
+    try:
+        files = assignment(root)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{root} is not a copy of the handout (its autograder/assignment.json "
+                         f"says what to pack): {error}") from error
     wanted = files["gradable"] + ([] if code_only else files["predictions"])
     present = [rel for rel in wanted if (root / rel).is_file()]
     missing = [rel for rel in wanted if rel not in present]
@@ -52,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="pack the code without the prediction files of the tasks")
     args = parser.parse_args(argv)
     root = Path(args.root)
-    present, missing, warnings = collect(root, args.code_only)
+    try:
+        present, missing, warnings = collect(root, args.code_only)
+    except ValueError as error:
+        print(f"[prepare_submit] refusing: {error}")
+        return 1
     for warning in warnings:
         print(f"[prepare_submit] warning: {warning}")
     if missing:

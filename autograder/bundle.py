@@ -9,7 +9,8 @@ it with the student's files in /autograder/submission; it reads
                                                  pins of pyproject.toml, the handout's (see
                                                  autograder/environment.py)
     autograder/                                  this package: judge, hidden cases,
-                                                 reference outputs, hidden labels
+                                                 reference outputs, hidden labels, the
+                                                 trusted solutions (producers/solutions.py)
     handout/                                     the released handout (no solution)
     autograder/assignment.json                   the parts this bundle grades
     evaluation.py, data/TRUE_sonnets_held_out_dev.txt
@@ -49,9 +50,10 @@ if [ "${AUTOGRADER_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 # Every pin imports (the environment students were given is the one that grades them).
 (cd "$SOURCE" && "${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}" -m autograder.environment)
-# Reference outputs, hidden case definitions and hidden labels: readable by root (the judge)
-# only.
+# Reference outputs, hidden case definitions, hidden labels and the trusted solutions:
+# readable by root (the judge, and the child before it drops privileges) only.
 chmod 0700 "$SOURCE/autograder/reference" "$SOURCE/autograder/cases"
+chmod 0600 "$SOURCE/autograder/producers/solutions.py"
 [ -d "$SOURCE/autograder/hidden" ] && chmod 0700 "$SOURCE/autograder/hidden"
 echo "[setup] autograder ready"
 """

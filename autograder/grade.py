@@ -9,7 +9,9 @@ raises: any failure becomes a valid results.json with score 0 and the reason.
 
 The child gets a trusted copy of `CHILD_FILES` and of every file of
 `autograder/producers/` (a new producer module is found without being listed), and
-nothing else of this package.
+nothing else of this package.  A grader that holds hidden cases (the staff tree, the
+bundle) must hold the staff module of trusted solutions too (`SOLUTIONS`): without it the
+grade is an internal error, never a silent fall back to the submission's own functions.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from autograder import npzio, sandbox
 from autograder.case import RULES, Case, all_cases, select
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
-from autograder.manifest import HANDOUT_FILES
+from autograder.manifest import HANDOUT_FILES, SOLUTIONS
 from autograder.parts import assignment
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
-from autograder.unpack import SubmissionError, read_submission
+from autograder.unpack import SubmissionError, read_submission, refuse_grader_names
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_FILES = ("autograder/__init__.py", "autograder/child.py", "autograder/npzio.py")
@@ -94,7 +96,12 @@ def load_reference(layout: Layout) -> dict[str, np.ndarray]:
 def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> tuple[Path, Path]:
     """`run_dir/stage`: the handout with the submission's gradable files of the assignment
     on top, and `run_dir/trusted`: the child's own code.  Both read-only for the sandbox
-    user."""
+    user, the staff module of trusted solutions readable by its owner only (root, on
+    Gradescope: the child loads it before it drops privileges).  FileNotFoundError when
+    hidden cases are here but that module is not."""
+    if layout.hidden_cases and not (layout.root / SOLUTIONS).is_file():
+        raise FileNotFoundError(f"{layout.root / SOLUTIONS} is missing, but this grader holds "
+                                "hidden cases: rebuild the bundle from the staff tree")
     stage, trusted = run_dir / "stage", run_dir / "trusted"
     handout, gradable = layout.handout, layout.assignment["gradable"]
     if handout is None:
@@ -118,6 +125,8 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
     for folder in (stage, trusted):
         for path in [folder, *folder.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+    if (trusted / SOLUTIONS).is_file():
+        (trusted / SOLUTIONS).chmod(0o600)
     return stage, trusted
 
 
@@ -182,6 +191,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
            predictions: bool, limits: sandbox.Limits, start: float) -> Results:
     chosen = layout.assignment
     files, notes = read_submission(submission)
+    refuse_grader_names({rel: data for rel, data in files.items() if rel in chosen["gradable"]})
     solved = sorted(rel for rel in files if rel not in chosen["gradable"] + chosen["predictions"])
     if solved:
         notes.append(f"ignored {solved}: their parts ship solved in this assignment")
@@ -193,14 +203,16 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
                              parts=tuple(chosen["parts"]), root=layout.code_root), groups)
     if only and not groups:
         cases = []
-    lock_secrets([layout.reference_dir, layout.labels_dir, layout.root / "autograder" / "cases"])
+    lock_secrets([layout.reference_dir, layout.labels_dir, layout.root / "autograder" / "cases",
+                  layout.root / SOLUTIONS])
     reference = load_reference(layout)
     tests: list[TestResult] = []
     run_dir = Path(tempfile.mkdtemp(prefix="gpt2-grade-"))
     try:
         if cases:
             stage, trusted = stage_submission(layout, files, run_dir)
-            runs, child_log, iso_notes = sandbox.run_cases(cases, run_dir, stage, trusted, limits)
+            runs, child_log, iso_notes = sandbox.run_cases(cases, run_dir, stage, trusted, limits,
+                                                           layout.hidden_cases)
             tests += case_tests(cases, judge_all(cases, runs, reference))
             notes += iso_notes
             if child_log.strip():

@@ -13,8 +13,9 @@
 - `user_slot` gives each grading run a sandbox user of its own (a flock on a root-only lock
   file per user), so that per-user limits (RLIMIT_NPROC) and the final sweep of the user's
   processes never touch another run graded at the same time.
-- `lock_secrets` makes the folders of reference outputs and hidden labels root-only, so the
-  child, running as that user, cannot read them.
+- `lock_secrets` makes the folders of reference outputs, hidden cases and hidden labels,
+  and the staff module of trusted solutions, root-only, so the child, running as that
+  user, cannot read them.
 """
 
 from __future__ import annotations
@@ -134,13 +135,16 @@ def isolation() -> Isolation:
     return Isolation(prefix, user, notes)
 
 
-def lock_secrets(folders: list[Path]) -> None:
-    """Make folders of reference outputs / hidden labels root-only (when run as root)."""
+def lock_secrets(paths: list[Path]) -> None:
+    """Make folders of reference outputs / hidden labels, and secret files, root-only (when
+    run as root); absent paths are skipped."""
     if os.geteuid() != 0:
         return
-    for folder in folders:
-        if folder.is_dir():
-            folder.chmod(0o700)
+    for path in paths:
+        if path.is_dir():
+            path.chmod(0o700)
+        elif path.is_file():
+            path.chmod(0o600)
 
 
 def kill_user(uid: int) -> None:

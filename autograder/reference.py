@@ -25,7 +25,8 @@ def build_reference(out_dir: Path, layout: Layout | None = None) -> dict[str, Pa
     run_dir = Path(tempfile.mkdtemp(prefix="gpt2-reference-"))
     try:
         stage, trusted = stage_submission(layout, files, run_dir)
-        runs, log, _ = sandbox.run_cases(cases, run_dir, stage, trusted)
+        runs, log, _ = sandbox.run_cases(cases, run_dir, stage, trusted,
+                                         solutions_required=True)
         arrays = {"visible.npz": {}, "hidden.npz": {}}
         problems = []
         for case in cases:

@@ -12,20 +12,32 @@ section comes from "(handout X.Y)" in its docstring, and the section names its p
 its two marker lines go.  The release also writes `HANDOUT.md` and `README.md`
 (`autograder/document.py`) and `autograder/assignment.json` (the parts and the files a
 submission carries).  `check_release` verifies the result: every file compiles and every
-module imports, no line from inside a graded fence survives, no staff-only file is present,
-and every "handout N.M" a released file cites is a section of HANDOUT.md.
+module imports, no line from inside a graded fence survives in ANY released file (the
+producers, the visible cases and the handout's prose included; `significant` says which
+lines count), no staff-only file is present, and every "handout N.M" a released file cites
+is a section of HANDOUT.md.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import keyword
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.manifest import HANDOUT_FILES, HANDOUT_FOLDERS, PARTS, STAFF_ONLY
+from autograder.manifest import (
+    HANDOUT_FILES,
+    HANDOUT_FOLDERS,
+    PARTS,
+    SHARED_SOLUTION_LINES,
+    STAFF_ONLY,
+)
 from autograder.parts import (
     ASSIGNMENT,
     CITATION,
@@ -96,11 +108,18 @@ def find_fences(path: str, text: str) -> list[Fence]:
     return fences
 
 
+def staff_only(rel: str) -> bool:
+    """Whether `rel` (a path relative to the root) is declared STAFF_ONLY."""
+    return any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY)
+
+
 def handout_files(root: Path) -> list[str]:
-    """HANDOUT_FILES and every .py file of HANDOUT_FOLDERS in the tree at `root`."""
+    """HANDOUT_FILES and every .py file of HANDOUT_FOLDERS in the tree at `root` that is not
+    STAFF_ONLY."""
     found = [path.relative_to(root).as_posix() for folder in HANDOUT_FOLDERS
              for path in sorted((root / folder).glob("*.py"))]
-    return list(HANDOUT_FILES) + [rel for rel in found if rel not in HANDOUT_FILES]
+    return list(HANDOUT_FILES) + [rel for rel in found
+                                  if rel not in HANDOUT_FILES and not staff_only(rel)]
 
 
 def fence_part(fence: Fence) -> str:
@@ -161,37 +180,93 @@ def release(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list
     return written
 
 
-def fenced_lines(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, set[str]]:
-    """rel path -> the stripped non-empty lines that occur only inside fences of `parts`
-    (default: every part) in that file."""
+def code_lines(text: str, python: bool) -> list[str]:
+    """Each line of `text` as the leak check compares it: without its comment (`python`:
+    found with `tokenize`), stripped, each run of whitespace one space."""
+    lines = text.splitlines()
+    if python:
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(text).readline):
+                if token.type == tokenize.COMMENT:
+                    row, column = token.start
+                    lines[row - 1] = lines[row - 1][:column]
+        except (tokenize.TokenError, SyntaxError):
+            pass  # not Python after all: compared with its comments
+    return [" ".join(line.split()) for line in lines]
+
+
+def significant(line: str) -> bool:
+    """Whether a line of a fence counts as solution text: it holds at least two names or
+    numbers other than Python keywords and `self`.  So blank lines, comments, brackets,
+    `pass`, `else:`, `return out` and `self.merged = True` never count; `return
+    (self.lora_B @ self.lora_A) * self.scaling` and `counts, where = {}, {}` do."""
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+", line)
+    return sum(not keyword.iskeyword(word) and word != "self" for word in words) >= 2
+
+
+def solution_lines(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, Fence]:
+    """Normalised line (`code_lines`) -> the fence of `parts` (default: every part) it
+    comes from, for every `significant` line inside such a fence that its own file does
+    not also hold outside them (a line the handout shows anyway is no secret)."""
     parts = tuple(PARTS) if parts is None else parts
-    result = {}
+    secret: dict[str, Fence] = {}
     for rel in HANDOUT_FILES:
         if not rel.endswith(".py"):
             continue
-        lines = (root / rel).read_text().splitlines()
-        inside, outside = set(), set()
-        fences = [f for f in find_fences(rel, "\n".join(lines)) if fence_part(f) in parts]
-        for number, line in enumerate(lines, start=1):
-            in_fence = any(f.begin < number < f.end for f in fences)
-            (inside if in_fence else outside).add(line.strip())
-        result[rel] = {line for line in inside - outside if line and not line.startswith("#")}
+        text = (root / rel).read_text()
+        fences = [f for f in find_fences(rel, text) if fence_part(f) in parts]
+        inside: dict[str, Fence] = {}
+        outside = set()
+        for number, line in enumerate(code_lines(text, python=True), start=1):
+            fence = next((f for f in fences if f.begin < number < f.end), None)
+            if fence is None:
+                outside.add(line)
+            elif significant(line):
+                inside.setdefault(line, fence)
+        for line, fence in inside.items():
+            if line not in outside:
+                secret.setdefault(line, fence)
+    return secret
+
+
+def fenced_lines(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, set[str]]:
+    """rel path -> its `solution_lines` (normalised) of fences of `parts`."""
+    result: dict[str, set[str]] = {}
+    for line, fence in solution_lines(root, parts).items():
+        result.setdefault(fence.path, set()).add(line)
     return result
 
 
+def find_leaks(secret: dict[str, Fence], folder: Path) -> list[str]:
+    """'<file>:<line>: ...' for every line of every text file under `folder` that is a
+    solution line of `secret` (`solution_lines`), naming the fence it comes from; the
+    manifest's SHARED_SOLUTION_LINES are allowed where it lists them."""
+    problems = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary (.npy, .npz): no source text in it
+        rel = path.relative_to(folder).as_posix()
+        for number, line in enumerate(code_lines(text, rel.endswith(".py")), start=1):
+            if line in secret and line not in SHARED_SOLUTION_LINES.get(rel, ()):
+                fence = secret[line]
+                problems.append(f"{rel}:{number}: solution line survives (from the fence of "
+                                f"{fence.path} {fence.qualname} at line {fence.begin}): "
+                                f"{line!r}")
+    return problems
+
+
 def check_release(root: Path, out: Path) -> list[str]:
-    """Problems with the handout in `out` (empty when it is sound)."""
+    """Problems with the handout in `out` (empty when it is sound): see the module
+    docstring.  A solution line is looked for in every released file, not only in the
+    fence's own (`find_leaks`)."""
     from autograder.document import unresolved_citations
 
-    problems = []
-    secret = fenced_lines(root, tuple(assignment(out)["parts"]))
-    for rel, lines in secret.items():
-        released = {line.strip() for line in (out / rel).read_text().splitlines()}
-        for line in sorted(lines & released):
-            problems.append(f"{rel}: solution line survives: {line!r}")
+    problems = find_leaks(solution_lines(root, tuple(assignment(out)["parts"])), out)
     for path in out.rglob("*"):
         rel = path.relative_to(out).as_posix()
-        if any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY):
+        if staff_only(rel):
             problems.append(f"staff-only file in the handout: {rel}")
     modules = [rel[:-3].replace("/", ".").removesuffix(".__init__")
                for rel in handout_files(root) if rel.endswith(".py")]

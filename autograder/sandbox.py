@@ -42,6 +42,7 @@ from pathlib import Path
 from autograder import npzio
 from autograder.case import Case, group_timeout
 from autograder.isolation import Isolation, isolation, kill_user, user_slot
+from autograder.manifest import SOLUTIONS
 
 LOG_KEEP = 4096  # bytes of the child's stdout/stderr kept from the start and from the end
 # The installed packages' folders, put on the child's path without running their .pth files.
@@ -160,7 +161,8 @@ def kill_group(process: subprocess.Popen, iso: Isolation) -> None:
 
 
 def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,
-              limits: Limits, deadline: float, runs: dict[str, CaseRun], log: _Log) -> str:
+              limits: Limits, deadline: float, runs: dict[str, CaseRun], log: _Log,
+              solutions_required: bool) -> str:
     """One child over `cases` until it ends, overruns its group, or the run's deadline.
 
     Fills `runs` for the cases it finished and for the one it was in when it failed.
@@ -172,6 +174,7 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
     plan = {"stage": str(stage), "out": str(out), "marker_fd": marker_write,
             "packages": PACKAGE_DIRS,
             "user": list(iso.user) if iso.user else None,
+            "solutions": {"path": str(trusted / SOLUTIONS), "required": solutions_required},
             "cases": [case.plan_entry() for case in cases]}
     plan_path.write_text(json.dumps(plan))
     plan_path.chmod(0o644)
@@ -237,19 +240,22 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
 
 
 def run_cases(cases: list[Case], run_dir: Path, stage: Path, trusted: Path,
-              limits: Limits = Limits()) -> tuple[dict[str, CaseRun], str, list[str]]:
+              limits: Limits = Limits(), solutions_required: bool = False,
+              ) -> tuple[dict[str, CaseRun], str, list[str]]:
     """Produce every case's output under `run_dir/out`, restarting the child after a
-    failure at the next group.
+    failure at the next group.  `solutions_required`: the child refuses to run without the
+    staff module of trusted solutions in `trusted` (hidden cases are graded).
 
     Returns (case name -> CaseRun, the child's output text, isolation notes).
     """
     with user_slot(isolation().user) as user:
         iso = Isolation(isolation().prefix, user, isolation().notes)
-        return _run_all(cases, run_dir, stage, trusted, iso, limits)
+        return _run_all(cases, run_dir, stage, trusted, iso, limits, solutions_required)
 
 
 def _run_all(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,
-             limits: Limits) -> tuple[dict[str, CaseRun], str, list[str]]:
+             limits: Limits, solutions_required: bool,
+             ) -> tuple[dict[str, CaseRun], str, list[str]]:
     deadline = time.monotonic() + limits.total_s
     runs: dict[str, CaseRun] = {}
     log = _Log()
@@ -259,7 +265,8 @@ def _run_all(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: 
             for case in pending:
                 runs[case.name] = CaseRun("not_run", note="the run's time budget was spent")
             break
-        ended = _run_once(pending, run_dir, stage, trusted, iso, limits, deadline, runs, log)
+        ended = _run_once(pending, run_dir, stage, trusted, iso, limits, deadline, runs, log,
+                          solutions_required)
         if ended != "finished":
             failed = [c for c in pending if c.name in runs and runs[c.name].status != "done"]
             group = failed[0].group if failed else next(c.group for c in pending

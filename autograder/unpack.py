@@ -7,11 +7,19 @@ whole archive) that unpacks to more than the caps is refused, whatever its heade
 folders are walked without following links or entering hidden folders (`.venv`, `.git`),
 and only the first `MAX_ENTRIES` entries are looked at.  A submission zipped with one top folder (`mywork/models/gpt2.py`) is accepted.
 Everything that is not gradable or a prediction file is listed as ignored.
+
+`refuse_grader_names` then refuses a submission whose code imports or names the grader's
+own package (`import autograder...`, a name `autograder`, a string "autograder" or
+"autograder.<module>"): student code runs in the same process as the producers.  It reads
+the source only (a name built at run time passes); the child forgets the package before
+student code loads (`autograder/child.py`), which is what stops the rest.
 """
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -22,6 +30,8 @@ MAX_FILE_BYTES = 8 << 20  # a single wanted file
 MAX_TOTAL_BYTES = 64 << 20  # all wanted files together
 MAX_ENTRIES = 20_000  # entries looked at in a zip or folder
 WANTED = frozenset(GRADABLE_FILES) | frozenset(PREDICTION_FILES)
+GRADER_PACKAGE = "autograder"
+_GRADER_MODULE = re.compile(rf"{GRADER_PACKAGE}(\.[A-Za-z_.]*)?")
 
 
 class SubmissionError(Exception):
@@ -127,3 +137,32 @@ def read_submission(path: str | Path) -> tuple[dict[str, bytes], list[str]]:
     if path.is_file():
         return read_zip(path)
     raise SubmissionError(f"submission not found: {path}")
+
+
+def _names_grader(node: ast.AST) -> bool:
+    """Whether `node` imports or names the grader's package."""
+    if isinstance(node, ast.Import):
+        return any(_GRADER_MODULE.fullmatch(alias.name) for alias in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and bool(_GRADER_MODULE.fullmatch(node.module or ""))
+    if isinstance(node, ast.Name):
+        return node.id == GRADER_PACKAGE
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and bool(
+        _GRADER_MODULE.fullmatch(node.value))
+
+
+def refuse_grader_names(files: dict[str, bytes]) -> None:
+    """SubmissionError naming the file and line where a `.py` file of `files` imports or
+    names the grader's package (a file that does not parse is left to the child, which
+    reports its SyntaxError as the case's error)."""
+    for rel, data in sorted(files.items()):
+        if not rel.endswith(".py"):
+            continue
+        try:
+            tree = ast.parse(data, filename=rel)
+        except (SyntaxError, ValueError):
+            continue
+        found = sorted(node.lineno for node in ast.walk(tree) if _names_grader(node))
+        if found:
+            raise SubmissionError(f"refused: {rel}:{found[0]} imports or names the grader's "
+                                  f"package {GRADER_PACKAGE!r}; student code may not")

@@ -195,6 +195,7 @@ def test_check_in_the_released_handout_uses_visible_cases_only(tmp_path):
     assert "TODO optimizer.py AdamW.step" in result.stdout
     visible_points = sum(c.points for c in all_cases() if c.visible)
     assert "visible:" in result.stdout and f"total: 0 / {visible_points:g}" in result.stdout
+    assert "here your own functions stand in for the grader's trusted ones" in result.stdout
 
 
 def test_speed_case_is_timed_by_the_grader(tmp_path):

@@ -22,9 +22,10 @@ from autograder.bundle import build_bundle
 from autograder.case import all_cases
 from autograder.environment import distribution_name, import_name, requirements
 from autograder.grade import grade
-from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
+from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES, SOLUTIONS
+from autograder.parts import assignment, write_assignment
 from autograder.predictions import grade_predictions
-from autograder.release import fenced_lines
+from autograder.release import find_leaks, solution_lines
 from autograder.report import table
 
 
@@ -52,6 +53,10 @@ def write_labels(root: Path) -> Path:
 
 def test_prepare_submit_packs_exactly_the_graded_files(tmp_path, capsys):
     root = reference_submission(tmp_path / "work")
+    out = tmp_path / "submission.zip"
+    assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 1
+    assert "is not a copy of the handout" in capsys.readouterr().out
+    write_assignment(root, assignment(REPO))
     (root / "notes.txt").write_text("not graded")
     out = tmp_path / "submission.zip"
     assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 1
@@ -64,6 +69,18 @@ def test_prepare_submit_packs_exactly_the_graded_files(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "warning: bpe.py" in printed and "packed predictions/generated_sonnets.txt" in printed
     assert sorted(zipfile.ZipFile(out).namelist()) == sorted(GRADABLE_FILES + PREDICTION_FILES)
+
+
+def test_prepare_submit_packs_the_parts_of_the_handout_it_is_given(tmp_path):
+    """--root names the student's handout: its assignment.json (model and optimizer here),
+    not that of the folder prepare_submit.py sits in (every part), says what to pack."""
+    root = reference_submission(tmp_path / "work")
+    chosen = assignment(REPO, ("model", "optimizer"))
+    write_assignment(root, chosen)
+    out = tmp_path / "submission.zip"
+    assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 0
+    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(chosen["gradable"])
+    assert "optimizer.py" in chosen["gradable"] and "bpe.py" not in chosen["gradable"]
 
 
 def test_prediction_files_scored_with_line_numbers_thresholds_and_leaderboard(tmp_path):
@@ -122,14 +139,12 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path, parts):
     assert {"setup.sh", "run_autograder", "autograder/reference/hidden.npz",
             "autograder/cases/hidden_model.py", "handout/modules/attention.py"} <= set(names)
     assert not any(n.startswith(("models/", "modules/")) or n == "optimizer.py" for n in names)
+    assert SOLUTIONS in names and f"handout/{SOLUTIONS}" not in names  # staff module, bundle only
     root = tmp_path / "autograder"
     source = root / "source"
     zipfile.ZipFile(bundle).extractall(source)
     assert requirements(source) == requirements(REPO)  # the bundle installs the handout's pins
-    secret = fenced_lines(REPO, parts)
-    for rel, lines in secret.items():
-        released = {line.strip() for line in (source / "handout" / rel).read_text().splitlines()}
-        assert not lines & released, f"solution text of {rel} is in the bundle"
+    assert find_leaks(solution_lines(REPO, parts), source / "handout") == []
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_SKIP_INSTALL": "1",
            "AUTOGRADER_PYTHON": sys.executable}
     setup = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True,
@@ -138,6 +153,7 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path, parts):
     assert "[environment] ok: all" in setup.stdout
     for secret_folder in ("reference", "cases"):
         assert (source / "autograder" / secret_folder).stat().st_mode & 0o777 == 0o700
+    assert (source / SOLUTIONS).stat().st_mode & 0o777 == 0o600
     shutil.copy(source / "run_autograder", root / "run_autograder")
     reference_submission(root / "submission")
     run = subprocess.run(["bash", str(root / "run_autograder")], env=env, capture_output=True,
@@ -145,6 +161,7 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path, parts):
     assert run.returncode == 0, run.stderr
     data = json.loads((root / "results" / "results.json").read_text())
     assert_valid_results(data)
+    assert all(isinstance(t.get("case"), str) and t["case"] for t in data["tests"])
     code_tests = [t for t in data["tests"] if not t["name"].startswith("predictions")]
     assert [t["name"] for t in code_tests if t["status"] != "passed"] == []
     assert [t["case"] for t in code_tests] == [c.name for c in all_cases(parts=parts)]

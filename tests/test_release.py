@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from autograder.manifest import HANDOUT_FILES
-from autograder.release import check_release, find_fences, release, strip_fences
+from autograder.manifest import HANDOUT_FILES, SOLUTIONS
+from autograder.release import (
+    check_release,
+    find_fences,
+    find_leaks,
+    release,
+    significant,
+    solution_lines,
+    strip_fences,
+)
 from conftest import REPO
 
 
@@ -105,6 +114,46 @@ def test_check_catches_a_leaked_solution_line(handout, tmp_path):
                       "    return input + dropout(dense_layer(output))\n")
     problems = check_release(REPO, leaky)
     assert any("solution line survives" in p for p in problems), problems
+
+
+def test_check_finds_a_solution_line_planted_in_another_released_file(handout, tmp_path):
+    """A line of a graded fence is looked for in every released file, whatever its
+    indentation and comment: here in a producer and in the handout's prose.  The problem
+    names the released file and line and the fence the line comes from."""
+    leaky = tmp_path / "leaky"
+    shutil.copytree(handout, leaky)
+    producer = leaky / "autograder" / "producers" / "trusted.py"
+    lines = producer.read_text().splitlines()
+    producer.write_text("\n".join(lines + ["def f(words, freqs, counts, pair, freq):",
+                                           "        counts[pair]  =  counts.get(pair, 0) + freq"
+                                           "  # weighted"]) + "\n")
+    prose = leaky / "HANDOUT.md"
+    prose.write_text(prose.read_text() + "\n```python\nreturn (self.lora_B @ self.lora_A) * "
+                     "self.scaling\n```\n")
+    (fence,) = [f for f in find_fences("bpe.py", (REPO / "bpe.py").read_text())
+                if f.qualname == "count_pairs"]
+    problems = find_leaks(solution_lines(REPO), leaky)
+    assert problems[0] == (
+        f"HANDOUT.md:{len(prose.read_text().splitlines()) - 1}: solution line survives (from "
+        "the fence of modules/lora.py LoRALinear.delta_weight at line "
+        f"{next(f.begin for f in all_fences() if f.qualname == 'LoRALinear.delta_weight')}): "
+        "'return (self.lora_B @ self.lora_A) * self.scaling'")
+    assert problems[1:] == [
+        f"autograder/producers/trusted.py:{len(lines) + 2}: solution line survives (from the "
+        f"fence of bpe.py count_pairs at line {fence.begin}): "
+        "'counts[pair] = counts.get(pair, 0) + freq'"]
+
+
+def test_trivial_fence_lines_are_not_solution_text():
+    assert not any(significant(line) for line in
+                   ("", "pass", "else:", "return out", "return None", ")", "}]",
+                    "self.merged = True"))
+    assert all(significant(line) for line in
+               ("counts, where = {}, {}", "counts[pair] = 0", "return input + dropout(x)"))
+
+
+def test_the_trusted_solutions_stay_in_the_staff_tree(handout):
+    assert (REPO / SOLUTIONS).is_file() and not (handout / SOLUTIONS).exists()
 
 
 def test_unbalanced_fences_are_reported_with_file_and_line():

@@ -1,7 +1,9 @@
 """Producers: the code the sandboxed child runs for each case (never run in the judge).
 
 Every module here with a `PRODUCERS` dict is part of the registry; `trusted.py` holds the
-trusted reference functions the producers run around the function a case grades.
+trusted code the producers run around the function a case grades, and `solutions.py`
+(staff only, never imported as a module: `autograder/child.py` loads it) the trusted
+versions of fenced functions.
 
 A producer takes a case's JSON `params`, builds seeded inputs, calls the student's code
 (imported lazily, from the staged submission) and returns `{key: numpy array}`.  It only
@@ -23,6 +25,7 @@ Producer = Callable[[dict[str, Any]], dict[str, np.ndarray]]
 # judge does not score it, it compares it with the reference's names and lists the ones it
 # did not expect.  Keys that start with "_" are such notes.
 PARAMETER_NAMES = "_parameter_names"
+STAFF_MODULE = "solutions"  # the staff-only module, which `registry` never imports
 
 
 def names_array(names: list[str]) -> np.ndarray:
@@ -52,14 +55,16 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
 
 
 def registry() -> dict[str, Producer]:
-    """name -> producer: the `PRODUCERS` of every module of this package (a new module is
-    found without being listed); imported here so that the child loads only what it runs.
-    A name given twice is a ValueError."""
+    """name -> producer: the `PRODUCERS` of every module of this package but the staff
+    module (a new module is found without being listed); imported here so that the child
+    loads only what it runs.  A name given twice is a ValueError."""
     import importlib
     import pkgutil
 
     found: dict[str, Producer] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        if info.name == STAFF_MODULE:
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         for name, producer in getattr(module, "PRODUCERS", {}).items():
             if name in found:

@@ -3,7 +3,8 @@
 Dicts of pairs become sorted int64 arrays `[[a, b, value], ...]`; byte strings become a
 uint8 array of their concatenation plus an int64 array of lengths, so the judge compares
 plain numbers.  Strings in `params` are UTF-8 text turned into bytes here.  Cases that grade
-one helper build every other input with the trusted code below, never the student's.
+one helper build every other input with the trusted `count_pairs`
+(`trusted.solution`: the student's own in their copy of the handout).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def update_pair_counts(params: dict[str, Any]) -> dict[str, np.ndarray]:
     from bpe import update_pair_counts as student
 
     words, freqs, w = params["words"], params["freqs"], params["w"]
-    counts, where = trusted.pair_counts(words, freqs)
+    counts, where = trusted.solution("pair_counts")(words, freqs)
     student(counts, where, w, list(words[w]), list(params["new_ids"]), freqs[w])
     return {"counts": _pairs(counts), "where": _pairs(where)}
 

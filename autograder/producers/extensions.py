@@ -2,7 +2,8 @@
 
 LoRA: a `LoRALinear` of the submission around a seeded `nn.Linear`, its adapters
 overwritten with seeded values (except in the fresh-layer case); `merge` runs with the
-trusted `delta_weight`, so that one bug costs only the cases of its rule.
+trusted `delta_weight`, so that one bug costs only the cases of its rule (`trusted.solution`:
+the student's own in their copy of the handout).
 DPO: `sequence_logprobs` runs on the trusted stand-in model `trusted.stub_gpt` (sized by
 the case's `GPT2Config`), so that a bug in the model part costs nothing here; `dpo_loss`
 runs with the trusted losses in place of the submission's `DPO_LOSSES`.
@@ -17,6 +18,8 @@ import numpy as np
 
 from autograder.producers import to_numpy, trusted
 from autograder.producers.model import case_config
+
+LOSS_TYPES = ("sigmoid", "ipo", "hinge")  # dpo.DPO_LOSSES' keys, each "<type>_loss"
 
 
 def _randn(seed: int, *shape: int):
@@ -81,7 +84,7 @@ def lora_merge(params: dict[str, Any]) -> dict[str, np.ndarray]:
     import torch
 
     layer = _lora_layer(params)
-    layer.delta_weight = types.MethodType(trusted.lora_delta_weight, layer)
+    layer.delta_weight = types.MethodType(trusted.solution("lora_delta_weight"), layer)
     weight = layer.base.weight
     layer.merge()
     after = layer.base.weight  # a Parameter unless the submission replaced it
@@ -136,11 +139,12 @@ def dpo_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     # The trusted losses stand in for the submission's, for this call only (the other
     # cases of the group run in the same process).
-    names = ["DPO_LOSSES", *(f"{name}_loss" for name in trusted.DPO_LOSSES)]
+    losses = {kind: trusted.solution(f"{kind}_loss") for kind in LOSS_TYPES}
+    names = ["DPO_LOSSES", *(f"{kind}_loss" for kind in LOSS_TYPES)]
     saved = {name: getattr(dpo, name, None) for name in names}
-    dpo.DPO_LOSSES = dict(trusted.DPO_LOSSES)
-    for name, loss in trusted.DPO_LOSSES.items():
-        setattr(dpo, f"{name}_loss", loss)
+    dpo.DPO_LOSSES = dict(losses)
+    for kind, loss in losses.items():
+        setattr(dpo, f"{kind}_loss", loss)
     B, seed = params["B"], params["seed"]
     policy = [(_randn(seed + i, B) * 2 - 8).requires_grad_(True) for i in (0, 1)]
     reference = [_randn(seed + i, B) * 2 - 8 for i in (2, 3)]

@@ -10,9 +10,10 @@ returned too (`PARAMETER_NAMES`), and the judge lists the ones the reference lac
 A case that grades one fenced function runs it with the trusted versions of the fenced
 functions it calls and of the scaffold it sits on: the layer cases use the trusted
 attention, `add` and tanh GELU whatever `__init__` chose, and the pretrained-model case
-loads through the trusted loader (`trusted.copy_mapped`), not the submission's `from_pretrained`.  So one
-bug costs only the cases of its own rule; the whole-model cases are where integration is
-graded.
+loads through the trusted loader (`trusted.copy_mapped`), not the submission's
+`from_pretrained`.  So one bug costs only the cases of its own rule (on Gradescope; in the
+student's copy their own attention and add stand in, `trusted.solution`); the whole-model
+cases are where integration is graded.
 """
 
 from __future__ import annotations
@@ -136,16 +137,18 @@ def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """`GPT2Layer.forward` with the trusted attention, add and tanh GELU (`interm_af`):
-    eval mode, the input gradient, and with config dropout a training-mode output "train"."""
+    """`GPT2Layer.forward` with the trusted attention, add and tanh GELU (`interm_af`;
+    in the student's copy their own attention and add stand in, `trusted.solution`): eval
+    mode, the input gradient, and with config dropout a training-mode output "train"."""
     torch = _torch()
     from modules.gpt2_layer import GPT2Layer
 
     config = case_config(params)
     layer = GPT2Layer(config).eval()
     names = seed_parameters(layer, params["seed"])
-    layer.self_attention.attention = types.MethodType(trusted.attention, layer.self_attention)
-    layer.add = types.MethodType(trusted.add, layer)
+    layer.self_attention.attention = types.MethodType(trusted.solution("attention"),
+                                                      layer.self_attention)
+    layer.add = types.MethodType(trusted.solution("add"), layer)
     layer.interm_af = trusted.gelu_tanh()
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T = params["B"], params["T"]

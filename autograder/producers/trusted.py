@@ -1,16 +1,25 @@
-"""The trusted reference functions the producers run around the function a case grades.
+"""The trusted code the producers run around the function a case grades.
 
 A case that grades one fenced function builds its other inputs and the scaffold around it
-from these, never from the submission, so that one bug costs only the cases of its own
-rule.  Each follows the handout rule it stands for (the section is named); the mutants in
-`tests/` and the reference outputs check that they agree with the reference solution.
+from trusted code, never from the submission, so that one bug costs only the cases of its
+own rule.  Two kinds:
+
+- the scaffold below (masks, GPT-2's activation, the loader's copy, a stand-in GPT), which
+  no student writes, so it ships with the handout;
+- trusted versions of *fenced* functions (`STANDS_FOR`), which are their solutions: they
+  live in the staff-only `solutions.py`, which the child binds here (`bind`) on Gradescope
+  and in the staff tree.  In the student's copy, which lacks it, the student's own
+  functions stand in (`solution`), so locally one bug can fail more cases than on
+  Gradescope.
+
 torch is imported inside each function: the child imports it first, from its own site.
 """
 
 from __future__ import annotations
 
-import math
-from itertools import pairwise
+import importlib
+import types
+from collections.abc import Callable
 from typing import Any
 
 
@@ -20,25 +29,6 @@ def extended_mask(lengths: list[int], length: int):
 
     mask = (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]).float()
     return (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
-
-
-def attention(self, key, query, value, attention_mask):
-    """`CausalSelfAttention.attention` (handout 3.1): scaled scores, causal and padding
-    masks added before the softmax, dropout on the probabilities, heads merged in order."""
-    import torch
-
-    B, H, T_q, d = query.shape
-    T_k = key.shape[2]
-    scores = query @ key.transpose(-1, -2) / math.sqrt(d)  # (B, H, T_q, T_k)
-    causal = torch.ones(T_q, T_k, dtype=torch.bool).tril(T_k - T_q)
-    scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min) + attention_mask
-    probs = self.dropout(torch.softmax(scores, dim=-1))
-    return (probs @ value).transpose(1, 2).reshape(B, T_q, H * d)  # (B, T_q, D)
-
-
-def add(self, input, output, dense_layer, dropout):
-    """`GPT2Layer.add` (handout 3.2): input + dropout(dense_layer(output)), no layer norm."""
-    return input + dropout(dense_layer(output))
 
 
 def gelu_tanh():
@@ -74,16 +64,6 @@ def copy_mapped(model, mapped: Any) -> None:
             parameters[name].copy_(tensor)
 
 
-def pair_counts(words, freqs):
-    """`bpe.count_pairs`: (pair -> count weighted by frequency, pair -> words holding it)."""
-    counts, where = {}, {}
-    for w, (ids, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair in pairwise(ids):
-            counts[pair] = counts.get(pair, 0) + freq
-            where.setdefault(pair, set()).add(w)
-    return counts, where
-
-
 def stub_gpt(vocab_size: int, hidden_size: int, seed: int):
     """A tiny stand-in for `GPT2Model` under the task heads (handout 6.1, 6.2): a seeded
     embedding E [V, D]; `forward(input_ids, attention_mask)` gives last_hidden_state =
@@ -112,27 +92,54 @@ def stub_gpt(vocab_size: int, hidden_size: int, seed: int):
     return StubGPT()
 
 
-def lora_delta_weight(self):
-    """`LoRALinear.delta_weight` (handout 7.2): (lora_B @ lora_A) * scaling, [out, in]."""
-    return (self.lora_B @ self.lora_A) * self.scaling
+# trusted name -> the fenced function it stands for ("<file>:<qualname>").  The staff
+# module `solutions.py` defines each name; a test checks both directions.
+STANDS_FOR: dict[str, str] = {
+    "attention": "modules/attention.py:CausalSelfAttention.attention",
+    "add": "modules/gpt2_layer.py:GPT2Layer.add",
+    "pair_counts": "bpe.py:count_pairs",
+    "lora_delta_weight": "modules/lora.py:LoRALinear.delta_weight",
+    "sigmoid_loss": "dpo.py:sigmoid_loss",
+    "ipo_loss": "dpo.py:ipo_loss",
+    "hinge_loss": "dpo.py:hinge_loss",
+}
+_bound: dict[str, Callable] = {}  # name -> the staff version, once `bind` ran
 
 
-def sigmoid_loss(logits, beta: float, label_smoothing: float):
-    """`sigmoid_loss` (handout 7.3): -(1 - ε) log σ(β z) - ε log σ(-β z), [B]."""
-    import torch.nn.functional as F
-
-    return (-(1 - label_smoothing) * F.logsigmoid(beta * logits)
-            - label_smoothing * F.logsigmoid(-beta * logits))
-
-
-def ipo_loss(logits, beta: float, label_smoothing: float):
-    """`ipo_loss` (handout 7.3): (z - 1 / (2β))^2, [B]."""
-    return (logits - 1 / (2 * beta)) ** 2
+def _global_names(code: types.CodeType) -> set[str]:
+    """Every global name `code` and the code objects nested in it read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
 
 
-def hinge_loss(logits, beta: float, label_smoothing: float):
-    """`hinge_loss` (handout 7.3): max(0, 1 - β z), [B]."""
-    return (1 - beta * logits).clamp(min=0)
+def bind(module: types.ModuleType) -> None:
+    """Take the staff module's version of every name of `STANDS_FOR`, each rebuilt on a
+    globals dict of its own that holds only the module globals it reads: a function handed
+    to student code (the layer cases hand it the trusted attention) exposes itself, not
+    the other solutions.  ValueError naming the names the module lacks."""
+    missing = sorted(name for name in STANDS_FOR if not callable(getattr(module, name, None)))
+    if missing:
+        raise ValueError(f"{module.__file__}: the staff module defines no {missing}")
+    for name in STANDS_FOR:
+        function = getattr(module, name)
+        scope = {key: value for key, value in vars(module).items()
+                 if key in _global_names(function.__code__)}
+        scope["__builtins__"] = vars(module)["__builtins__"]
+        _bound[name] = types.FunctionType(function.__code__, scope, function.__name__,
+                                          function.__defaults__, function.__closure__)
 
 
-DPO_LOSSES = {"sigmoid": sigmoid_loss, "ipo": ipo_loss, "hinge": hinge_loss}
+def solution(name: str) -> Callable:
+    """What stands for trusted `name`: the staff version once bound, otherwise the
+    submission's own fenced function (`STANDS_FOR[name]`, imported from the staged
+    submission), e.g. `solution("add")` is `modules.gpt2_layer.GPT2Layer.add`."""
+    if name in _bound:
+        return _bound[name]
+    rel, _, qualname = STANDS_FOR[name].partition(":")
+    target: Any = importlib.import_module(rel.removesuffix(".py").replace("/", "."))
+    for attribute in qualname.split("."):
+        target = getattr(target, attribute)
+    return target

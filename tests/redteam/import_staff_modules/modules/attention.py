@@ -1,7 +1,9 @@
 """Red-team submission: import staff modules that the staged sandbox does not hold, as an
 editable install of the kit (`pip install -e .`) would map them to the staff tree.
 
-It answers with the handout's rule, so it scores, only when one of them imports."""
+It answers with the handout's rule, so it scores, only when one of them imports.  The names
+are built at run time, so the grader's scan of the source does not refuse it: what is
+tested is the child."""
 
 import importlib
 import math
@@ -9,8 +11,9 @@ import math
 import torch
 from torch import nn
 
-STAFF = ["autograder.cases.hidden_model", "autograder.reference", "autograder.bundle",
-         "autograder.cases.visible", "autograder.demo"]
+GRADER = "auto" + "grader"
+STAFF = [f"{GRADER}.cases.hidden_model", f"{GRADER}.reference", f"{GRADER}.bundle",
+         f"{GRADER}.cases.visible", f"{GRADER}.demo", f"{GRADER}.producers.solutions"]
 
 
 def imported():
