@@ -20,6 +20,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "[setup] $("$PY" --version) in $VENV is too old: the kit needs Python 3.11 or newer" \
+         "(remove $VENV, then PYTHON=python3.11 bash setup.sh)" >&2
+    exit 1
+}
 
 "$PY" -c "from autograder.environment import requirements; print(*requirements(dev=True), sep='\n')" \
     > "$VENV/requirements.txt"

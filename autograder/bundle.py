@@ -45,6 +45,10 @@ if [ "${AUTOGRADER_SKIP_INSTALL:-0}" != 1 ]; then
     apt-get update -q
     apt-get install -y -q python3 python3-venv python3-pip util-linux
     python3 -m venv "$ROOT/venv"
+    "$ROOT/venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+        echo "[setup] the autograder needs Python 3.11 or newer (Gradescope's Ubuntu 24.04 base image)" >&2
+        exit 1
+    }
     "$ROOT/venv/bin/pip" install -q --no-cache-dir \\
         --extra-index-url https://download.pytorch.org/whl/cpu -r "$SOURCE/requirements.txt"
 fi
