@@ -148,9 +148,12 @@ def lock_secrets(paths: list[Path]) -> None:
 
 
 def kill_user(uid: int) -> None:
-    """SIGKILL every process of the sandbox user until none is left (at most ~2 s)."""
+    """SIGKILL every process of the sandbox user until none is left (at most ~2 s).  A
+    zombie (dead, waiting for its parent to reap it) runs nothing and holds nothing, so it
+    does not count."""
     for _ in range(20):
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _owner(int(p)) == uid]
+        pids = [int(p) for p in os.listdir("/proc")
+                if p.isdigit() and _owner(int(p)) == uid and not _zombie(int(p))]
         if not pids:
             return
         for pid in pids:
@@ -166,6 +169,17 @@ def _owner(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+def _zombie(pid: int) -> bool:
+    """Whether every thread of `pid` has exited (state Z or X in
+    /proc/<pid>/task/<tid>/stat, the field after the parenthesised command name).  A
+    leader that exited while its other threads run shows Z too, so each thread is read."""
+    try:
+        stats = [path.read_text() for path in Path(f"/proc/{pid}/task").glob("*/stat")]
+    except OSError:
+        return False
+    return all(stat[stat.rindex(")") + 2] in "ZX" for stat in stats)
 
 
 def _slot_dir() -> Path:

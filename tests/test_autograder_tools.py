@@ -224,3 +224,35 @@ def test_one_package_list_for_setup_the_bundle_and_the_probe(monkeypatch):
     assert "not-a-real-package==1.0 is not installed" in isolation.runtime_modules()[1][0]
     setup_doc = (REPO / "handout" / "setup.md").read_text()
     assert all(distribution_name(pin) in setup_doc for pin in pins), "handout/setup.md"
+
+
+def test_kill_user_counts_a_process_dead_only_when_every_thread_is(tmp_path):
+    """`kill_user` skips zombies (they run nothing), but not a process whose leader thread
+    exited while another thread runs on (its leader shows Z in /proc too)."""
+    import platform
+    import time
+
+    from autograder.isolation import _zombie
+
+    sys_exit = {"x86_64": 60, "aarch64": 93}[platform.machine()]  # ends the calling thread
+
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    leader_gone = subprocess.Popen([sys.executable, "-c", (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+        "time.sleep(0.2)\n"
+        f"ctypes.CDLL(None).syscall({sys_exit}, 0)\n")])
+    try:
+        deadline = time.monotonic() + 30
+        while not (_zombie(exited.pid) and Path(f"/proc/{leader_gone.pid}/stat").read_text()
+                   .rsplit(")", 1)[1].split()[0] == "Z"):
+            assert time.monotonic() < deadline, "the children did not reach their states"
+            time.sleep(0.05)
+        assert _zombie(exited.pid)
+        assert not _zombie(running.pid)
+        assert not _zombie(leader_gone.pid)
+    finally:
+        for process in (running, exited, leader_gone):
+            process.kill()
+            process.wait()
