@@ -27,7 +27,6 @@ import re
 from collections.abc import Iterable, Sequence
 
 import sacrebleu
-from sklearn.metrics import accuracy_score, f1_score
 
 PREDICTION_COLUMN = "prediction"
 MAX_REPORTED_ERRORS = 50  # read_predictions stops listing problems after this many
@@ -161,6 +160,8 @@ def write_sonnets(path: str | os.PathLike, sonnets: Iterable[tuple[int, str]]) -
 
 def accuracy_f1(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[float, float]:
     """Accuracy and macro-averaged F1 (scikit-learn), both in [0, 1]."""
+    from sklearn.metrics import accuracy_score, f1_score  # 2 s to import: only when scoring
+
     return (float(accuracy_score(y_true, y_pred)),
             float(f1_score(y_true, y_pred, average="macro", zero_division=0)))
 

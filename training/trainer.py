@@ -26,13 +26,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_model_state_dict,
-    set_optimizer_state_dict,
-)
 from tqdm import tqdm
 
 from optimizer import AdamW
@@ -49,7 +42,6 @@ from training.schedule import lr_at
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}  # --dtype -> autocast dtype
 IMPROVES = {"min": lambda new, best: new < best, "max": lambda new, best: new > best}
-FULL_STATE = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 @dataclass
@@ -173,15 +165,25 @@ class Trainer:
 
     # --- checkpoints ------------------------------------------------------------------
 
+    # torch.distributed.checkpoint is imported where it is used: importing it takes about
+    # 1.5 s, which every task script and every autograder child would pay at start-up.
+
     def checkpoint(self) -> dict[str, Any]:
         """This run's state as a checkpoint dict.  Collective (FSDP gathers the shards)."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+
+        full = StateDictOptions(full_state_dict=True, cpu_offload=True)
         prefix = self.config.checkpoint_prefix
         model_state = {k[len(prefix):]: v for k, v in
-                       get_model_state_dict(self.model, options=FULL_STATE).items()
+                       get_model_state_dict(self.model, options=full).items()
                        if k.startswith(prefix)}
         if self.select_state is not None:
             model_state = self.select_state(model_state)
-        optimizer = (get_optimizer_state_dict(self.model, self.optimizer, options=FULL_STATE)
+        optimizer = (get_optimizer_state_dict(self.model, self.optimizer, options=full)
                      if self.config.save_optimizer else None)
         return {"model": model_state, "optimizer": optimizer, "model_args": self.model_args,
                 "iter_num": self.iter_num, "best_val_loss": self.best,
@@ -193,6 +195,12 @@ class Trainer:
     def load(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint of ``checkpoint()``: model, optimizer, step, best
         value, random states and data position; the metrics log keeps its rows up to here."""
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
         prefix = self.config.checkpoint_prefix
         set_model_state_dict(self.model, {prefix + k: v for k, v in state["model"].items()},
                              options=StateDictOptions(full_state_dict=True,
