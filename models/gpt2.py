@@ -186,10 +186,15 @@ class GPT2Model(GPTPreTrainedModel):
         except `output_embedding` (untied), which starts as a copy of the word embedding.
         GPT-2 weights the variant has no place for (pos_embedding without "learned"
         positions, biases with bias=False) are dropped.  A warning names both lists.
+        A GPT-NeoX checkpoint (as `export_hf.py` writes for rope) loads as
+        position_encoding="rope".
         """
+        from transformers import AutoConfig
         from transformers import GPT2Model as HFGPT2Model
 
         try:
+            if AutoConfig.from_pretrained(model).model_type == "gpt_neox":
+                return cls._from_neox(model, **config_overrides)
             hf_model = HFGPT2Model.from_pretrained(model)
         except OSError as error:
             raise OSError(
@@ -209,6 +214,20 @@ class GPT2Model(GPTPreTrainedModel):
             logger.warning("loaded %s into a GPT-2 variant: new parameters (fresh init, "
                            "output_embedding copied from word_embedding): %s; GPT-2 weights "
                            "not used: %s", model, new, dropped)
+        return ours
+
+    @classmethod
+    def _from_neox(cls, model: str, **config_overrides: Any) -> GPT2Model:
+        """A GPT-NeoX checkpoint (sequential residual, tanh GELU) as position_encoding="rope"
+        (`models/export.py` maps it)."""
+        from transformers import GPTNeoXForCausalLM
+
+        from models.export import config_from_neox, neox_to_ours
+
+        hf_model = GPTNeoXForCausalLM.from_pretrained(model)
+        config = config_from_neox(hf_model.config, **config_overrides)
+        ours = cls(config)
+        copy_checked(ours, neox_to_ours(hf_model.state_dict(), config))
         return ours
 
     @classmethod
