@@ -98,7 +98,7 @@ class GPT2Model(GPTPreTrainedModel):
         self._check_inputs(input_ids, attention_mask, cache)
         T = input_ids.shape[1]
         position_ids = None
-        key_positions = self.position_ids[:, :T]  # (1, T)
+        key_positions = torch.arange(T, device=input_ids.device)[None]  # (1, T), any T
         if cache is not None:
             key_positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T_k)
             position_ids = key_positions[:, -T:]  # (B, T)
@@ -151,9 +151,10 @@ class GPT2Model(GPTPreTrainedModel):
                                                           f"positions" if cache else ""))
         if T == 0:
             raise ValueError("input_ids has no positions (seq_len 0)")
-        if past + T > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {past + T} exceeds the context length "
-                             f"{self.config.max_position_embeddings}")
+        limit = self.positions.max_length
+        if limit is not None and past + T > limit:
+            raise ValueError(f"sequence length {past + T} exceeds the context length {limit} "
+                             "(learned positions have no row past the trained length)")
         if torch.compiler.is_compiling():
             return
         low, high = int(input_ids.min()), int(input_ids.max())

@@ -1,12 +1,22 @@
-"""The tokenizer and the GPT-2 weights the shared flags (``training.args``) ask for."""
+"""The tokenizer and the GPT-2 weights the shared flags (``training.args``) ask for, and the
+language model (with its tokenizer) that a checkpoint, folder or hub name on the command line
+names."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from config import GPT2Config
-from models.gpt2 import GPT2Model
+from models.gpt2 import GPT2Model, read_checkpoint
+from training.lm_data import (
+    LMTokenizer,
+    gpt2_tokenizer_dir,
+    load_lm_tokenizer,
+    load_tokenizer_dir,
+    read_meta,
+)
 
 TOKENIZER_HINT = ("pass --tokenizer ../shared/data/gpt2-tokenizer (a folder with vocab.json "
                   "and merges.txt), or run `python data/prepare.py --from "
@@ -65,3 +75,72 @@ def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     except OSError as error:
         raise SystemExit(f"{error}\nOr pass --random_init for a smoke run with random "
                          "weights.") from error
+
+
+# --- language models named on the command line (evaluate_lm.py, sample.py, export_hf.py) ---
+
+CHECKPOINT_NAMES = ("ckpt.pt", "best.pt")  # a pretrain.py folder holds one of these
+
+
+def our_checkpoint(spec: str) -> Path | None:
+    """The ``pretrain.py`` checkpoint file ``spec`` names (the file, or a folder without a
+    ``config.json`` that holds ``ckpt.pt`` or ``best.pt``), else None."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.is_dir() and not (path / "config.json").is_file():
+        return next((path / n for n in CHECKPOINT_NAMES if (path / n).is_file()), None)
+    return None
+
+
+def tokenizer_files(folder: str | Path) -> Path:
+    """The folder holding the tokenizer's files: a prepared corpus folder's ``tokenizer_dir``
+    (``data/prepare_lm.py``), else ``folder`` itself."""
+    if (Path(folder) / "meta.json").is_file():
+        return Path(folder) / read_meta(folder)["tokenizer_dir"]
+    return Path(folder)
+
+
+def tokenizer_from(folder: str | Path) -> LMTokenizer:
+    """A prepared corpus folder's tokenizer, or a folder of tokenizer files."""
+    if (Path(folder) / "meta.json").is_file():
+        return load_lm_tokenizer(folder)
+    return load_tokenizer_dir(folder)
+
+
+def model_and_tokenizer_dir(spec: str, tokenizer_dir: str | None) -> tuple[GPT2Model, Path]:
+    """The model ``spec`` names and the folder of its tokenizer.
+
+    ``spec`` is a ``pretrain.py`` checkpoint (``ckpt.pt``/``best.pt`` or its folder), a
+    Hugging Face folder (``config.json``; GPT-2 or GPT-NeoX) or hub name.  The tokenizer is
+    ``tokenizer_dir`` when given, else, for one of ours, its run's corpus folder
+    (``config["data_dir"]``), for a Hugging Face folder its own tokenizer files, else
+    GPT-2's.  Raises FileNotFoundError, ValueError or OSError naming what is missing.
+    """
+    checkpoint = our_checkpoint(spec)
+    if checkpoint is not None:
+        model = GPT2Model.from_checkpoint(checkpoint)
+        data_dir = (read_checkpoint(checkpoint).get("config") or {}).get("data_dir")
+        if tokenizer_dir is None and data_dir is None:
+            raise ValueError(f"{checkpoint} does not name its corpus folder (config['data_dir']);"
+                             " pass --tokenizer DIR, the folder data/prepare_lm.py wrote")
+        return model, Path(tokenizer_dir or data_dir)
+    if Path(spec).is_dir() and (Path(spec) / "config.json").is_file():
+        folder = Path(spec)
+        own = ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+               or (folder / "tokenizer.json").is_file())
+        default = folder if own else None
+    elif any(c in spec for c in "/\\") or spec.startswith("."):
+        raise FileNotFoundError(f"{spec}: no such checkpoint file or folder; pass a ckpt.pt, "
+                                "a folder holding one, a Hugging Face checkpoint folder, or a "
+                                "hub name like gpt2")
+    else:
+        default = None
+    model = GPT2Model.from_pretrained(spec)
+    return model, Path(tokenizer_dir or default or gpt2_tokenizer_dir())
+
+
+def load_model(spec: str, tokenizer_dir: str | None) -> tuple[GPT2Model, LMTokenizer]:
+    """The model ``spec`` names and its tokenizer (see ``model_and_tokenizer_dir``)."""
+    model, folder = model_and_tokenizer_dir(spec, tokenizer_dir)
+    return model, tokenizer_from(folder)
