@@ -111,6 +111,11 @@ def with_biases(model: GPT2Model) -> dict[str, torch.Tensor]:
     return state
 
 
+# Our per-layer projections -> GPT-2's Conv1D modules.
+GPT2_PROJECTIONS = {"attention_dense": "attn.c_proj", "interm_dense": "mlp.c_fc",
+                    "out_dense": "mlp.c_proj"}
+
+
 def ours_to_gpt2(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
     """Our names (`with_biases`) -> a `GPT2LMHeadModel` state dict (Conv1D weights [in, out])."""
     hf = {"transformer.wte.weight": state["word_embedding.weight"],
@@ -124,8 +129,7 @@ def ours_to_gpt2(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, t
         hf[dst + "attn.c_attn.weight"] = torch.cat(
             [state[p + ".weight"].t() for p in attention], dim=1)  # (D, 3D)
         hf[dst + "attn.c_attn.bias"] = torch.cat([state[p + ".bias"] for p in attention])
-        for ours, theirs in (("attention_dense", "attn.c_proj"), ("interm_dense", "mlp.c_fc"),
-                             ("out_dense", "mlp.c_proj")):
+        for ours, theirs in GPT2_PROJECTIONS.items():
             hf[f"{dst}{theirs}.weight"] = state[f"{src}{ours}.weight"].t()  # (in, out)
             hf[f"{dst}{theirs}.bias"] = state[f"{src}{ours}.bias"]
         for ours, theirs in (("attention_layer_norm", "ln_1"), ("out_layer_norm", "ln_2")):
