@@ -9,6 +9,7 @@ token with transformers' generate(do_sample=False) on the exported twin.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -263,3 +264,25 @@ def test_sample_errors_name_the_flag(runs, tmp_path, capsys):
         with pytest.raises(SystemExit):
             sample.main([*flags, "--device", "cpu"])
         assert message in capsys.readouterr().err
+
+
+def test_task_scripts_take_a_pretrain_checkpoint_as_model_path(runs, tmp_path):
+    """--model_path out/DIR loads a pretrain.py run; one with a vocabulary smaller than
+    GPT-2's (the tasks' tokenizer) is refused naming both sizes."""
+    import argparse
+
+    from training.args import add_model_args
+    from training.loading import load_gpt2
+
+    parser = argparse.ArgumentParser()
+    add_model_args(parser)
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config(vocab_size=50257, max_position_embeddings=16, hidden_size=8,
+                                 num_hidden_layers=1, num_attention_heads=2))
+    torch.save({"model": model.state_dict(), "model_args": dataclasses.asdict(model.config)},
+               tmp_path / "ckpt.pt")
+    loaded = load_gpt2(parser.parse_args(["--model_path", str(tmp_path)]))
+    assert all(torch.equal(t, loaded.state_dict()[k]) for k, t in model.state_dict().items())
+    with pytest.raises(SystemExit, match="vocabulary has 256 tokens but the tasks tokenize "
+                                         "with GPT-2's 50257"):
+        load_gpt2(parser.parse_args(["--model_path", str(runs["learned"])]))

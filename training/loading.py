@@ -53,11 +53,17 @@ def load_tokenizer(name_or_dir: str):
 def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     """The ``GPT2Model`` the flags of ``add_model_args`` ask for.
 
-    ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path; ``--sdpa``
-    adds ``attention_impl="sdpa"``.  Exits with what to pass when no weights can be had.
+    ``--model_path`` is a Hugging Face folder or a ``pretrain.py`` checkpoint (``ckpt.pt``,
+    ``best.pt`` or their folder), whose vocabulary must hold GPT-2's, which the tasks
+    tokenize with.  ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path;
+    ``--sdpa`` adds ``attention_impl="sdpa"``.  Exits with what to pass when no weights can
+    be had.
     """
     if args.sdpa:
         config_overrides["attention_impl"] = "sdpa"
+    ours = our_checkpoint(args.model_path) if args.model_path else None
+    if ours is not None:
+        return load_pretrained_run(ours, args.random_init, **config_overrides)
     if args.random_init:
         if args.model_path:
             from transformers import AutoConfig
@@ -69,13 +75,35 @@ def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     source = args.model_path or args.model_size
     if args.model_path and not os.path.isdir(args.model_path):
         raise SystemExit(f"--model_path {args.model_path} is not a folder; pass a Hugging "
-                         "Face GPT-2 checkpoint folder (config.json + model.safetensors)")
+                         "Face GPT-2 checkpoint folder (config.json + model.safetensors) or "
+                         "a pretrain.py checkpoint (ckpt.pt, or the folder holding it)")
     try:
         return GPT2Model.from_pretrained(source, **config_overrides)
     except OSError as error:
         raise SystemExit(f"{error}\nOr pass --random_init for a smoke run with random "
                          "weights.") from error
 
+
+
+def load_pretrained_run(checkpoint: Path, random_init: bool, **config_overrides) -> GPT2Model:
+    """A ``pretrain.py`` checkpoint for a task (``--model_path out/DIR``): its weights, or
+    random ones of its shape with ``random_init``.  Exits naming the file when it is
+    unreadable or its vocabulary is smaller than GPT-2's."""
+    try:
+        if random_init:
+            model_args = read_checkpoint(checkpoint)["model_args"]
+            model = GPT2Model(GPT2Config(**{**model_args, **config_overrides}))
+        else:
+            model = GPT2Model.from_checkpoint(checkpoint, **config_overrides)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise SystemExit(f"--model_path {checkpoint}: {error}") from error
+    gpt2_vocab = GPT2Config().vocab_size
+    if model.config.vocab_size < gpt2_vocab:
+        raise SystemExit(f"--model_path {checkpoint}: its vocabulary has "
+                         f"{model.config.vocab_size} tokens but the tasks tokenize with "
+                         f"GPT-2's {gpt2_vocab}; pretrain on a corpus prepared with "
+                         "`data/prepare_lm.py --tokenizer gpt2`")
+    return model
 
 # --- language models named on the command line (evaluate_lm.py, sample.py, export_hf.py) ---
 
