@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--init_from", default="resume", help="nanoGPT's: resume (--out_dir or --checkpoint) "
         "or a Hugging Face name such as gpt2")
     add("--tokenizer", default=None, help="override the tokenizer the checkpoint names")
-    add("--start", default="\n", help="the prompt: text, or FILE:path to read it from a file")
+    add("--start", default="\n",
+        help="the prompt: text, or FILE:path to read it from a file (default: %(default)r)")
     add("--num_samples", type=POSITIVE_INT, default=10, help="samples to draw")
     add("--max_new_tokens", type=POSITIVE_INT, default=500, help="tokens per sample")
     add("--temperature", type=NON_NEGATIVE_FLOAT, default=0.8, help="0 = greedy")
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--top_p", type=bounded(float, 0.0, 1.0, low_open=True), default=1.0,
         help="nucleus sampling: keep the smallest set reaching this probability")
     add("--seed", type=int, default=1337, help="random seed")
-    add("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cuda when available, else cpu")
     return parser
 
 
