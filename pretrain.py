@@ -11,7 +11,8 @@
 The flags are nanoGPT's (``--n_layer=4`` and ``--compile=False`` work too), declared in
 ``training/pretrain_flags.py`` (``sweep.py`` checks its grid files against the same parser).  The out
 folder gets ``metrics.jsonl`` (one row per logged step), ``loss.png`` and
-``perplexity.png``, ``samples.txt`` (top-p samples from fixed prompts after training),
+``perplexity.png``, ``samples.txt`` (top-p samples after training, from ``--sample_prompts``,
+with the settings and weights used),
 ``ckpt.pt`` (the last checkpoint) and ``best.pt`` (the lowest validation loss); with
 ``--keep_checkpoints N`` also the last N evaluations' as ``ckpt_<iter>.pt``, which
 ``average_checkpoints.py --dir OUT --last N`` averages.
@@ -42,7 +43,6 @@ from training.plots import plot_metrics
 from training.pretrain_flags import COMPARE_STEPS, NUMERIC_OPTIONS, get_args
 from training.trainer import TrainConfig, Trainer
 
-SAMPLE_PROMPTS = ("\n", "The ", "ROMEO:")  # samples.txt continues each of these
 EVAL_SEED = 1234  # validation windows are the same at every evaluation
 
 
@@ -125,12 +125,17 @@ def make_trainer(args: argparse.Namespace, meta: dict, model: GPT2Model, info,
 
 
 def write_samples(args: argparse.Namespace, meta: dict, state: dict, path: str) -> None:
-    """Top-p samples of the trained model from ``SAMPLE_PROMPTS`` into ``path``."""
+    """Top-p samples of the trained model from ``--sample_prompts`` into ``path``, after a
+    header naming the weights (the run's final state) and the sampling settings."""
     gpt = GPT2Model(GPT2Config(**state["model_args"]))
     gpt.load_state_dict(state["model"])
     tokenizer = load_lm_tokenizer(args.data_dir)
-    lines = []
-    for index, prompt in enumerate(SAMPLE_PROMPTS):
+    lines = [f"# weights: the final state of {args.out_dir} at iter {state['iter_num']} "
+             f"(resample: python sample.py --out_dir {args.out_dir})\n"
+             f"# temperature={args.temperature} top_p={args.top_p} "
+             f"max_new_tokens={args.max_new_tokens} num_samples={args.num_samples} "
+             f"seed={args.seed} (prompt i: seed + i)\n"]
+    for index, prompt in enumerate(args.sample_prompts):
         ids = tokenizer.encode(prompt)
         rows = generate(gpt, [ids] * args.num_samples, args.max_new_tokens, meta["eot_token"],
                         args.temperature, args.top_p, seed=args.seed + index)

@@ -81,6 +81,10 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/averaging.py",
     "evaluate_lm.py",
     "pretrain.py",
+    # a trained model leaves the kit: to transformers, and sampled from the command line
+    "models/export.py",
+    "export_hf.py",
+    "sample.py",
     "training/pretrain_flags.py",
     "sbatch_pretrain.sh",
     "average_checkpoints.py",

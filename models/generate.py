@@ -8,12 +8,15 @@ for `sonnet_generation.py` and `dpo.py`), the samples of `pretrain.py`, the benc
 from __future__ import annotations
 
 import argparse
+import logging
 
 import torch
 from tqdm import tqdm
 
 from models.gpt2 import GPT2Model
 from modules.attention import KVCache
+
+logger = logging.getLogger(__name__)
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
@@ -41,17 +44,31 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
     ### END SOLUTION
 
 
+def keep_top_k(logits: torch.Tensor, top_k: int | None) -> torch.Tensor:
+    """logits [B, V] with all but the top_k largest of each row set to -inf (nanoGPT's
+    top-k; ties with the k-th value stay).  None, or top_k >= V, keeps every token."""
+    if top_k is None or top_k >= logits.shape[-1]:
+        return logits
+    if top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 @torch.inference_mode()
 def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
              eos_id: int | None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-             use_cache: bool = True) -> list[list[int]]:
+             use_cache: bool = True, top_k: int | None = None) -> list[list[int]]:
     """Continue each prompt (a list of token ids); returns the new tokens of each row.
 
     Rows are left-padded into one batch.  With the cache, the prompts are encoded once and
     every further step feeds one token per row; without it, every step re-encodes the whole
     sequence (a fresh cache, same positions and masks: the same computation, repeated).
-    A row stops at `eos_id` (not included in its output); generation stops when every row
-    has, or after max_new_tokens, or at the model's context length.
+    Logits keep their `top_k` largest (None: all) before `sample_next`.  A row stops at
+    `eos_id` (not included in its output); generation stops when every row has, or after
+    max_new_tokens.  ALiBi, rope and no positions generate past the training length;
+    learned positions slide the window (nanoGPT): once the sequence fills the trained
+    length, each step re-encodes its last T_max tokens, and a warning says so once.
     """
     gpt.eval()
     device, config = gpt.device, gpt.config
@@ -61,19 +78,34 @@ def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
     for row, prompt in enumerate(prompts):  # left padding: the last column is real everywhere
         input_ids[row, longest - len(prompt):] = torch.tensor(prompt)
         mask[row, longest - len(prompt):] = 1
-    total = min(longest + max_new_tokens, config.max_position_embeddings)
+    window = gpt.positions.max_length  # None: any length
+    if window is not None and longest > window:
+        input_ids, mask = input_ids[:, -window:], mask[:, -window:]  # (B, window)
+    total = input_ids.shape[1] + max_new_tokens
+    cache_length = total if window is None else min(total, window)
     generator = torch.Generator().manual_seed(seed)
-    cache = KVCache(config, batch, total, device=device, dtype=gpt.dtype) if use_cache else None
+    cache = (KVCache(config, batch, cache_length, device=device, dtype=gpt.dtype)
+             if use_cache else None)
     outputs: list[list[int]] = [[] for _ in range(batch)]
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     step_ids = input_ids  # what the next forward pass feeds
-    for _ in range(total - longest):
-        if use_cache:
+    warned = False
+    for _ in range(max_new_tokens):
+        if window is not None and (cache is None or cache.length + step_ids.shape[1] > window):
+            if input_ids.shape[1] > window:
+                input_ids, mask = input_ids[:, -window:], mask[:, -window:]  # slide
+                if not warned:
+                    logger.warning("generation passed the trained length %d of learned "
+                                   "positions: the window slides, each new token sees the "
+                                   "last %d", window, window)
+                    warned = True
+            cache = None
+        if cache is not None:
             last = gpt(step_ids, mask, cache=cache)["last_token"]  # (B, D)
         else:
             fresh = KVCache(config, batch, input_ids.shape[1], device=device, dtype=gpt.dtype)
             last = gpt(input_ids, mask, cache=fresh)["last_token"]  # (B, D)
-        logits = gpt.hidden_state_to_token(last).float()  # (B, V)
+        logits = keep_top_k(gpt.hidden_state_to_token(last).float(), top_k)  # (B, V)
         next_ids = sample_next(logits, temperature, top_p, generator)  # (B,)
         if eos_id is not None:
             next_ids = next_ids.masked_fill(done, eos_id)

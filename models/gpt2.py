@@ -98,7 +98,7 @@ class GPT2Model(GPTPreTrainedModel):
         self._check_inputs(input_ids, attention_mask, cache)
         T = input_ids.shape[1]
         position_ids = None
-        key_positions = self.position_ids[:, :T]  # (1, T)
+        key_positions = torch.arange(T, device=input_ids.device)[None]  # (1, T), any T
         if cache is not None:
             key_positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T_k)
             position_ids = key_positions[:, -T:]  # (B, T)
@@ -151,9 +151,10 @@ class GPT2Model(GPTPreTrainedModel):
                                                           f"positions" if cache else ""))
         if T == 0:
             raise ValueError("input_ids has no positions (seq_len 0)")
-        if past + T > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {past + T} exceeds the context length "
-                             f"{self.config.max_position_embeddings}")
+        limit = self.positions.max_length
+        if limit is not None and past + T > limit:
+            raise ValueError(f"sequence length {past + T} exceeds the context length {limit} "
+                             "(learned positions have no row past the trained length)")
         if torch.compiler.is_compiling():
             return
         low, high = int(input_ids.min()), int(input_ids.max())
@@ -186,10 +187,15 @@ class GPT2Model(GPTPreTrainedModel):
         except `output_embedding` (untied), which starts as a copy of the word embedding.
         GPT-2 weights the variant has no place for (pos_embedding without "learned"
         positions, biases with bias=False) are dropped.  A warning names both lists.
+        A GPT-NeoX checkpoint (as `export_hf.py` writes for rope) loads as
+        position_encoding="rope".
         """
+        from transformers import AutoConfig
         from transformers import GPT2Model as HFGPT2Model
 
         try:
+            if AutoConfig.from_pretrained(model).model_type == "gpt_neox":
+                return cls._from_neox(model, **config_overrides)
             hf_model = HFGPT2Model.from_pretrained(model)
         except OSError as error:
             raise OSError(
@@ -209,6 +215,20 @@ class GPT2Model(GPTPreTrainedModel):
             logger.warning("loaded %s into a GPT-2 variant: new parameters (fresh init, "
                            "output_embedding copied from word_embedding): %s; GPT-2 weights "
                            "not used: %s", model, new, dropped)
+        return ours
+
+    @classmethod
+    def _from_neox(cls, model: str, **config_overrides: Any) -> GPT2Model:
+        """A GPT-NeoX checkpoint (sequential residual, tanh GELU) as position_encoding="rope"
+        (`models/export.py` maps it)."""
+        from transformers import GPTNeoXForCausalLM
+
+        from models.export import config_from_neox, neox_to_ours
+
+        hf_model = GPTNeoXForCausalLM.from_pretrained(model)
+        config = config_from_neox(hf_model.config, **config_overrides)
+        ours = cls(config)
+        copy_checked(ours, neox_to_ours(hf_model.state_dict(), config))
         return ours
 
     @classmethod

@@ -41,9 +41,10 @@ class KVCache:
 
     def __init__(self, config: GPT2Config, batch_size: int, max_length: int,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
-        if max_length > config.max_position_embeddings:
+        limit = PositionEncoding(config).max_length
+        if limit is not None and max_length > limit:
             raise ValueError(f"KVCache max_length={max_length} exceeds the context length "
-                             f"{config.max_position_embeddings}")
+                             f"{limit} (learned positions)")
         shape = (config.num_hidden_layers, batch_size, config.num_attention_heads, max_length,
                  config.head_size)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)

@@ -208,6 +208,12 @@ class PositionEncoding:
         self.config = config
         self.has_table, self.build = POSITION_ENCODINGS[config.position_encoding]
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest sequence the encoding takes: T_max for a learned table (it has no row
+        beyond), None for the others, which compute any position."""
+        return self.config.max_position_embeddings if self.has_table else None
+
     def embedding(self) -> nn.Module:
         """`GPT2Model.pos_embedding`: nn.Embedding(T_max, D) for "learned", else a zero."""
         if self.has_table:

@@ -14,6 +14,7 @@ import pretrain
 from data import prepare_lm
 from models.gpt2 import GPT2Model
 from training.metrics import KEYS, read_metrics
+from training.pretrain_flags import SAMPLE_PROMPTS
 
 TINY = ["--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size", "32",
         "--batch_size", "4", "--warmup_iters", "2", "--eval_interval", "3", "--eval_iters", "2",
@@ -49,7 +50,8 @@ def test_pretrain_writes_log_curves_samples_checkpoints_and_resumes(corpus, tmp_
     for name in ("loss.png", "perplexity.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     samples = (out / "samples.txt").read_text(encoding="utf-8")
-    assert all(f"--- prompt {p!r}" in samples for p in pretrain.SAMPLE_PROMPTS)
+    assert all(f"--- prompt {p!r}" in samples for p in SAMPLE_PROMPTS)
+    assert "# weights: the final state of" in samples and "temperature=0.8" in samples
     assert any((out / "wandb").glob("offline-run-*"))
     state = torch.load(out / "ckpt.pt", weights_only=False)
     assert {"model", "optimizer", "model_args", "iter_num", "best_val_loss",

@@ -1,12 +1,22 @@
-"""The tokenizer and the GPT-2 weights the shared flags (``training.args``) ask for."""
+"""The tokenizer and the GPT-2 weights the shared flags (``training.args``) ask for, and the
+language model (with its tokenizer) that a checkpoint, folder or hub name on the command line
+names."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from config import GPT2Config
-from models.gpt2 import GPT2Model
+from models.gpt2 import GPT2Model, read_checkpoint
+from training.lm_data import (
+    LMTokenizer,
+    gpt2_tokenizer_dir,
+    load_lm_tokenizer,
+    load_tokenizer_dir,
+    read_meta,
+)
 
 TOKENIZER_HINT = ("pass --tokenizer ../shared/data/gpt2-tokenizer (a folder with vocab.json "
                   "and merges.txt), or run `python data/prepare.py --from "
@@ -43,11 +53,17 @@ def load_tokenizer(name_or_dir: str):
 def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     """The ``GPT2Model`` the flags of ``add_model_args`` ask for.
 
-    ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path; ``--sdpa``
-    adds ``attention_impl="sdpa"``.  Exits with what to pass when no weights can be had.
+    ``--model_path`` is a Hugging Face folder or a ``pretrain.py`` checkpoint (``ckpt.pt``,
+    ``best.pt`` or their folder), whose vocabulary must hold GPT-2's, which the tasks
+    tokenize with.  ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path;
+    ``--sdpa`` adds ``attention_impl="sdpa"``.  Exits with what to pass when no weights can
+    be had.
     """
     if args.sdpa:
         config_overrides["attention_impl"] = "sdpa"
+    ours = our_checkpoint(args.model_path) if args.model_path else None
+    if ours is not None:
+        return load_pretrained_run(ours, args.random_init, **config_overrides)
     if args.random_init:
         if args.model_path:
             from transformers import AutoConfig
@@ -59,9 +75,100 @@ def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     source = args.model_path or args.model_size
     if args.model_path and not os.path.isdir(args.model_path):
         raise SystemExit(f"--model_path {args.model_path} is not a folder; pass a Hugging "
-                         "Face GPT-2 checkpoint folder (config.json + model.safetensors)")
+                         "Face GPT-2 checkpoint folder (config.json + model.safetensors) or "
+                         "a pretrain.py checkpoint (ckpt.pt, or the folder holding it)")
     try:
         return GPT2Model.from_pretrained(source, **config_overrides)
     except OSError as error:
         raise SystemExit(f"{error}\nOr pass --random_init for a smoke run with random "
                          "weights.") from error
+
+
+
+def load_pretrained_run(checkpoint: Path, random_init: bool, **config_overrides) -> GPT2Model:
+    """A ``pretrain.py`` checkpoint for a task (``--model_path out/DIR``): its weights, or
+    random ones of its shape with ``random_init``.  Exits naming the file when it is
+    unreadable or its vocabulary is smaller than GPT-2's."""
+    try:
+        if random_init:
+            model_args = read_checkpoint(checkpoint)["model_args"]
+            model = GPT2Model(GPT2Config(**{**model_args, **config_overrides}))
+        else:
+            model = GPT2Model.from_checkpoint(checkpoint, **config_overrides)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise SystemExit(f"--model_path {checkpoint}: {error}") from error
+    gpt2_vocab = GPT2Config().vocab_size
+    if model.config.vocab_size < gpt2_vocab:
+        raise SystemExit(f"--model_path {checkpoint}: its vocabulary has "
+                         f"{model.config.vocab_size} tokens but the tasks tokenize with "
+                         f"GPT-2's {gpt2_vocab}; pretrain on a corpus prepared with "
+                         "`data/prepare_lm.py --tokenizer gpt2`")
+    return model
+
+# --- language models named on the command line (evaluate_lm.py, sample.py, export_hf.py) ---
+
+CHECKPOINT_NAMES = ("ckpt.pt", "best.pt")  # a pretrain.py folder holds one of these
+
+
+def our_checkpoint(spec: str) -> Path | None:
+    """The ``pretrain.py`` checkpoint file ``spec`` names (the file, or a folder without a
+    ``config.json`` that holds ``ckpt.pt`` or ``best.pt``), else None."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.is_dir() and not (path / "config.json").is_file():
+        return next((path / n for n in CHECKPOINT_NAMES if (path / n).is_file()), None)
+    return None
+
+
+def tokenizer_files(folder: str | Path) -> Path:
+    """The folder holding the tokenizer's files: a prepared corpus folder's ``tokenizer_dir``
+    (``data/prepare_lm.py``), else ``folder`` itself."""
+    if (Path(folder) / "meta.json").is_file():
+        return Path(folder) / read_meta(folder)["tokenizer_dir"]
+    return Path(folder)
+
+
+def tokenizer_from(folder: str | Path) -> LMTokenizer:
+    """A prepared corpus folder's tokenizer, or a folder of tokenizer files."""
+    if (Path(folder) / "meta.json").is_file():
+        return load_lm_tokenizer(folder)
+    return load_tokenizer_dir(folder)
+
+
+def model_and_tokenizer_dir(spec: str, tokenizer_dir: str | None) -> tuple[GPT2Model, Path]:
+    """The model ``spec`` names and the folder of its tokenizer.
+
+    ``spec`` is a ``pretrain.py`` checkpoint (``ckpt.pt``/``best.pt`` or its folder), a
+    Hugging Face folder (``config.json``; GPT-2 or GPT-NeoX) or hub name.  The tokenizer is
+    ``tokenizer_dir`` when given, else, for one of ours, its run's corpus folder
+    (``config["data_dir"]``), for a Hugging Face folder its own tokenizer files, else
+    GPT-2's.  Raises FileNotFoundError, ValueError or OSError naming what is missing.
+    """
+    checkpoint = our_checkpoint(spec)
+    if checkpoint is not None:
+        model = GPT2Model.from_checkpoint(checkpoint)
+        data_dir = (read_checkpoint(checkpoint).get("config") or {}).get("data_dir")
+        if tokenizer_dir is None and data_dir is None:
+            raise ValueError(f"{checkpoint} does not name its corpus folder (config['data_dir']);"
+                             " pass --tokenizer DIR, the folder data/prepare_lm.py wrote")
+        return model, Path(tokenizer_dir or data_dir)
+    if Path(spec).is_dir() and (Path(spec) / "config.json").is_file():
+        folder = Path(spec)
+        own = ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+               or (folder / "tokenizer.json").is_file())
+        default = folder if own else None
+    elif any(c in spec for c in "/\\") or spec.startswith("."):
+        raise FileNotFoundError(f"{spec}: no such checkpoint file or folder; pass a ckpt.pt, "
+                                "a folder holding one, a Hugging Face checkpoint folder, or a "
+                                "hub name like gpt2")
+    else:
+        default = None
+    model = GPT2Model.from_pretrained(spec)
+    return model, Path(tokenizer_dir or default or gpt2_tokenizer_dir())
+
+
+def load_model(spec: str, tokenizer_dir: str | None) -> tuple[GPT2Model, LMTokenizer]:
+    """The model ``spec`` names and its tokenizer (see ``model_and_tokenizer_dir``)."""
+    model, folder = model_and_tokenizer_dir(spec, tokenizer_dir)
+    return model, tokenizer_from(folder)

@@ -6,6 +6,8 @@ that are new in a window (not scored by an earlier one) are scored, each seeing 
 ``block_size - 1`` tokens before it. Token 0 has no context and is never scored, so with
 ``stride < block_size`` a sequence of N tokens scores N - 1; with ``stride == block_size``
 (disjoint windows) the first token of every window has no context and is not scored.
+A model with learned positions takes windows up to its trained length; one with ALiBi, rope
+or no positions takes any ``block_size``.
 Unlike the guide's loop, each scored token counts exactly once (the guide weights every
 window's mean by one token fewer than it scored).
 
@@ -58,9 +60,11 @@ def sequence_nll(model: GPT2Model, ids: np.ndarray | list[int], block_size: int,
     float32, each window's sum added up in float64.  The model runs in eval mode (no dropout)
     and gets its mode back.
     """
-    if block_size > model.config.max_position_embeddings:
-        raise ValueError(f"block_size={block_size} exceeds the model's context "
-                         f"{model.config.max_position_embeddings}")
+    limit = model.positions.max_length
+    if limit is not None and block_size > limit:
+        raise ValueError(f"block_size={block_size} exceeds the model's context {limit}: its "
+                         f"learned positions were trained for {limit} tokens (ALiBi, rope "
+                         "and no positions take any block size)")
     ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     spans = windows(len(ids), block_size, stride)
     was_training = model.training

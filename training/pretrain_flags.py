@@ -28,6 +28,7 @@ from training.args import (
 from training.trainer import AUTOCAST_DTYPES
 
 COMPARE_STEPS = 50  # --compare_devices times this many steps on each device
+SAMPLE_PROMPTS = ("\n", "The ", "ROMEO:")  # what samples.txt continues unless --sample_prompts
 # GPT2Config's numeric research options, each a flag of the same name (validated by the config)
 NUMERIC_OPTIONS = ("rope_theta", "rotary_fraction", "z_loss", "mu_loss")
 
@@ -78,6 +79,8 @@ def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
             ("top_p", bounded(float, 0.0, 1.0, low_open=True), 0.95, "nucleus sampling"),
             ("ddp_timeout", POSITIVE_FLOAT, 300.0, "seconds a rank waits for the others")):
         add(f"--{name}", type=kind, default=default, help=text)
+    add("--sample_prompts", nargs="+", default=list(SAMPLE_PROMPTS),
+        help=f"prompts samples.txt continues (default: {list(SAMPLE_PROMPTS)})")
     add("--device", default="cpu", choices=["cpu", "cuda"])
     add("--dtype", default=None, choices=list(AUTOCAST_DTYPES),
         help="autocast on a GPU (default bfloat16); the CPU trains in float32")
