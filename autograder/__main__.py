@@ -26,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cmd_release(args: argparse.Namespace) -> int:
+    from autograder.course import load_course
     from autograder.release import check_release, release
 
     out = Path(args.out)
-    written = release(ROOT, out, args.parts)
+    course = load_course(args.course) if args.course else None
+    written = release(ROOT, out, args.parts, course)
     problems = check_release(ROOT, out)
     for problem in problems:
         print(f"release check: {problem}", file=sys.stderr)
@@ -144,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         release = commands.add_parser("release", help="write the student handout")
         release.add_argument("--out", required=True, help="new folder for the handout")
         _add_parts(release)
+        release.add_argument("--course", help="the course file (course.toml): its parts, "
+                             "dates, policies and questions go into HANDOUT.md")
         release.set_defaults(func=cmd_release)
         reference = commands.add_parser("build-reference", help="regenerate reference outputs")
         reference.add_argument("--out", default=str(ROOT / "autograder" / "reference"))

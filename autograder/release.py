@@ -28,8 +28,9 @@ import shutil
 import subprocess
 import sys
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.manifest import (
     HANDOUT_FILES,
@@ -45,6 +46,9 @@ from autograder.parts import (
     part_of_section,
     write_assignment,
 )
+
+if TYPE_CHECKING:
+    from autograder.course import Course
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
@@ -154,15 +158,19 @@ def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> 
     return "".join(lines)
 
 
-def release(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list[str]:
+def release(root: Path, out: Path, parts: tuple[str, ...] | None = None,
+            course: Course | None = None) -> list[str]:
     """Copy the handout files from `root` into `out` (which must not exist), the fences of
-    `parts` (default: every part) stripped, and write HANDOUT.md, README.md and
-    autograder/assignment.json.  Returns the relative paths written."""
+    the assignment's parts stripped, and write the documents (`autograder/document.py`)
+    and autograder/assignment.json.  The parts are `parts` when given, else the course
+    file's (`course`), else every part.  Returns the relative paths written."""
+    from autograder.course import default_course
     from autograder.document import write_documents
 
     if out.exists():
         raise FileExistsError(f"{out} already exists; pass a new folder to --out")
-    chosen = assignment(root, parts)
+    course = course or default_course()
+    chosen = assignment(root, parts or course.parts)
     written = []
     for rel in handout_files(root):
         source = root / rel
@@ -176,7 +184,8 @@ def release(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list
             shutil.copy2(source, target)
         written.append(rel)
     write_assignment(out, chosen)
-    written += [ASSIGNMENT, *write_documents(root, out, tuple(chosen["parts"]))]
+    course = replace(course, parts=tuple(chosen["parts"]))
+    written += [ASSIGNMENT, *write_documents(root, out, course)]
     return written
 
 
