@@ -189,8 +189,8 @@ def questions_text(course: Course) -> str:
         lines.append("")
     if course.choice:
         lines += [*textwrap.wrap(
-            f"Answer the multiple-choice questions in `{ANSWERS_FILE}`, which is submitted "
-            "with your code: each question's line lists the numbers of every option that "
+            f"Answer the multiple-choice questions in `{ANSWERS_FILE}` (in your handout "
+            "folder, beside this file): each question's line lists the numbers of every option that "
             "applies, e.g. `id = [0, 2]`. A question earns its points when its list names "
             "exactly those options (no partial credit); the result shows after the due date.",
             WIDTH), ""]
@@ -274,7 +274,7 @@ def handout_text(root: Path, course: Course) -> str:
         pieces.append((root / part.prose).read_text())
         command = check_command(root, name)
         if command:
-            pieces.append(f"Check this part's visible cases: `{command}`.\n")
+            pieces.append(f"Check this part's visible cases:\n\n```bash\n{command}\n```\n")
     submit = (root / HANDOUT_SUBMIT).read_text()
     if course.submit.strip():
         submit = submit.rstrip("\n") + "\n\n" + course.submit.strip() + "\n"

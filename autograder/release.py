@@ -9,13 +9,14 @@ alone on its line).  It becomes, at the indentation of the BEGIN line:
 The function is found with `ast` (the innermost def around the fence); the handout
 section comes from "(handout X.Y)" in its docstring, and the section names its part
 (`autograder/parts.py`).  A fence of a part the assignment leaves out ships solved: only
-its two marker lines go.  The release also writes `HANDOUT.md` and `README.md`
-(`autograder/document.py`) and `autograder/assignment.json` (the parts and the files a
-submission carries).  `check_release` verifies the result: every file compiles and every
-module imports, no line from inside a graded fence survives in ANY released file (the
-producers, the visible cases and the handout's prose included; `significant` says which
-lines count), no staff-only file is present, and every "handout N.M" a released file cites
-is a section of HANDOUT.md.
+its two marker lines go.  The release also writes `HANDOUT.md`, `README.md` and, when the
+course file asks multiple-choice questions, `answers.toml` (`autograder/document.py`), and
+`autograder/assignment.json` (the parts and the files a submission carries).
+`check_release` verifies the result: every file compiles and every module imports, no line
+from inside a graded fence survives in ANY released file (the producers, the visible cases
+and the handout's prose included; `significant` says which lines count), no staff-only
+file is present, and every "handout N.M" a released file cites is a section of HANDOUT.md
+or in a part that its appendix lists as shipping solved.
 """
 
 from __future__ import annotations

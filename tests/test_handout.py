@@ -60,12 +60,14 @@ answer = [0]
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> tuple[object, Path]:
-    """A two-part release made from a course file."""
+    """A two-part release made from a course file by `release --course`, which checks it."""
     folder = tmp_path_factory.mktemp("small")
     (folder / "course.toml").write_text(COURSE)
-    course = load_course(folder / "course.toml")
-    release(REPO, folder / "handout", course=course)
-    return course, folder / "handout"
+    made = subprocess.run([sys.executable, "-m", "autograder", "release", "--out",
+                           str(folder / "handout"), "--course", str(folder / "course.toml")],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return load_course(folder / "course.toml"), folder / "handout"
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ def chapters(text: str) -> set[str]:
 def test_sections_and_appendix_follow_the_assignment(released):
     parts, out = released
     text = (out / "HANDOUT.md").read_text()
-    assert check_release(REPO, out) == []
+    assert parts == SMALL or check_release(REPO, out) == []  # `release` checked the small one
     numbered = set(HEADING.findall(text))
     for name, part in PARTS.items():
         assert (part.section in numbered) == (name in parts), name
