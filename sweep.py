@@ -1,13 +1,15 @@
 """Run a grid of pretrain.py switches by seeds, then compare the runs (handout 9).
 
     python sweep.py run sweeps/attention_variants.toml --out_dir out/variants
+    python sweep.py run sweeps/attention_variants.toml --out_dir out/quick --set max_iters=50
     python sweep.py slurm sweeps/attention_variants.toml --out_dir out/variants \\
         --sbatch_args "--gres=none --cpus-per-task=2"     # one array task per run
     python sweep.py aggregate out/variants                  # summary.csv and the figures
     python sweep.py aggregate out/softmax out/attn_bias --out_dir out/compared
 
 ``run`` expands the grid file (``training.sweeps``: TOML, checked against pretrain.py's
-parser), writes ``DIR/runs.json`` and trains the runs one after another, each as
+parser; ``--set key=value``, repeatable, replaces a [base] value or a [grid] list for
+every run), writes ``DIR/runs.json`` and trains the runs one after another, each as
 ``python pretrain.py <flags> --out_dir DIR/<run name>``.  A run whose checkpoint is at
 ``max_iters`` is skipped and one with an earlier checkpoint continues (``--init_from
 resume``), so a killed sweep is resumed by running the same command again.  ``slurm``
@@ -31,6 +33,7 @@ from training.args import POSITIVE_INT
 from training.sweeps import (
     GridError,
     expand,
+    parse_setting,
     pretrain_argv,
     read_grid,
     read_runs,
@@ -45,7 +48,9 @@ SBATCH_SCRIPT = HERE / "sbatch_sweep.sh"
 
 def prepare(args: argparse.Namespace) -> dict[str, dict]:
     """Check the grid, write out_dir/runs.json and a copy of the grid; {name: flags}."""
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    overrides = dict(args.set)
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
     runs = expand(read_grid(args.grid, overrides))
     write_runs(args.out_dir, runs)
     copy = Path(args.out_dir) / "grid.toml"
@@ -134,6 +139,14 @@ def command_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def setting(text: str) -> tuple[str, object]:
+    """argparse type of ``--set``: `training.sweeps.parse_setting`."""
+    try:
+        return parse_setting(text)
+    except GridError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +158,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument("grid", help="a grid file (TOML; see sweeps/)")
         command.add_argument("--out_dir", required=True, help="the sweep folder")
         command.add_argument("--data_dir", help="replaces the grid's data_dir")
+        command.add_argument("--set", type=setting, action="append", default=[],
+                             metavar="KEY=VALUE",
+                             help="replace a grid value for every run, e.g. max_iters=50 "
+                                  "(repeatable; a [grid] key then takes this one value)")
     slurm = commands.choices["slurm"]
     slurm.add_argument("--sbatch_args", default="",
                        help='more sbatch options, e.g. "--gres=gpu:1 --time=02:00:00"')

@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
               f"{top['median']:.3f}); attention on the first position "
               f"{np.mean([row['first_position_attention'] for row in layers]):.3f}")
     plot_compare({label: result["layers"] for label, result in results.items()},
-                 out_dir / "compare_top1.png")
+                 out_dir / "compare_top1.png", out_dir.resolve().name)
     settings = {key: getattr(args, key) for key in ("model", "data_dir", "text", "split",
                                                     "windows", "block_size", "seed", "prompt")}
     write_tables(results, settings, out_dir)
