@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from models.gpt2 import GPT2Model, read_checkpoint
-from training.args import POSITIVE_INT
+from training.args import POSITIVE_INT, HelpFormatter
 from training.averaging import average_checkpoints, last_checkpoints
 from training.checkpoint import save_checkpoint
 from training.lm_data import open_split
@@ -41,7 +41,7 @@ def trained_on(path: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoints", nargs="+", help="checkpoint files, oldest first")
     which.add_argument("--dir", help="folder of checkpoints; with --last N")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from models.export import to_hf
 from models.gpt2 import GPT2Model, read_checkpoint
+from training.args import HelpFormatter
 from training.loading import (
     model_and_tokenizer_dir,
     our_checkpoint,
@@ -56,7 +57,7 @@ def export(spec: str, out_dir: str | Path, tokenizer_dir: str | None = None) -> 
 
 def main(argv: list[str] | None = None) -> dict[str, str]:
     parser = argparse.ArgumentParser(prog="export_hf.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="a pretrain.py ckpt.pt/best.pt or its folder")
     parser.add_argument("out_dir", help="the folder to write the Hugging Face checkpoint to")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder, or a "

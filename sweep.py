@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training.args import POSITIVE_INT
+from training.args import POSITIVE_INT, HelpFormatter
 from training.sweeps import (
     GridError,
     expand,
@@ -148,12 +148,13 @@ def setting(text: str) -> tuple[str, object]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler, text in (
             ("run", command_run, "train every run here, one after another"),
             ("slurm", command_slurm, "submit one Slurm job array, one task per run")):
-        command = commands.add_parser(name, help=text)
+        command = commands.add_parser(name, help=text, formatter_class=HelpFormatter)
         command.set_defaults(handler=handler)
         command.add_argument("grid", help="a grid file (TOML; see sweeps/)")
         command.add_argument("--out_dir", required=True, help="the sweep folder")
@@ -167,11 +168,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help='more sbatch options, e.g. "--gres=gpu:1 --time=02:00:00"')
     slurm.add_argument("--max_parallel", type=POSITIVE_INT, help="array tasks running at once")
     slurm.add_argument("--wait", action="store_true", help="return when the array has ended")
-    one = commands.add_parser("run-one", help="train run INDEX of a sweep folder (array task)")
+    one = commands.add_parser("run-one", help="train run INDEX of a sweep folder (array task)",
+                                formatter_class=HelpFormatter)
     one.set_defaults(handler=command_run_one)
     one.add_argument("sweep_dir")
     one.add_argument("index", type=int)
-    summary = commands.add_parser("aggregate", help="summary.csv and figures of finished runs")
+    summary = commands.add_parser("aggregate", help="summary.csv and figures of finished runs",
+                                  formatter_class=HelpFormatter)
     summary.set_defaults(handler=command_aggregate)
     summary.add_argument("paths", nargs="+", help="sweep folders or pretrain.py out folders")
     summary.add_argument("--out_dir", help="default: the sweep folder, when there is one")
