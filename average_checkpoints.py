@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models.gpt2 import GPT2Model, read_checkpoint
+from models.gpt2 import GPT2Model
 from training.args import POSITIVE_INT, HelpFormatter
 from training.averaging import average_checkpoints, last_checkpoints
-from training.checkpoint import save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 
@@ -36,7 +36,7 @@ def validation_loss(model: GPT2Model, data_dir: str, max_tokens: int | None) -> 
 
 def trained_on(path: str) -> str | None:
     """The ``data_dir`` flag the checkpoint at ``path`` was trained with, if it records one."""
-    return (read_checkpoint(path).get("config") or {}).get("data_dir")
+    return (load_checkpoint(path).get("config") or {}).get("data_dir")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -22,8 +22,9 @@ import argparse
 from pathlib import Path
 
 from models.export import to_hf
-from models.gpt2 import GPT2Model, read_checkpoint
+from models.gpt2 import GPT2Model
 from training.args import HelpFormatter
+from training.checkpoint import load_checkpoint
 from training.loading import (
     model_and_tokenizer_dir,
     our_checkpoint,
@@ -41,7 +42,7 @@ def export(spec: str, out_dir: str | Path, tokenizer_dir: str | None = None) -> 
 
     checkpoint = our_checkpoint(spec)
     if (tokenizer_dir is None and checkpoint is not None
-            and not (read_checkpoint(checkpoint).get("config") or {}).get("data_dir")):
+            and not (load_checkpoint(checkpoint).get("config") or {}).get("data_dir")):
         model, folder = GPT2Model.from_checkpoint(checkpoint), None  # no tokenizer to carry
     else:
         model, folder = model_and_tokenizer_dir(spec, tokenizer_dir)

@@ -42,7 +42,8 @@ import torch
 
 from analysis.outliers import analyse, load_model, sample_windows, write_tables
 from analysis.plots import plot_compare, plot_curves
-from models.gpt2 import GPT2Model, read_checkpoint
+from models.gpt2 import GPT2Model
+from training.checkpoint import load_checkpoint
 from training.lm_data import load_lm_tokenizer, open_split
 from training.metrics import read_metrics
 from training.sweeps import RUNS_FILE, read_runs
@@ -130,7 +131,7 @@ def summarize_run(run_dir: Path, windows: int, seed: int, batch_size: int,
                   ratio: float = SPIKE_RATIO) -> tuple[dict, list[dict], dict]:
     """(summary values, the outlier rows of `analysis.outliers.analyse`, the run's config)."""
     checkpoint = run_dir / "ckpt.pt"
-    state = read_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint)
     config = state["config"]
     data = data_dir or config["data_dir"]
     tokens = np.asarray(open_split(data, "val"))

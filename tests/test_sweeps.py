@@ -194,6 +194,9 @@ def test_sweep_resumes_skips_finished_runs_and_aggregates(corpus, tmp_path, caps
     names = ["attention_variant=softmax,seed=0", "attention_variant=attn_bias,seed=0"]
     pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out / names[0]),
                    *to_argv({**TINY, "max_iters": 2, "lr_decay_iters": 4, "seed": 0})])
+    killed = torch.load(out / names[0] / "ckpt.pt", weights_only=False)
+    killed["config"]["max_iters"] = 4  # the run's own flags, as a run killed at step 2 saved them
+    torch.save(killed, out / names[0] / "ckpt.pt")
     assert run_state(out / names[0], {**TINY, "seed": 0}) == "started"
     assert sweep.main(["run", str(grid), "--out_dir", str(out), "--data_dir",
                        str(corpus)]) == 0

@@ -31,7 +31,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.gpt2 import read_checkpoint
+from training.checkpoint import load_checkpoint
 from training.pretrain_flags import build_parser, check_args
 
 Scalar = str | int | float | bool
@@ -200,7 +200,7 @@ def run_state(run_dir: str | Path, flags: dict[str, Scalar]) -> str:
     path = Path(run_dir) / "ckpt.pt"
     if not path.is_file():
         return "new"
-    return "finished" if read_checkpoint(path)["iter_num"] >= parse_flags(flags).max_iters else "started"
+    return "finished" if load_checkpoint(path)["iter_num"] >= parse_flags(flags).max_iters else "started"
 
 
 def pretrain_argv(run_dir: str | Path, flags: dict[str, Scalar], state: str) -> list[str]:
