@@ -1,6 +1,7 @@
 """The README is a short user guide whose commands work.
 
-- README.md has at most 200 lines, and links every guide in ``docs/``;
+- README.md has at most 200 lines, links every guide in ``docs/``, and every script and
+  folder it names in code (``models/gpt2.py``, ``training/``) exists;
 - every relative link in README.md, ``docs/*.md`` and ``bench/README.md`` resolves;
 - the README's test command is the one ``.ci/run`` runs;
 - every ``python X.py ...`` and ``python -m MODULE ...`` these guides name exists, with its
@@ -25,6 +26,8 @@ MAX_LINES = 200
 EXTERNAL_MODULES = {"pytest", "pip", "venv"}  # `python -m` modules that are not the kit's
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+REPO_PATH = re.compile(r"[\w.-]+(/[\w.-]*)*(\.(py|sh|npy|toml)|/)")  # a script, a folder/, ...
 COMMAND = re.compile(r"(?:^|[\s`(])(?:\S*/)?python3? +(?:-m +([\w.]+)|([\w./-]+\.py))(.*)")
 END_OF_COMMAND = {"&&", "||", ";", "|"}
 
@@ -99,6 +102,14 @@ def test_readme_links_every_guide():
               for target in relative_links(README)}
     missing = [path.name for path in GUIDES[1:] if path.resolve() not in linked]
     assert not missing, f"README.md links none of {missing}"
+
+
+def test_every_file_the_readme_names_exists():
+    text = FENCE.sub("", README.read_text(encoding="utf-8"))
+    named = [span for span in CODE_SPAN.findall(text) if REPO_PATH.fullmatch(span)]
+    assert "models/gpt2.py" in named and "training/" in named
+    missing = [name for name in named if not (REPO / name).exists()]
+    assert not missing, f"README.md names files that do not exist: {missing}"
 
 
 @pytest.mark.parametrize("path", GUIDES, ids=lambda path: str(path.relative_to(REPO)))
