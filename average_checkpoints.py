@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from models.gpt2 import GPT2Model, read_checkpoint
-from training.args import POSITIVE_INT
+from models.gpt2 import GPT2Model
+from training.args import POSITIVE_INT, HelpFormatter
 from training.averaging import average_checkpoints, last_checkpoints
-from training.checkpoint import save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 
@@ -36,12 +36,12 @@ def validation_loss(model: GPT2Model, data_dir: str, max_tokens: int | None) -> 
 
 def trained_on(path: str) -> str | None:
     """The ``data_dir`` flag the checkpoint at ``path`` was trained with, if it records one."""
-    return (read_checkpoint(path).get("config") or {}).get("data_dir")
+    return (load_checkpoint(path).get("config") or {}).get("data_dir")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoints", nargs="+", help="checkpoint files, oldest first")
     which.add_argument("--dir", help="folder of checkpoints; with --last N")

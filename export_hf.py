@@ -22,7 +22,9 @@ import argparse
 from pathlib import Path
 
 from models.export import to_hf
-from models.gpt2 import GPT2Model, read_checkpoint
+from models.gpt2 import GPT2Model
+from training.args import HelpFormatter
+from training.checkpoint import load_checkpoint
 from training.loading import (
     model_and_tokenizer_dir,
     our_checkpoint,
@@ -40,7 +42,7 @@ def export(spec: str, out_dir: str | Path, tokenizer_dir: str | None = None) -> 
 
     checkpoint = our_checkpoint(spec)
     if (tokenizer_dir is None and checkpoint is not None
-            and not (read_checkpoint(checkpoint).get("config") or {}).get("data_dir")):
+            and not (load_checkpoint(checkpoint).get("config") or {}).get("data_dir")):
         model, folder = GPT2Model.from_checkpoint(checkpoint), None  # no tokenizer to carry
     else:
         model, folder = model_and_tokenizer_dir(spec, tokenizer_dir)
@@ -56,7 +58,7 @@ def export(spec: str, out_dir: str | Path, tokenizer_dir: str | None = None) -> 
 
 def main(argv: list[str] | None = None) -> dict[str, str]:
     parser = argparse.ArgumentParser(prog="export_hf.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="a pretrain.py ckpt.pt/best.pt or its folder")
     parser.add_argument("out_dir", help="the folder to write the Hugging Face checkpoint to")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder, or a "

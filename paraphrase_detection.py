@@ -37,6 +37,7 @@ from models.gpt2 import GPT2Model
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    HelpFormatter,
     add_model_args,
     add_peft_args,
     device_from_args,
@@ -95,7 +96,8 @@ def collate(examples: list[ParaphraseExample], tokenizer, max_length: int) -> di
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--eval_batch_size", type=POSITIVE_INT, default=32)
     parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
                         help="default: 1e-5, or 5e-4 with --peft lora")

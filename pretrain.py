@@ -7,6 +7,7 @@
         --batch_size 64 --max_iters 5000 --lr_decay_iters 5000 --dropout 0.2
     torchrun --nproc_per_node 4 pretrain.py --device cuda --gradient_accumulation_steps 4
     python pretrain.py --init_from resume                 # continue out_dir/ckpt.pt exactly
+    python pretrain.py --init_from resume --max_iters 4000 --override   # train on, longer
 
 The flags are nanoGPT's (``--n_layer=4`` and ``--compile=False`` work too), declared in
 ``training/pretrain_flags.py`` (``sweep.py`` checks its grid files against the same parser).  The out
@@ -16,6 +17,8 @@ with the settings and weights used),
 ``ckpt.pt`` (the last checkpoint) and ``best.pt`` (the lowest validation loss); with
 ``--keep_checkpoints N`` also the last N evaluations' as ``ckpt_<iter>.pt``, which
 ``average_checkpoints.py --dir OUT --last N`` averages.
+A resume keeps the checkpoint's schedule and model flags; one given with another value is
+refused, naming it, unless ``--override`` (then each change is printed).
 ``--gradient_accumulation_steps`` counts micro-steps over all processes, as nanoGPT's.
 """
 
@@ -36,14 +39,24 @@ from models.gpt2 import GPT2Model
 from models.lm import CausalLM
 from training import distributed
 from training.batches import TokenBatches
-from training.checkpoint import load_checkpoint
+from training.checkpoint import CheckpointError, CheckpointNotFound, load_checkpoint
 from training.lm_data import bytes_per_token, load_lm_tokenizer, open_split, read_meta
 from training.losses import after_optimizer_step, lm_cross_entropy, lm_losses
 from training.plots import plot_metrics
-from training.pretrain_flags import COMPARE_STEPS, NUMERIC_OPTIONS, get_args
+from training.pretrain_flags import (
+    COMPARE_STEPS,
+    MODEL_FLAGS,
+    NUMERIC_OPTIONS,
+    get_args,
+    given_flags,
+    resume_flags,
+)
 from training.trainer import TrainConfig, Trainer
 
 EVAL_SEED = 1234  # validation windows are the same at every evaluation
+# a shape flag -> its GPT2Config field (the switches and options share their names)
+CONFIG_FIELDS = {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
+                 "n_embd": "hidden_size", "block_size": "max_position_embeddings"}
 
 
 def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
@@ -71,6 +84,36 @@ def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
         raise SystemExit(f"--block_size {args.block_size} exceeds {args.init_from}'s context "
                          f"{model.config.max_position_embeddings}")
     return model
+
+
+def read_resume(args: argparse.Namespace, argv: list[str] | None) -> tuple[dict, GPT2Model]:
+    """The checkpoint ``out_dir/ckpt.pt`` and its model, ``args`` set to its schedule and
+    model flags (``training.pretrain_flags.resume_flags``: changed flags are refused unless
+    ``--override``, and then printed and applied to the model's config).  Exits naming the
+    file or the flags."""
+    path = os.path.join(args.out_dir, "ckpt.pt")
+    try:
+        resume = load_checkpoint(path, keys=("model", "model_args", "config"))
+        changed = resume_flags(args, given_flags(argv), resume["config"])
+    except CheckpointNotFound as error:
+        raise SystemExit(f"--init_from resume: {path} not found; train first with "
+                         f"--out_dir {args.out_dir}, or pass the --out_dir of the run") from error
+    except (CheckpointError, ValueError) as error:
+        raise SystemExit(f"pretrain.py: {error}") from error
+    overrides = {}
+    for line in changed:
+        print(f"[pretrain] resume with --override: {line}")
+    for name in MODEL_FLAGS:
+        if name in resume["config"] and resume["config"][name] != getattr(args, name):
+            if name == "dropout":
+                overrides.update(hidden_dropout_prob=args.dropout,
+                                 attention_probs_dropout_prob=args.dropout)
+            else:
+                overrides[CONFIG_FIELDS.get(name, name)] = getattr(args, name)
+    try:
+        return resume, GPT2Model(GPT2Config(**{**resume["model_args"], **overrides}))
+    except ValueError as error:
+        raise SystemExit(f"pretrain.py: {error}") from error
 
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -188,8 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "micro-steps over all of them, as nanoGPT's)")
     resume = None
     if args.init_from == "resume":
-        resume = load_checkpoint(os.path.join(args.out_dir, "ckpt.pt"))
-        model = GPT2Model(GPT2Config(**resume["model_args"]))
+        resume, model = read_resume(args, argv)
     else:
         torch.manual_seed(args.seed)  # the same initial weights on every rank
         model = build_model(args, meta)
@@ -206,7 +248,10 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         trainer = make_trainer(args, meta, model, info, device, train, val, args.max_iters,
                                wandb_run)
-        result = trainer.run(resume_from=resume)
+        try:
+            result = trainer.run(resume_from=resume)
+        except CheckpointError as error:
+            raise SystemExit(f"--init_from resume: {error}") from error
         final = trainer.checkpoint()  # every rank: FSDP gathers the weights
         if info.is_main:
             plot_metrics(os.path.join(args.out_dir, "metrics.jsonl"), args.out_dir)

@@ -29,7 +29,13 @@ from pathlib import Path
 import torch
 
 from models.generate import generate
-from training.args import NON_NEGATIVE_FLOAT, NON_NEGATIVE_INT, POSITIVE_INT, bounded
+from training.args import (
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    HelpFormatter,
+    bounded,
+)
 from training.loading import load_model
 
 SEPARATOR = "---------------"  # nanoGPT prints this after each sample
@@ -38,7 +44,7 @@ SEPARATOR = "---------------"  # nanoGPT prints this after each sample
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sample.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     add = parser.add_argument
     add("--out_dir", default="out/pretrain", help="a pretrain.py folder: samples its ckpt.pt")
     add("--checkpoint", default=None, help="instead of --out_dir: a ckpt.pt/best.pt, a folder "

@@ -6,9 +6,10 @@
 #   bash setup.sh          # runtime + test + dev tools
 #   PYTHON=python3.11 bash setup.sh
 #
-# On a CUDA cluster: activate .venv and `pip install torch==2.13.0 --index-url
-# https://download.pytorch.org/whl/cu126` before (or after) running this script;
-# the pin is then already satisfied and the CUDA build is kept.
+# On a CUDA cluster: create .venv (python3 -m venv .venv) and `.venv/bin/pip install
+# torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126` before running this
+# script; the pin is then already satisfied and the CUDA build is kept (installed after,
+# the CPU build already meets the pin and stays).
 set -euo pipefail
 cd "$(dirname "$0")"
 

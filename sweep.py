@@ -1,13 +1,15 @@
 """Run a grid of pretrain.py switches by seeds, then compare the runs (handout 9).
 
     python sweep.py run sweeps/attention_variants.toml --out_dir out/variants
+    python sweep.py run sweeps/attention_variants.toml --out_dir out/quick --set max_iters=50
     python sweep.py slurm sweeps/attention_variants.toml --out_dir out/variants \\
         --sbatch_args "--gres=none --cpus-per-task=2"     # one array task per run
     python sweep.py aggregate out/variants                  # summary.csv and the figures
     python sweep.py aggregate out/softmax out/attn_bias --out_dir out/compared
 
 ``run`` expands the grid file (``training.sweeps``: TOML, checked against pretrain.py's
-parser), writes ``DIR/runs.json`` and trains the runs one after another, each as
+parser; ``--set key=value``, repeatable, replaces a [base] value or a [grid] list for
+every run), writes ``DIR/runs.json`` and trains the runs one after another, each as
 ``python pretrain.py <flags> --out_dir DIR/<run name>``.  A run whose checkpoint is at
 ``max_iters`` is skipped and one with an earlier checkpoint continues (``--init_from
 resume``), so a killed sweep is resumed by running the same command again.  ``slurm``
@@ -27,10 +29,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training.args import POSITIVE_INT
+from training.args import POSITIVE_INT, HelpFormatter
 from training.sweeps import (
     GridError,
     expand,
+    parse_setting,
     pretrain_argv,
     read_grid,
     read_runs,
@@ -45,7 +48,9 @@ SBATCH_SCRIPT = HERE / "sbatch_sweep.sh"
 
 def prepare(args: argparse.Namespace) -> dict[str, dict]:
     """Check the grid, write out_dir/runs.json and a copy of the grid; {name: flags}."""
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    overrides = dict(args.set)
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
     runs = expand(read_grid(args.grid, overrides))
     write_runs(args.out_dir, runs)
     copy = Path(args.out_dir) / "grid.toml"
@@ -134,27 +139,42 @@ def command_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def setting(text: str) -> tuple[str, object]:
+    """argparse type of ``--set``: `training.sweeps.parse_setting`."""
+    try:
+        return parse_setting(text)
+    except GridError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, handler, text in (
             ("run", command_run, "train every run here, one after another"),
             ("slurm", command_slurm, "submit one Slurm job array, one task per run")):
-        command = commands.add_parser(name, help=text)
+        command = commands.add_parser(name, help=text, formatter_class=HelpFormatter)
         command.set_defaults(handler=handler)
         command.add_argument("grid", help="a grid file (TOML; see sweeps/)")
         command.add_argument("--out_dir", required=True, help="the sweep folder")
         command.add_argument("--data_dir", help="replaces the grid's data_dir")
+        command.add_argument("--set", type=setting, action="append", default=[],
+                             metavar="KEY=VALUE",
+                             help="replace a grid value for every run, e.g. max_iters=50 "
+                                  "(repeatable; a [grid] key then takes this one value)")
     slurm = commands.choices["slurm"]
     slurm.add_argument("--sbatch_args", default="",
                        help='more sbatch options, e.g. "--gres=gpu:1 --time=02:00:00"')
     slurm.add_argument("--max_parallel", type=POSITIVE_INT, help="array tasks running at once")
     slurm.add_argument("--wait", action="store_true", help="return when the array has ended")
-    one = commands.add_parser("run-one", help="train run INDEX of a sweep folder (array task)")
+    one = commands.add_parser("run-one", help="train run INDEX of a sweep folder (array task)",
+                                formatter_class=HelpFormatter)
     one.set_defaults(handler=command_run_one)
     one.add_argument("sweep_dir")
     one.add_argument("index", type=int)
-    summary = commands.add_parser("aggregate", help="summary.csv and figures of finished runs")
+    summary = commands.add_parser("aggregate", help="summary.csv and figures of finished runs",
+                                  formatter_class=HelpFormatter)
     summary.set_defaults(handler=command_aggregate)
     summary.add_argument("paths", nargs="+", help="sweep folders or pretrain.py out folders")
     summary.add_argument("--out_dir", help="default: the sweep folder, when there is one")

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from models.gpt2 import GPT2Model
+from training.args import HelpFormatter
 from training.lm_data import (
     LMTokenizer,
     gpt2_tokenizer_dir,
@@ -232,7 +233,8 @@ def write_tables(results: dict[str, list[dict]], settings: dict, out_dir: Path) 
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", action="append", required=True,
                         help="ckpt.pt, its folder, a Hugging Face GPT-2 folder or name; repeat "
                              "to compare models")
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
               f"{top['median']:.3f}); attention on the first position "
               f"{np.mean([row['first_position_attention'] for row in layers]):.3f}")
     plot_compare({label: result["layers"] for label, result in results.items()},
-                 out_dir / "compare_top1.png")
+                 out_dir / "compare_top1.png", out_dir.resolve().name)
     settings = {key: getattr(args, key) for key in ("model", "data_dir", "text", "split",
                                                     "windows", "block_size", "seed", "prompt")}
     write_tables(results, settings, out_dir)

@@ -70,8 +70,9 @@ def plot_token_channels(hidden: torch.Tensor, tokens: list[str], title: str,
     return _save(figure, path)
 
 
-def plot_compare(models: dict[str, list[dict]], path: str | Path) -> Path:
-    """Draw the top-1 magnitude per layer of each model ({label: rows}) into `path`."""
+def plot_compare(models: dict[str, list[dict]], path: str | Path, title: str) -> Path:
+    """Draw the top-1 magnitude per layer of each model ({label: rows}) into `path`, titled
+    ``<title>: largest activation per layer`` (title: the study or sweep folder's name)."""
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, layers in models.items():
         axes.plot([row["layer"] for row in layers], [row["top1"] for row in layers],
@@ -79,20 +80,20 @@ def plot_compare(models: dict[str, list[dict]], path: str | Path) -> Path:
     axes.set_xlabel("block (gpt_layers index)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("top-1 magnitude |h| (mean over windows)")
-    axes.set_title("largest activation per layer")
+    axes.set_title(f"{title}: largest activation per layer")
     axes.legend()
     return _save(figure, path)
 
 
-def plot_curves(curves: dict[str, tuple], ylabel: str, path: str | Path) -> Path:
+def plot_curves(curves: dict[str, tuple], ylabel: str, path: str | Path, title: str) -> Path:
     """Draw {label: (steps [I], mean [I], low [I], high [I])} into `path`: one line per
-    label, with a shaded band where low and high differ (several seeds)."""
+    label, with a shaded band where low and high differ (several seeds), titled ``title``."""
     figure, axes = plt.subplots(figsize=(6, 4))
     for label, (steps, mean, low, high) in curves.items():
         (line,) = axes.plot(steps, mean, marker="o", markersize=3, label=label)
         if np.any(np.asarray(high) > np.asarray(low)):
             axes.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
-    axes.set(xlabel="step", ylabel=ylabel)
+    axes.set(xlabel="step", ylabel=ylabel, title=title)
     axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)

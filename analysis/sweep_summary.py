@@ -1,4 +1,4 @@
-"""One table and two figures for finished ``pretrain.py`` runs: a sweep's, or any folders.
+"""Two tables and two figures for finished ``pretrain.py`` runs: a sweep's, or any folders.
 
 For every run (an out folder with ``metrics.jsonl`` and ``ckpt.pt``), one row of
 ``summary.csv``:
@@ -10,17 +10,25 @@ For every run (an out folder with ``metrics.jsonl`` and ``ckpt.pt``), one row of
   one, regularised where z-loss or mu-loss is on), ``train_cross_entropy`` (the plain
   cross-entropy beside it; ``train_loss`` when the loss has no parts), ``val_loss``,
   ``perplexity`` and ``bits_per_byte`` of the last evaluation (bits per byte empty where
-  the corpus gives none), and ``loss_spikes`` (`loss_spikes`);
+  the corpus gives none), ``loss_spikes`` (`loss_spikes`), ``time_s`` (the training time
+  of the last logged row, resumed runs included), ``tokens`` (tokens trained on by then)
+  and ``tokens_per_s`` (their ratio);
 - from the checkpoint, over N seeded windows of the validation split (the same windows for
   every run of one block size): ``largest_activation``, the largest layer-wise top-1 |h| of
   `analysis.outliers.analyse` (mean over the windows of each window's largest block-output
   magnitude) and its ``largest_activation_layer``; ``largest_logit``, the mean over the
-  windows of each window's largest logit (over positions and vocabulary).
+  windows of each window's largest logit (over positions and vocabulary); ``parameters``,
+  the model's parameter count (a tied embedding counted once).
+
+``summary_by_group.csv`` has one row per group of runs that differ only in the seed: the
+varying flags, ``runs`` (how many seeds), and ``<metric>_mean`` and ``<metric>_std`` for
+each numeric metric (the sample standard deviation over the seeds, empty for one seed).
 
 Beside it: ``outliers.csv`` / ``outliers.json`` (`analysis.outliers.write_tables`, one model
 per run), ``val_loss.png`` (validation loss against steps) and ``largest_activation.png``
 (top-1 per layer, `analysis.plots.plot_compare`), one line per group of runs that differ
-only in the seed, averaged over its seeds (the band spans their lowest and highest).
+only in the seed, averaged over its seeds (the band spans their lowest and highest); each
+figure is titled with the output folder's name.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ import torch
 
 from analysis.outliers import analyse, load_model, sample_windows, write_tables
 from analysis.plots import plot_compare, plot_curves
-from models.gpt2 import GPT2Model, read_checkpoint
+from models.gpt2 import GPT2Model
+from training.checkpoint import load_checkpoint
 from training.lm_data import load_lm_tokenizer, open_split
 from training.metrics import read_metrics
 from training.sweeps import RUNS_FILE, read_runs
@@ -43,7 +52,8 @@ SPIKE_RATIO = 0.1  # a logged train loss 10% above the lowest one before it is a
 NOT_COMPARED = ("out_dir", "init_from", "wandb_run_name")
 METRICS = ("iter", "train_loss", "train_cross_entropy", "val_loss", "perplexity",
            "bits_per_byte", "largest_activation", "largest_activation_layer", "largest_logit",
-           "loss_spikes")
+           "loss_spikes", "parameters", "time_s", "tokens", "tokens_per_s")
+GROUPED = tuple(key for key in METRICS if key != "largest_activation_layer")
 
 
 def loss_spikes(losses: Sequence[float], ratio: float = SPIKE_RATIO) -> int:
@@ -59,7 +69,8 @@ def loss_spikes(losses: Sequence[float], ratio: float = SPIKE_RATIO) -> int:
 
 def final_metrics(rows: list[dict], ratio: float = SPIKE_RATIO) -> dict[str, float | None]:
     """The last logged train loss (and plain cross-entropy), the last evaluation's
-    val_loss, perplexity and bits_per_byte, and the loss spikes of the cross-entropy."""
+    val_loss, perplexity and bits_per_byte, the loss spikes of the cross-entropy, and the
+    training time, tokens and tokens per second of the last row."""
     trained = [row for row in rows if row["train_loss"] is not None]
     evaluated = [row for row in rows if row["val_loss"] is not None]
     if not trained or not evaluated:
@@ -69,7 +80,9 @@ def final_metrics(rows: list[dict], ratio: float = SPIKE_RATIO) -> dict[str, flo
     return {"train_loss": trained[-1]["train_loss"], "train_cross_entropy": cross_entropy[-1],
             "val_loss": last["val_loss"], "perplexity": last["perplexity"],
             "bits_per_byte": last["bits_per_byte"],
-            "loss_spikes": loss_spikes(cross_entropy, ratio)}
+            "loss_spikes": loss_spikes(cross_entropy, ratio), "time_s": rows[-1]["time_s"],
+            "tokens": rows[-1]["tokens"],
+            "tokens_per_s": rows[-1]["tokens"] / rows[-1]["time_s"] if rows[-1]["time_s"] else None}
 
 
 @torch.no_grad()
@@ -118,7 +131,7 @@ def summarize_run(run_dir: Path, windows: int, seed: int, batch_size: int,
                   ratio: float = SPIKE_RATIO) -> tuple[dict, list[dict], dict]:
     """(summary values, the outlier rows of `analysis.outliers.analyse`, the run's config)."""
     checkpoint = run_dir / "ckpt.pt"
-    state = read_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint)
     config = state["config"]
     data = data_dir or config["data_dir"]
     tokens = np.asarray(open_split(data, "val"))
@@ -133,7 +146,8 @@ def summarize_run(run_dir: Path, windows: int, seed: int, batch_size: int,
         raise ValueError(f"{run_dir / 'metrics.jsonl'}: {error}") from None
     values = {"iter": state["iter_num"], **logged,
               "largest_activation": top["top1"], "largest_activation_layer": top["layer"],
-              "largest_logit": largest_logit(model, chosen, batch_size)}
+              "largest_logit": largest_logit(model, chosen, batch_size),
+              "parameters": sum(p.numel() for p in model.parameters())}
     return values, layers, config
 
 
@@ -151,11 +165,31 @@ def group_label(config: dict, keys: list[str]) -> str:
     return ",".join(f"{key}={config[key]}" for key in keys) or "all runs"
 
 
+def group_rows(rows: list[dict], groups: dict[str, list[str]], keys: list[str]) -> list[dict]:
+    """One row per group ({label: run names}) of summary rows: the varying flags, ``runs``,
+    and the mean and sample standard deviation (ddof 1; None for one run) of each metric of
+    `GROUPED` over the group's runs (a metric missing in some run is left out: None)."""
+    by_run = {row["run"]: row for row in rows}
+    grouped = []
+    for names in groups.values():
+        members = [by_run[name] for name in names]
+        out = {**{key: members[0][key] for key in keys}, "runs": len(members)}
+        for metric in GROUPED:
+            values = [row[metric] for row in members]
+            known = None not in values
+            out[f"{metric}_mean"] = float(np.mean(values)) if known else None
+            out[f"{metric}_std"] = (float(np.std(values, ddof=1))
+                                    if known and len(values) > 1 else None)
+        grouped.append(out)
+    return grouped
+
+
 def aggregate(paths: Sequence[str | Path], out_dir: str | Path, windows: int = 64,
               seed: int = 0, batch_size: int = 8, data_dir: str | None = None,
               device: str = "cpu", spike_ratio: float = SPIKE_RATIO) -> list[dict]:
     """Summarise the runs that `run_folders` finds in ``paths`` into ``out_dir``
-    (summary.csv, outliers.csv/json, val_loss.png, largest_activation.png); returns the
+    (summary.csv, summary_by_group.csv, outliers.csv/json, val_loss.png,
+    largest_activation.png); returns the
     rows of summary.csv."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +214,12 @@ def aggregate(paths: Sequence[str | Path], out_dir: str | Path, windows: int = 6
     groups: dict[str, list[str]] = {}
     for name, config in configs.items():
         groups.setdefault(group_label(config, keys), []).append(name)
+    by_group = group_rows(rows, groups, keys)
+    with open(out_dir / "summary_by_group.csv", "w", newline="", encoding="utf-8") as handle:
+        columns = [f"{metric}_{stat}" for metric in GROUPED for stat in ("mean", "std")]
+        writer = csv.DictWriter(handle, [*keys, "runs", *columns])
+        writer.writeheader()
+        writer.writerows(by_group)
     mean_curves, mean_layers = {}, {}
     for label, names in groups.items():
         steps = sorted(set.intersection(*(set(curves[name]) for name in names)))
@@ -188,8 +228,10 @@ def aggregate(paths: Sequence[str | Path], out_dir: str | Path, windows: int = 6
         top1 = np.array([[row["top1"] for row in results[name]["layers"]] for name in names])
         mean_layers[label] = [{"layer": layer, "top1": value}
                               for layer, value in enumerate(top1.mean(0))]  # over seeds
-    plot_curves(mean_curves, "validation loss (nats per token)", out_dir / "val_loss.png")
-    plot_compare(mean_layers, out_dir / "largest_activation.png")
-    print(f"[sweep] wrote {out_dir}/summary.csv ({len(rows)} runs), outliers.csv, "
-          "val_loss.png, largest_activation.png")
+    title = out_dir.resolve().name
+    plot_curves(mean_curves, "validation loss (nats per token)", out_dir / "val_loss.png",
+                f"{title}: validation loss")
+    plot_compare(mean_layers, out_dir / "largest_activation.png", title)
+    print(f"[sweep] wrote {out_dir}/summary.csv ({len(rows)} runs), summary_by_group.csv "
+          f"({len(by_group)} groups), outliers.csv, val_loss.png, largest_activation.png")
     return rows

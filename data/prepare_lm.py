@@ -17,7 +17,9 @@ tokenizer and the split; ``training/lm_data.py`` reads them back. The tokenizer'
 Tokenizers (all through the kit's ``bpe.py``), picked by ``--tokenizer``:
 
 - ``gpt2``: the GPT-2 files (``../shared/data/gpt2-tokenizer``, else the Hugging Face cache);
-- ``bytes``: the 256 bytes, no merges (on ASCII text this is character level);
+- ``bytes``: the 256 bytes, no merges (on ASCII text this is character level), and
+  ``<|endoftext|>`` as id 256 (a vocabulary of 257), so documents have an end and sampling a
+  stop;
 - ``DIR``: the ``vocab.json`` and ``merges.txt`` of a folder;
 - ``--vocab_size N`` (with no ``--tokenizer``, or ``--tokenizer bpe``): a BPE trained on the
   training split, with ``<|endoftext|>`` as its special token.
@@ -98,8 +100,8 @@ def check_vocab_fits(vocab_size: int, what: str) -> None:
 
 
 def bytes_tokenizer(spec: str, train_text: str, vocab_size: int | None) -> Tokenizer:
-    """The 256 single bytes, no merges, no special token."""
-    return Tokenizer({i: bytes([i]) for i in range(256)}, [])
+    """The 256 single bytes, no merges, and ``<|endoftext|>`` as id 256."""
+    return Tokenizer({i: bytes([i]) for i in range(256)}, [], [EOT])
 
 
 def gpt2_tokenizer(spec: str, train_text: str, vocab_size: int | None) -> Tokenizer:

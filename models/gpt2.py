@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import re
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +23,7 @@ from modules.attention import KVCache
 from modules.common import layer_norm
 from modules.gpt2_layer import GPT2Layer
 from modules.positions import ForwardContext, PositionEncoding
+from training.checkpoint import load_checkpoint
 from utils import get_extended_attention_mask
 
 logger = logging.getLogger(__name__)
@@ -239,10 +238,11 @@ class GPT2Model(GPTPreTrainedModel):
         `module.` prefixes, left by `torch.compile` and DDP, are stripped) and `model_args`
         (the `GPT2Config` fields); `config_overrides` change fields (e.g.
         `hidden_dropout_prob=0.0`).  Every weight must match the model (strict).  Raises
-        FileNotFoundError or ValueError naming the file and the problem.  The model is on
-        the CPU, in training mode.
+        ValueError naming the file and the problem (a missing file's is also a
+        FileNotFoundError).  The file is read by `training.checkpoint.load_checkpoint`, the
+        one reader of checkpoints.  The model is on the CPU, in training mode.
         """
-        checkpoint = read_checkpoint(path)
+        checkpoint = load_checkpoint(path, keys=("model", "model_args"))
         fields = {f.name for f in dataclasses.fields(GPT2Config)}
         unknown = sorted(set(checkpoint["model_args"]) - fields)
         if unknown:
@@ -260,30 +260,6 @@ class GPT2Model(GPTPreTrainedModel):
                                  f"give {tuple(expected[name].shape)}")
         model.load_state_dict(state, strict=True)
         return model
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The dict saved in a `pretrain.py` checkpoint, tensors on the CPU (memory-mapped).
-
-    Raises FileNotFoundError for a missing file, ValueError unless the dict holds `model`
-    and `model_args`.  A checkpoint holding more than tensors and plain values (e.g. a numpy
-    RNG state for exact resume) is unpickled in full: load only checkpoints you trust.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        try:
-            checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-        except pickle.UnpicklingError:
-            checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except (RuntimeError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable torch checkpoint ({error})") from None
-    if not isinstance(checkpoint, dict) or not {"model", "model_args"} <= set(checkpoint):
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{path} is not a pretrain.py checkpoint: it needs the keys 'model' "
-                         f"and 'model_args', found {found}")
-    return checkpoint
 
 
 def hf_to_ours(hf_state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:

@@ -48,8 +48,8 @@ def test_bytes_split_meta_and_reading_back(tmp_path):
     train, val = TEXT[:cut].encode(), TEXT[cut:].encode()
     assert read_meta(out) == meta == json.loads((out / "meta.json").read_text())
     assert set(META_KEYS) <= set(meta)
-    assert meta["tokenizer"] == "bytes" and meta["vocab_size"] == 256
-    assert meta["eot_token"] is None and meta["dtype"] == "uint16"
+    assert meta["tokenizer"] == "bytes" and meta["vocab_size"] == 257
+    assert meta["eot_token"] == 256 and meta["dtype"] == "uint16"
     assert (meta["train_tokens"], meta["val_tokens"]) == (len(train), len(val))
     assert (meta["train_bytes"], meta["val_bytes"]) == (len(train), len(val))
     assert meta["split"]["kind"] == "fraction" and meta["split"]["val_fraction"] == 0.1
@@ -57,9 +57,10 @@ def test_bytes_split_meta_and_reading_back(tmp_path):
     assert isinstance(ids, np.memmap) and ids.dtype == np.uint16
     assert ids.tolist() == list(train) and open_split(out, "val").tolist() == list(val)
     tokenizer = load_lm_tokenizer(out)
-    assert tokenizer.eot_token is None and tokenizer.vocab_size == 256
+    assert tokenizer.eot_token == 256 and tokenizer.vocab_size == 257
     assert tokenizer.decode(ids.tolist()) == TEXT[:cut]
     assert tokenizer.encode("é") == list("é".encode())
+    assert tokenizer.encode(f"a{EOT}b") == [97, 256, 98] and tokenizer.decode([256]) == EOT
 
 
 def test_tiny_shakespeare_matches_nanogpt(data_dir, tmp_path):
@@ -156,14 +157,16 @@ def test_hugging_face_dataset_saved_to_disk(tmp_path, capsys):
     out = tmp_path / "out"
     meta = prepare_lm(["--hf_dataset", str(tmp_path / "ds"), "--hf_val_split", "validation",
                        "--text_column", "story", "--tokenizer", "bytes", "--out_dir", str(out)])
-    train, val = EOT.join(docs["train"]), EOT.join(docs["validation"])
-    assert open_split(out, "train").tolist() == list(train.encode())
-    assert open_split(out, "val").tolist() == list(val.encode())
+    def joined(texts: list[str]) -> list[int]:  # documents ended by <|endoftext|>, id 256
+        return [*list(texts[0].encode()), *(i for t in texts[1:] for i in [256, *t.encode()])]
+    assert open_split(out, "train").tolist() == joined(docs["train"])
+    assert open_split(out, "val").tolist() == joined(docs["validation"])
     assert meta["source"]["kind"] == "hf_dataset" and meta["source"]["text_column"] == "story"
     Dataset.from_dict({"text": ["x" * 50, "y" * 50]}).save_to_disk(tmp_path / "one")
     meta = prepare_lm(["--hf_dataset", str(tmp_path / "one"), "--tokenizer", "bytes",
                        "--out_dir", str(tmp_path / "one_out")])
-    assert (meta["train_tokens"], meta["val_tokens"]) == (101, 12)  # 113 characters, 90/10
+    # 113 characters, 90/10: 50 x, <|endoftext|> (13 characters, 1 token), 38 y; then 12 y
+    assert (meta["train_tokens"], meta["val_tokens"]) == (89, 12)
     bad = [(["--text_column", "body"], "has columns ['story'], not 'body'"),
            (["--hf_split", "dev"], "has splits ['train', 'validation'], not 'dev'")]
     for extra, message in bad:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoTokenizer, GenerationConfig
 
+import export_hf
 import pretrain
 from data import prepare_lm
 from models.gpt2 import GPT2Model
@@ -34,7 +36,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_pretrain_writes_log_curves_samples_checkpoints_and_resumes(corpus, tmp_path,
-                                                                     monkeypatch):
+                                                                     monkeypatch, capsys):
     out = tmp_path / "run"
     monkeypatch.setenv("WANDB_MODE", "offline")
     result = pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out),
@@ -59,12 +61,41 @@ def test_pretrain_writes_log_curves_samples_checkpoints_and_resumes(corpus, tmp_
     assert not any(k.startswith(("module.", "_orig_mod.", "gpt.")) for k in state["model"])
     assert state["iter_num"] == 6 and state["config"]["n_embd"] == 32
     model = GPT2Model.from_checkpoint(out / "best.pt")
-    assert model.config.hidden_size == 32 and model.config.vocab_size == 256
+    assert model.config.hidden_size == 32 and model.config.vocab_size == 257  # bytes + EOT
+    exported = export_hf.export(out, tmp_path / "hf")  # the corpus's tokenizer goes along
+    tokenizer = AutoTokenizer.from_pretrained(exported["out_dir"])
+    assert tokenizer.eos_token == "<|endoftext|>" and tokenizer.eos_token_id == 256
+    assert GenerationConfig.from_pretrained(exported["out_dir"]).eos_token_id == 256
 
-    pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out), "--init_from", "resume",
-                   "--max_iters", "9", "--lr_decay_iters", "6", *TINY])
+    resume = ["--data_dir", str(corpus), "--out_dir", str(out), "--init_from", "resume"]
+    with pytest.raises(SystemExit, match=r"--max_iters 9 \(the checkpoint has 6\); "
+                                         r"--learning_rate 0.002 \(the checkpoint has 0.001\); "
+                                         r"drop the flag\(s\), or pass --override"):
+        pretrain.main([*resume, "--max_iters", "9", "--learning_rate", "0.002", *TINY])
+    assert torch.load(out / "ckpt.pt", weights_only=False)["iter_num"] == 6  # untouched
+
+    pretrain.main([*resume, "--max_iters", "9", "--lr_decay_iters", "6", "--override", *TINY])
+    assert "resume with --override: --max_iters 9 (the checkpoint has 6)" in \
+        capsys.readouterr().out
     assert [row["iter"] for row in read_metrics(out / "metrics.jsonl")] == list(range(10))
-    assert torch.load(out / "ckpt.pt", weights_only=False)["iter_num"] == 9
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["iter_num"] == 9 and state["config"]["max_iters"] == 9
+    assert state["config"]["lr_decay_iters"] == 6  # not stretched to 9
+
+
+def test_a_resume_without_flags_takes_the_checkpoints_schedule_and_model(corpus, tmp_path):
+    """Only the flags spelled out count as changes: a bare resume of a finished run with
+    non-default flags keeps them all (the default --max_iters 2000 would train on), and one
+    repeating the same values passes."""
+    out = tmp_path / "run"
+    flags = ["--data_dir", str(corpus), "--out_dir", str(out), "--num_samples", "0"]
+    pretrain.main([*flags, "--max_iters", "3", *TINY])
+    pretrain.main([*flags, "--init_from", "resume"])
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["iter_num"] == 3
+    assert [row["iter"] for row in read_metrics(out / "metrics.jsonl")] == list(range(4))
+    pretrain.main([*flags, "--init_from", "resume", "--max_iters=3", *TINY])
+    assert torch.load(out / "ckpt.pt", weights_only=False)["iter_num"] == 3
 
 
 def test_init_from_a_gpt2_folder_continues_its_weights(corpus, tmp_path, make_checkpoint):

@@ -16,12 +16,20 @@ import torch
 import pretrain
 import sweep
 from analysis.outliers import analyse, load_model, sample_windows
-from analysis.sweep_summary import aggregate, final_metrics, loss_spikes
+from analysis.sweep_summary import GROUPED, aggregate, final_metrics, group_rows, loss_spikes
 from data import prepare_lm
 from models.gpt2 import GPT2Model
 from training.lm_data import load_lm_tokenizer, open_split
 from training.metrics import read_metrics
-from training.sweeps import GridError, expand, read_grid, run_state, to_argv, write_runs
+from training.sweeps import (
+    GridError,
+    expand,
+    parse_setting,
+    read_grid,
+    run_state,
+    to_argv,
+    write_runs,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4,
@@ -123,10 +131,55 @@ def test_final_metrics_read_the_last_rows():
             {"train_loss": 2.0, "train_cross_entropy": 1.5, "val_loss": None},
             {"train_loss": 3.0, "train_cross_entropy": 1.8, "val_loss": 1.7,
              "perplexity": math.exp(1.7), "bits_per_byte": 2.5},
-            {"train_loss": 2.5, "train_cross_entropy": 1.6, "val_loss": None}]
+            {"train_loss": 2.5, "train_cross_entropy": 1.6, "val_loss": None,
+             "time_s": 4.0, "tokens": 1000}]
     assert final_metrics(rows) == {"train_loss": 2.5, "train_cross_entropy": 1.6,
                                    "val_loss": 1.7, "perplexity": math.exp(1.7),
-                                   "bits_per_byte": 2.5, "loss_spikes": 1}
+                                   "bits_per_byte": 2.5, "loss_spikes": 1, "time_s": 4.0,
+                                   "tokens": 1000, "tokens_per_s": 250.0}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("max_iters=50", ("max_iters", 50)), ("lr=1e-3", ("lr", 1e-3)),
+    ("compile=false", ("compile", False)), ("device=cpu", ("device", "cpu")),
+    ('attention_variant="attn_bias"', ("attention_variant", "attn_bias")),
+])
+def test_a_setting_is_read_as_a_toml_scalar(text, expected):
+    assert parse_setting(text) == expected
+
+
+@pytest.mark.parametrize("text", ["max_iters", "=5", ""])
+def test_a_setting_without_key_and_value_is_refused(text):
+    with pytest.raises(GridError, match="want key=value"):
+        parse_setting(text)
+
+
+def test_set_replaces_a_base_value_and_a_grid_list(tmp_path):
+    grid = write_grid(tmp_path, 'seeds = [0, 1]\n[base]\n[grid]\n'
+                                'attention_variant = ["softmax", "attn_bias"]\n', TINY)
+    args = sweep.parse_args(["run", str(grid), "--out_dir", str(tmp_path / "s"), "--set",
+                             "max_iters=7", "--set", "attention_variant=attn_bias"])
+    assert args.set == [("max_iters", 7), ("attention_variant", "attn_bias")]
+    runs = expand(read_grid(grid, dict(args.set)))
+    assert list(runs) == ["seed=0", "seed=1"]  # one value left: no longer in the names
+    assert all(flags["max_iters"] == 7 and flags["attention_variant"] == "attn_bias"
+               for flags in runs.values())
+    with pytest.raises(GridError, match="max_iters"):
+        read_grid(grid, {"max_iters": "many"})  # still checked against pretrain.py
+    with pytest.raises(SystemExit):
+        sweep.parse_args(["run", str(grid), "--out_dir", "x", "--set", "max_iters"])
+
+
+def test_groups_give_the_mean_and_sample_spread_over_seeds():
+    rows = [{"run": f"r{i}", "lr": lr, **dict.fromkeys(GROUPED, value)}
+            for i, (lr, value) in enumerate([(1, 1.0), (1, 3.0), (2, 5.0)])]
+    rows[2]["bits_per_byte"] = None
+    grouped = group_rows(rows, {"1": ["r0", "r1"], "2": ["r2"]}, ["lr"])
+    assert grouped[0]["lr"] == 1 and grouped[0]["runs"] == 2
+    assert grouped[0]["val_loss_mean"] == 2.0
+    assert grouped[0]["val_loss_std"] == pytest.approx(math.sqrt(2), rel=1e-12)
+    assert grouped[1]["val_loss_mean"] == 5.0 and grouped[1]["val_loss_std"] is None
+    assert grouped[1]["bits_per_byte_mean"] is None
 
 
 def test_sweep_resumes_skips_finished_runs_and_aggregates(corpus, tmp_path, capsys):
@@ -141,6 +194,9 @@ def test_sweep_resumes_skips_finished_runs_and_aggregates(corpus, tmp_path, caps
     names = ["attention_variant=softmax,seed=0", "attention_variant=attn_bias,seed=0"]
     pretrain.main(["--data_dir", str(corpus), "--out_dir", str(out / names[0]),
                    *to_argv({**TINY, "max_iters": 2, "lr_decay_iters": 4, "seed": 0})])
+    killed = torch.load(out / names[0] / "ckpt.pt", weights_only=False)
+    killed["config"]["max_iters"] = 4  # the run's own flags, as a run killed at step 2 saved them
+    torch.save(killed, out / names[0] / "ckpt.pt")
     assert run_state(out / names[0], {**TINY, "seed": 0}) == "started"
     assert sweep.main(["run", str(grid), "--out_dir", str(out), "--data_dir",
                        str(corpus)]) == 0
@@ -180,6 +236,17 @@ def test_sweep_resumes_skips_finished_runs_and_aggregates(corpus, tmp_path, caps
                 model(windows, torch.ones_like(windows))["last_hidden_state"])  # (3, 32, V)
         expected = logits.double().amax(dim=(1, 2)).mean().item()
         assert float(row["largest_logit"]) == pytest.approx(expected, rel=1e-5)
+        assert int(row["parameters"]) == sum(p.numel() for p in model.parameters())
+        assert float(row["time_s"]) == rows[-1]["time_s"] > 0
+        assert int(row["tokens"]) == rows[-1]["tokens"] == 4 * 4 * 32  # steps x batch x T
+        assert float(row["tokens_per_s"]) == pytest.approx(
+            rows[-1]["tokens"] / rows[-1]["time_s"], rel=1e-12)
+    with open(out / "summary_by_group.csv", newline="", encoding="utf-8") as handle:
+        groups = list(csv.DictReader(handle))
+    assert [(g["attention_variant"], g["runs"]) for g in groups] == \
+        [("softmax", "1"), ("attn_bias", "1")]
+    assert [float(g["val_loss_mean"]) for g in groups] == [float(r["val_loss"]) for r in table]
+    assert all(g["val_loss_std"] == "" for g in groups)  # one seed: no spread
     for name in ("val_loss.png", "largest_activation.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert len((out / "outliers.csv").read_text().splitlines()) == 1 + 2  # 1 layer per run

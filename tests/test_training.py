@@ -19,7 +19,7 @@ import torch
 import tiny_train
 from training.checkpoint import load_checkpoint
 from training.metrics import KEYS, MetricsLog, read_metrics
-from training.plots import plot_metrics
+from training.plots import plot_metrics, plt
 from training.schedule import lr_at
 
 DRIVER = str(Path(tiny_train.__file__))
@@ -180,7 +180,7 @@ def test_a_rank_that_leaves_early_ends_every_rank_with_its_name(tmp_path):
     assert "rank 1 left at step 1 (SystemExit)" in result.stderr
 
 
-def test_metrics_log_keeps_rows_through_the_resumed_step_and_plots(tmp_path):
+def test_metrics_log_keeps_rows_through_the_resumed_step_and_plots(tmp_path, monkeypatch):
     row = dict.fromkeys(KEYS)
     log = MetricsLog(tmp_path / "metrics.jsonl")
     for step in range(5):
@@ -190,8 +190,12 @@ def test_metrics_log_keeps_rows_through_the_resumed_step_and_plots(tmp_path):
     assert [r["iter"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2]
     with pytest.raises(ValueError, match="keys"):
         log.write({"iter": 1})
+    titles, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda figure: (
+        titles.append(figure.axes[0].get_title()), close(figure)))
     written = plot_metrics(tmp_path / "metrics.jsonl", tmp_path)
     assert [p.name for p in written] == ["loss.png", "perplexity.png"]
+    assert titles == [f"{tmp_path.name}: loss (nats per token)", f"{tmp_path.name}: perplexity"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
     (tmp_path / "bad.jsonl").write_text(json.dumps(row) + "\n{oops\n")
     with pytest.raises(SystemExit, match="bad.jsonl:2"):

@@ -3,13 +3,14 @@ and graders), and loading Hugging Face GPT-2 weights into a variant."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
-from config import GPT2Config
+from config import SWITCHES, GPT2Config
 from models.gpt2 import GPT2Model
 
 TINY = dict(vocab_size=61, max_position_embeddings=32, hidden_size=24, num_hidden_layers=2,
@@ -156,3 +157,18 @@ def test_a_variant_checkpoint_round_trips_through_from_checkpoint(tmp_path):
     assert loaded.config == config
     input_ids = torch.randint(0, 61, (2, 9))
     assert torch.equal(logits_of(loaded, input_ids), logits_of(model, input_ids))
+
+
+@pytest.mark.parametrize("switch, module, registry", [
+    ("attention_impl", "modules.attention", "ATTENTION_IMPLS"),
+    ("attention_variant", "modules.attention_variants", "ATTENTION_VARIANTS"),
+    ("position_encoding", "modules.positions", "POSITION_ENCODINGS"),
+    ("rope_layout", "modules.positions", "ROPE_LAYOUTS"),
+    ("mlp", "modules.mlp", "MLPS"),
+])
+def test_every_switch_value_has_its_registry_entry(switch, module, registry):
+    """`config.SWITCHES` lists, per switch, exactly the keys of the registry in the one
+    module that reads it (the module named beside it), in the same order."""
+    assert set(SWITCHES) == {"attention_impl", "attention_variant", "position_encoding",
+                             "rope_layout", "mlp"}
+    assert tuple(getattr(importlib.import_module(module), registry)) == SWITCHES[switch]

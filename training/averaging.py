@@ -21,8 +21,7 @@ from typing import Any
 
 import torch
 
-from models.gpt2 import read_checkpoint
-from training.checkpoint import KEPT_PATTERN
+from training.checkpoint import KEPT_PATTERN, load_checkpoint
 
 
 def checkpoint_iter(checkpoint: dict[str, Any], path: str | os.PathLike) -> int:
@@ -46,7 +45,7 @@ def last_checkpoints(directory: str | os.PathLike, n: int) -> list[Path]:
     kept_first = sorted(directory.glob("*.pt"),
                         key=lambda path: (not KEPT_PATTERN.fullmatch(path.name), path.name))
     for path in kept_first:
-        checkpoint = read_checkpoint(path)
+        checkpoint = load_checkpoint(path, keys=("model", "model_args"))
         if "averaged_from" not in checkpoint:
             by_iter.setdefault(checkpoint_iter(checkpoint, path), path)
     if len(by_iter) < n:
@@ -94,7 +93,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, Any]:
     to the last weights) and ``averaged_from`` (the paths).  Raises ValueError when the
     checkpoints' ``model_args`` differ.
     """
-    checkpoints = [read_checkpoint(path) for path in paths]
+    checkpoints = [load_checkpoint(path, keys=("model", "model_args")) for path in paths]
     last = checkpoints[-1]
     for path, checkpoint in zip(paths, checkpoints, strict=True):
         if checkpoint["model_args"] != last["model_args"]:

@@ -16,6 +16,7 @@ A run may also keep its last N evaluation checkpoints, ``ckpt_<iter>.pt`` (``kep
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -79,17 +80,40 @@ def prune_kept(directory: str | Path, keep: int) -> list[Path]:
     return old
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint written by ``save_checkpoint``; exits naming the file when it is missing
-    or unreadable."""
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable, or lacks a key its reader needs."""
+
+
+class CheckpointNotFound(CheckpointError, FileNotFoundError):
+    """No file at the checkpoint's path (also a FileNotFoundError)."""
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    keys: tuple[str, ...] = ("model",)) -> dict[str, Any]:
+    """The dict ``save_checkpoint`` wrote at ``path``: the one reader of checkpoints, for
+    every script (a task's, ``pretrain.py``'s, an average's).
+
+    Tensors come memory-mapped and onto ``map_location``.  ``keys`` are the keys the caller
+    needs (``GPT2Model.from_checkpoint`` asks for ``model`` and ``model_args``).  Raises
+    ``CheckpointNotFound`` (a ValueError and a FileNotFoundError) for a missing file and
+    ``CheckpointError`` (a ValueError) for an unreadable one or a missing key, each naming
+    the file; scripts turn them into a message.  A checkpoint holding more than tensors and
+    plain values (the numpy RNG state of an exact resume) is unpickled in full: load only
+    checkpoints you trust.
+    """
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"checkpoint {path} not found; train first (pretrain.py --out_dir "
-                         f"{path.parent}) or pass the folder that holds ckpt.pt")
+        raise CheckpointNotFound(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, OSError) as error:
-        raise SystemExit(f"checkpoint {path} is unreadable ({error})") from error
-    if not isinstance(state, dict) or "model" not in state:
-        raise SystemExit(f"checkpoint {path} is not a training checkpoint (no 'model' key)")
+        try:
+            state = torch.load(path, map_location=map_location, mmap=True, weights_only=True)
+        except pickle.UnpicklingError:
+            state = torch.load(path, map_location=map_location, mmap=True, weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({error})") from None
+    if not isinstance(state, dict) or not set(keys) <= set(state):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        needed = " and ".join(repr(key) for key in keys)
+        raise CheckpointError(f"{path} is not a checkpoint of this kit: it needs the keys "
+                              f"{needed}, found {found}")
     return state

@@ -107,7 +107,8 @@ def open_split(data_dir: str | os.PathLike, split: str) -> np.memmap:
 class LMTokenizer:
     """A prepared folder's tokenizer: ``encode(str) -> list[int]``, ``decode(ids) -> str``.
 
-    ``eot_token`` is the id of ``<|endoftext|>`` or None (the bytes tokenizer has none);
+    ``eot_token`` is the id of ``<|endoftext|>`` (256 for the bytes tokenizer), or None for
+    a tokenizer folder without one;
     ``vocab_size`` is one more than the largest id.
     """
 

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 from config import GPT2Config
-from models.gpt2 import GPT2Model, read_checkpoint
+from models.gpt2 import GPT2Model
+from training.checkpoint import load_checkpoint
 from training.lm_data import (
     LMTokenizer,
     gpt2_tokenizer_dir,
@@ -91,7 +92,7 @@ def load_pretrained_run(checkpoint: Path, random_init: bool, **config_overrides)
     unreadable or its vocabulary is smaller than GPT-2's."""
     try:
         if random_init:
-            model_args = read_checkpoint(checkpoint)["model_args"]
+            model_args = load_checkpoint(checkpoint, keys=("model", "model_args"))["model_args"]
             model = GPT2Model(GPT2Config(**{**model_args, **config_overrides}))
         else:
             model = GPT2Model.from_checkpoint(checkpoint, **config_overrides)
@@ -136,23 +137,36 @@ def tokenizer_from(folder: str | Path) -> LMTokenizer:
     return load_tokenizer_dir(folder)
 
 
+def run_tokenizer_dir(checkpoint: Path) -> Path:
+    """The tokenizer a checkpoint's run used, from its flags (``config``): a ``pretrain.py``
+    run's corpus folder (``data_dir`` with ``meta.json``), else a task script's
+    ``--tokenizer`` folder (the GPT-2 files).  Raises ValueError when it names neither."""
+    config = load_checkpoint(checkpoint).get("config") or {}
+    data_dir, tokenizer = config.get("data_dir"), config.get("tokenizer")
+    if data_dir is not None and (Path(data_dir) / "meta.json").is_file():
+        return Path(data_dir)
+    if tokenizer is not None and Path(tokenizer).is_dir():
+        return Path(tokenizer)
+    if data_dir is not None:
+        return Path(data_dir)
+    raise ValueError(f"{checkpoint} does not name its corpus folder (config['data_dir']) nor "
+                     "a tokenizer folder (config['tokenizer']); pass --tokenizer DIR, the "
+                     "folder data/prepare_lm.py wrote")
+
+
 def model_and_tokenizer_dir(spec: str, tokenizer_dir: str | None) -> tuple[GPT2Model, Path]:
     """The model ``spec`` names and the folder of its tokenizer.
 
-    ``spec`` is a ``pretrain.py`` checkpoint (``ckpt.pt``/``best.pt`` or its folder), a
-    Hugging Face folder (``config.json``; GPT-2 or GPT-NeoX) or hub name.  The tokenizer is
-    ``tokenizer_dir`` when given, else, for one of ours, its run's corpus folder
-    (``config["data_dir"]``), for a Hugging Face folder its own tokenizer files, else
+    ``spec`` is a checkpoint of ours (``ckpt.pt``/``best.pt`` or its folder, or a task
+    script's, e.g. ``dpo.py``'s), a Hugging Face folder (``config.json``; GPT-2 or GPT-NeoX)
+    or hub name.  The tokenizer is ``tokenizer_dir`` when given, else, for one of ours, its
+    run's (``run_tokenizer_dir``), for a Hugging Face folder its own tokenizer files, else
     GPT-2's.  Raises FileNotFoundError, ValueError or OSError naming what is missing.
     """
     checkpoint = our_checkpoint(spec)
     if checkpoint is not None:
         model = GPT2Model.from_checkpoint(checkpoint)
-        data_dir = (read_checkpoint(checkpoint).get("config") or {}).get("data_dir")
-        if tokenizer_dir is None and data_dir is None:
-            raise ValueError(f"{checkpoint} does not name its corpus folder (config['data_dir']);"
-                             " pass --tokenizer DIR, the folder data/prepare_lm.py wrote")
-        return model, Path(tokenizer_dir or data_dir)
+        return model, Path(tokenizer_dir or run_tokenizer_dir(checkpoint))
     if Path(spec).is_dir() and (Path(spec) / "config.json").is_file():
         folder = Path(spec)
         own = ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()

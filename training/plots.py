@@ -26,9 +26,12 @@ CURVES = {
 }
 
 
-def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
+def plot_metrics(metrics_path: str | Path, out_dir: str | Path,
+                 run_name: str | None = None) -> list[Path]:
     """Draw ``loss.png`` and ``perplexity.png`` (train and validation against steps) from
-    the log at ``metrics_path`` into ``out_dir``; returns the files written."""
+    the log at ``metrics_path`` into ``out_dir``, each titled ``<run name>: <quantity>``
+    (run name: ``out_dir``'s folder name unless given); returns the files written."""
+    run_name = run_name or Path(out_dir).resolve().name
     rows = read_metrics(metrics_path)
     written = []
     for name, (label, scale, series) in CURVES.items():
@@ -38,7 +41,7 @@ def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
             if points:
                 axes.plot(*zip(*points, strict=True), label=legend,
                           marker=None if key == "train_loss" else "o")
-        axes.set(xlabel="step", ylabel=label, yscale=scale)
+        axes.set(xlabel="step", ylabel=label, yscale=scale, title=f"{run_name}: {label}")
         axes.grid(alpha=0.3)
         axes.legend()
         figure.tight_layout()

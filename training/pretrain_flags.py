@@ -5,6 +5,11 @@ sweep runner (``training.sweeps``) checks a grid file against the very same pars
 (naming the flags and values) and fills the derived defaults (``lr_decay_iters``,
 ``dtype``); ``check_device`` refuses a device (or, for ``--compile``, a C++ compiler) this
 machine lacks, which a sweep submitted from a login node without a GPU must not check.
+
+A resume (``--init_from resume``) continues the run its checkpoint saved: the flags of
+``RESUME_FLAGS`` (the schedule and the model) take the checkpoint's values, and one given
+on the command line with another value is refused, naming each, unless ``--override``
+(``resume_flags``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ COMPARE_STEPS = 50  # --compare_devices times this many steps on each device
 SAMPLE_PROMPTS = ("\n", "The ", "ROMEO:")  # what samples.txt continues unless --sample_prompts
 # GPT2Config's numeric research options, each a flag of the same name (validated by the config)
 NUMERIC_OPTIONS = ("rope_theta", "rotary_fraction", "z_loss", "mu_loss")
+# The flags a resume keeps from its checkpoint: the schedule (and the tokens per step) ...
+SCHEDULE_FLAGS = ("max_iters", "learning_rate", "min_lr", "warmup_iters", "lr_decay_iters",
+                  "decay_lr", "weight_decay", "beta1", "beta2", "grad_clip", "batch_size",
+                  "gradient_accumulation_steps")
+# ... and the model
+MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", *SWITCHES,
+               *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS)
+RESUME_FLAGS = SCHEDULE_FLAGS + MODEL_FLAGS
 
 
 def flag_bool(text: str) -> bool:
@@ -92,6 +105,9 @@ def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
             default=name == "decay_lr", help=text)
     add("--parallel", default="ddp", choices=list(distributed.WRAPPERS),
         help="under torchrun: ddp (a copy per GPU) or fsdp (FSDP2 fully_shard, sharded)")
+    add("--override", action="store_true",
+        help="--init_from resume: take the schedule and model flags given here over the "
+             "checkpoint's (each change is logged) instead of refusing them")
     add("--wandb_project", default="build-gpt2")
     add("--wandb_run_name", default=None)
     for name, allowed in SWITCHES.items():
@@ -122,6 +138,33 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             args.init_from.startswith("gpt2") or os.path.isdir(args.init_from)):
         parser.error(f"--init_from {args.init_from!r}: use scratch, resume, a GPT-2 name "
                      "(gpt2, gpt2-medium, gpt2-large, gpt2-xl) or a checkpoint folder")
+
+
+def given_flags(argv: list[str] | None) -> set[str]:
+    """The flags (argparse dests) that ``argv`` (None: ``sys.argv[1:]``) spells out, default
+    or not, e.g. {'max_iters'} for ``--max_iters 400`` or ``--max_iters=400``."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def resume_flags(args: argparse.Namespace, given: set[str], saved: dict) -> list[str]:
+    """Set ``args``' ``RESUME_FLAGS`` to the checkpoint's run flags ``saved`` (its
+    ``config``), but those in ``given`` when ``args.override``; returns one line per given
+    flag whose value differs from the checkpoint's, e.g. "--max_iters 400 (the checkpoint
+    has 200)".  Without ``--override``, changed flags raise ValueError naming each."""
+    changed = [f"--{name} {getattr(args, name)} (the checkpoint has {saved[name]})"
+               for name in RESUME_FLAGS
+               if name in given and name in saved and getattr(args, name) != saved[name]]
+    if changed and not args.override:
+        raise ValueError("--init_from resume continues the checkpoint's schedule and model, "
+                         f"but {'; '.join(changed)}; drop the flag(s), or pass --override to "
+                         "train on with the new values")
+    for name in RESUME_FLAGS:
+        if name in saved and not (args.override and name in given):
+            setattr(args, name, saved[name])
+    return changed
 
 
 def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -27,12 +27,11 @@ import argparse
 import itertools
 import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
-from models.gpt2 import read_checkpoint
+from training.checkpoint import load_checkpoint
 from training.pretrain_flags import build_parser, check_args
 
 Scalar = str | int | float | bool
@@ -88,9 +87,24 @@ def _check_value(path: Path, where: str, key: str, value: object) -> None:
         raise GridError(f"{path}: {where} {key}: {error}") from None
 
 
+def parse_setting(text: str) -> tuple[str, Scalar]:
+    """``key=value`` (``sweep.py run --set``) -> (key, value): the value read as a TOML
+    scalar (``max_iters=50`` -> 50, ``compile=false`` -> False), else kept as a string
+    (``device=cpu``).  Raises GridError for text without ``=`` or an empty key."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise GridError(f"--set {text!r}: want key=value, e.g. max_iters=50")
+    try:
+        parsed = tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> Grid:
-    """Read and check the grid file at ``path``; ``overrides`` (e.g. {"data_dir": ...})
-    replace or add ``[base]`` flags.  Raises GridError naming the file and key."""
+    """Read and check the grid file at ``path``; ``overrides`` (e.g. {"data_dir": ...} or
+    sweep.py's ``--set``) replace or add ``[base]`` flags, and replace a ``[grid]`` list by
+    their one value.  Raises GridError naming the file and key."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -109,6 +123,8 @@ def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> G
     if len(set(seeds)) < len(seeds):
         raise GridError(f"{path}: seeds = {seeds}: a seed is repeated")
     base, grid = ({**data.get(name, {})} for name in TABLES)
+    for key in overrides or {}:
+        grid.pop(key, None)
     base.update(overrides or {})
     for key in (*base, *grid):
         if key in SET_BY_THE_SWEEP:
@@ -184,7 +200,7 @@ def run_state(run_dir: str | Path, flags: dict[str, Scalar]) -> str:
     path = Path(run_dir) / "ckpt.pt"
     if not path.is_file():
         return "new"
-    return "finished" if read_checkpoint(path)["iter_num"] >= parse_flags(flags).max_iters else "started"
+    return "finished" if load_checkpoint(path)["iter_num"] >= parse_flags(flags).max_iters else "started"
 
 
 def pretrain_argv(run_dir: str | Path, flags: dict[str, Scalar], state: str) -> list[str]:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from optimizer import AdamW
 from training import distributed
 from training.checkpoint import (
+    CheckpointError,
     kept_name,
     prune_kept,
     rng_state,
@@ -194,7 +195,9 @@ class Trainer:
 
     def load(self, state: dict[str, Any]) -> None:
         """Continue from a checkpoint of ``checkpoint()``: model, optimizer, step, best
-        value, random states and data position; the metrics log keeps its rows up to here."""
+        value, random states and data position; the metrics log keeps its rows up to here.
+        Raises ``CheckpointError`` (a ValueError) for a checkpoint without optimizer state or
+        written by another number of processes."""
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
             set_model_state_dict,
@@ -206,7 +209,7 @@ class Trainer:
                              options=StateDictOptions(full_state_dict=True,
                                                       strict=self.select_state is None))
         if state.get("optimizer") is None:
-            raise SystemExit("the checkpoint has no optimizer state, so training cannot resume "
+            raise CheckpointError("the checkpoint has no optimizer state, so training cannot resume "
                              "from it exactly; start from its weights instead")
         set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"],
                                  options=StateDictOptions(full_state_dict=True))
@@ -214,7 +217,7 @@ class Trainer:
         self.tokens, self.elapsed = state["tokens"], state["elapsed_s"]
         rngs = state["rng"]
         if len(rngs) != self.dist.world_size:
-            raise SystemExit(f"the checkpoint was written by {len(rngs)} process(es); resume "
+            raise CheckpointError(f"the checkpoint was written by {len(rngs)} process(es); resume "
                              f"it with as many (this run has {self.dist.world_size})")
         set_rng_state(rngs[self.dist.rank])
         self.batches.load_state_dict(state["data"])
