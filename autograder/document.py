@@ -190,8 +190,8 @@ def questions_text(course: Course) -> str:
     if course.choice:
         lines += [*textwrap.wrap(
             f"Answer the multiple-choice questions in `{ANSWERS_FILE}` (in your handout "
-            "folder, beside this file): each question's line lists the numbers of every option that "
-            "applies, e.g. `id = [0, 2]`. A question earns its points when its list names "
+            "folder, beside this file): each question's line lists the numbers of every "
+            "option that applies, e.g. `id = [0, 2]`. A question earns its points when its list names "
             "exactly those options (no partial credit); the result shows after the due date.",
             WIDTH), ""]
         for q in course.choice:
@@ -228,8 +228,8 @@ def points_table(root: Path, course: Course) -> str:
     visible = sum(row.visible for row in rows)
     hidden = sum(row.hidden for row in rows)
     lines.append(f"| **code** | | {visible:g} | {hidden:g} | {visible + hidden:g} |")
-    other = [(PARTS[name].title, f"prediction file `{rel}` (scored against hidden labels)",
-              value) for name, rel, value in prediction_points(course.parts)]
+    other = [(PARTS[name].title, f"prediction file `{rel}` (scored on held-out data)", value)
+             for name, rel, value in prediction_points(course.parts)]
     other += [("Questions", f"written question **{q.id}** (graded by hand)", q.points)
               for q in course.written]
     other += [("Questions", f"multiple-choice question **{q.id}** (`{ANSWERS_FILE}`)",

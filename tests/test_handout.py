@@ -150,7 +150,8 @@ def test_the_course_file_fills_the_handout(small):
                   "- **causal_mask** (2 points): What does the causal mask prevent?",
                   "    1. attending to itself",
                   "| Questions | written question **why_tied** (graded by hand) | 3 |",
-                  f"| Questions | multiple-choice question **causal_mask** (`{ANSWERS_FILE}`) | 2 |"):
+                  "| Questions | multiple-choice question **causal_mask** "
+                  f"(`{ANSWERS_FILE}`) | 2 |"):
         assert piece in text, piece
     assert "CS 999" in (out / "README.md").read_text()
 
