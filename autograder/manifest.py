@@ -199,6 +199,7 @@ PARTS: dict[str, Part] = {
     "research": Part("9", "Research architectures", "handout/research.md"),
 }
 CHAPTERS: dict[str, str] = {"7": "handout/extensions.md"}
-# The handout document: these, then one section per part, the points table, and SUBMIT.
+# The handout document (`autograder/document.py`): the course's title and policies, these,
+# one section per chosen part, the questions, SUBMIT, the points table, the appendix.
 HANDOUT_OPENING: tuple[str, ...] = ("handout/overview.md", "handout/setup.md")
 HANDOUT_SUBMIT = "handout/submit.md"
