@@ -137,18 +137,17 @@ def course_text(course: Course) -> str:
     """The title, the dates and late policy, the collaboration policy and the honor code."""
     lines = [f"# {course.name}" + (f" ({course.term})" if course.term else ""), ""]
     if course.due:
-        lines.append(f"**Due:** {_when(course.due)}.")
+        lines.append(f"- **Due:** {_when(course.due)}.")
         if course.late_due:
-            per_day = f"{course.late_per_day * 100:g}% of the score" if course.late_per_day \
-                else "nothing"
-            lines.append(f"**Late:** accepted until {_when(course.late_due)}, losing "
-                         f"{per_day} per started day after the due date; nothing is accepted "
-                         "after that.")
+            penalty = (f", losing {course.late_per_day * 100:g}% of the score per started day "
+                       "after the due date" if course.late_per_day else " without penalty")
+            lines.append(f"- **Late:** accepted until {_when(course.late_due)}{penalty}; nothing "
+                         "is accepted after that.")
         else:
-            lines.append("**Late:** nothing is accepted after the due date.")
+            lines.append("- **Late:** nothing is accepted after the due date.")
         if course.before_due == "after_due_date":
-            lines.append("The hidden cases' results and your total show on Gradescope after "
-                         "the due date; the visible cases show at once.")
+            lines.append("- **Results:** the hidden cases' results and your total show on "
+                         "Gradescope after the due date; the visible cases show at once.")
         lines.append("")
     for title, text in (("Collaboration", course.collaboration),
                         ("Honor code", course.honor_code)):

@@ -3,6 +3,7 @@ dates, policies and questions, and every command it names works in that release.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import re
@@ -16,8 +17,8 @@ import pytest
 
 from autograder.answers import grade_choice
 from autograder.case import all_cases
-from autograder.course import ANSWERS_FILE, load_course
-from autograder.document import APPENDIX, HEADING, handout_commands, points
+from autograder.course import ANSWERS_FILE, Course, load_course
+from autograder.document import APPENDIX, HEADING, course_text, handout_commands, points
 from autograder.manifest import PARTS
 from autograder.release import check_release, fenced_functions, release
 from conftest import REPO
@@ -139,7 +140,7 @@ def test_the_course_file_fills_the_handout(small):
     course, out = small
     text = (out / "HANDOUT.md").read_text()
     assert text.startswith("# CS 999: Build GPT-2 (Spring 2031)\n")
-    for piece in ("**Due:** Monday 14 April 2031, 23:59 (UTC-07:00).",
+    for piece in ("- **Due:** Monday 14 April 2031, 23:59 (UTC-07:00).",
                   "accepted until Wednesday 16 April 2031, 23:59 (UTC-07:00), losing 25% of "
                   "the score per started day",
                   "**Collaboration.** Discuss ideas freely; write your code alone.",
@@ -246,3 +247,15 @@ def test_choice_answers_are_graded_against_the_hidden_key(small):
     (result,) = grade_choice(course, "causal_mask = [0]")
     assert (result.max_score, result.visibility) == (2.0, "after_due_date")
     assert "answer" not in {key for q in course.public()["choice"] for key in q}
+
+
+def test_late_policy_reads_plainly_in_each_form():
+    zone = dt.timezone(dt.timedelta(hours=-8))
+    due = dt.datetime(2027, 2, 14, 23, 59, tzinfo=zone)
+    late = dt.datetime(2027, 2, 16, 23, 59, tzinfo=zone)
+    assert course_text(Course("C", "", ("model",), due)).splitlines()[2:] == [
+        "- **Due:** Sunday 14 February 2027, 23:59 (UTC-08:00).",
+        "- **Late:** nothing is accepted after the due date."]
+    assert "(UTC-08:00) without penalty; nothing is accepted after that." in course_text(
+        Course("C", "", ("model",), due, late))
+    assert course_text(Course("C", "T", ("model",))) == "# C (T)\n"
