@@ -127,6 +127,16 @@ def check_command(root: Path, part: str) -> str | None:
     return "python -m autograder check " + " ".join(f"--only {g}" for g in groups)
 
 
+def _wrap(text: str) -> list[str]:
+    """`text` as lines of at most WIDTH characters, never breaking inside a `code` span."""
+    kept = re.sub(r"`[^`]*`", lambda span: span.group(0).replace(" ", "\0"), text)
+    return [line.replace("\0", " ") for line in textwrap.wrap(kept, WIDTH)]
+
+
+def _count(points: float) -> str:
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
 def _when(moment: dt.datetime) -> str:
     """"Sunday 14 February 2027, 23:59 (UTC-08:00)"."""
     offset = moment.strftime("%z")  # "-0800"
@@ -161,14 +171,13 @@ def overview_parts(root: Path, course: Course) -> str:
     table = points(root, course.parts)
     lines = ["This assignment's parts:", ""]
     lines += [f"- section {PARTS[name].section}, {PARTS[name].title.lower()}: "
-              f"{table[name]['total']:g} points" for name in course.parts]
+              f"{_count(table[name]['total'])}" for name in course.parts]
     if course.written or course.choice:
-        lines.append(f"- the questions: {_question_points(course):g} points")
+        lines.append(f"- the questions: {_count(_question_points(course))}")
     if set(PARTS) - set(course.parts):
-        lines += ["", *textwrap.wrap(
-            "The other parts of the kit ship solved: their code is complete in your "
-            "handout, you may read and use it, and it is not graded (the appendix lists "
-            "them).", WIDTH)]
+        lines += ["", *_wrap("The other parts of the kit ship solved: their code is complete "
+                             "in your handout, you may read and use it, and it is not graded "
+                             "(the appendix lists them).")]
     return "\n".join(lines) + "\n"
 
 
@@ -183,18 +192,18 @@ def questions_text(course: Course) -> str:
     lines = ["## Questions", ""]
     if course.written:
         lines += ["Answer the written questions on Gradescope; they are graded by hand.", ""]
-        lines += [f"- **{q.id}** ({q.points:g} points): {q.question.strip()}"
+        lines += [f"- **{q.id}** ({_count(q.points)}): {q.question.strip()}"
                   for q in course.written]
         lines.append("")
     if course.choice:
-        lines += [*textwrap.wrap(
+        lines += [*_wrap(
             f"Answer the multiple-choice questions in `{ANSWERS_FILE}` (in your handout "
             "folder, beside this file): each question's line lists the numbers of every "
-            "option that applies, e.g. `id = [0, 2]`. A question earns its points when its list names "
-            "exactly those options (no partial credit); the result shows after the due date.",
-            WIDTH), ""]
+            "option that applies, e.g. `id = [0, 2]`. A question earns its points when its "
+            "list names exactly those options (no partial credit); the result shows after "
+            "the due date."), ""]
         for q in course.choice:
-            lines.append(f"- **{q.id}** ({q.points:g} points): {q.question.strip()}")
+            lines.append(f"- **{q.id}** ({_count(q.points)}): {q.question.strip()}")
             lines += [f"    {i}. {option}" for i, option in enumerate(q.options)]
         lines.append("")
     return "\n".join(lines)
@@ -203,7 +212,7 @@ def questions_text(course: Course) -> str:
 def answers_template(course: Course) -> str:
     """`answers.toml` for the students: one empty list per multiple-choice question."""
     lines = ["# Your answers to the multiple-choice questions of HANDOUT.md: the numbers of",
-             "# every option that applies, e.g. attention_mask = [0, 2].", ""]
+             "# every option that applies, e.g. [0, 2] for the first and the third.", ""]
     for q in course.choice:
         lines.append(f"# {q.question.strip()}")
         lines += [f"#   {i}. {option}" for i, option in enumerate(q.options)]
@@ -215,12 +224,12 @@ def answers_template(course: Course) -> str:
 def points_table(root: Path, course: Course) -> str:
     """The markdown points table of the assignment, with its total."""
     rows = function_points(root, course.parts)
-    lines = ["## Points", "", *textwrap.wrap(
-        "Visible points are those of the cases `python -m autograder check` runs (the "
-        "grader's machinery and tolerances); hidden points are graded on Gradescope only, "
-        "on the same rules with other shapes and seeds.", WIDTH), "",
-             "| part | graded | visible points | hidden points | total |",
-             "| --- | --- | ---: | ---: | ---: |"]
+    lines = ["## Points", ""]
+    lines += _wrap("Visible points are those of the cases `python -m autograder check` runs "
+                   "(the grader's machinery and tolerances); hidden points are graded on "
+                   "Gradescope only, on the same rules with other shapes and seeds.")
+    lines += ["", "| part | graded | visible points | hidden points | total |",
+              "| --- | --- | ---: | ---: | ---: |"]
     for row in rows:
         lines.append(f"| {PARTS[row.part].title} | {row.label} | {row.visible:g} | "
                      f"{row.hidden:g} | {row.visible + row.hidden:g} |")
