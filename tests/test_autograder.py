@@ -209,4 +209,4 @@ def test_speed_case_is_timed_by_the_grader(tmp_path):
     data = grade(folder, only=["attention"], predictions=False)
     failed = [t for t in data["tests"] if t["status"] != "passed"]
     assert len(failed) == 1 and "too slow" in failed[0]["output"], failed
-    assert failed[0]["case"] == "attention/speed"
+    assert failed[0]["extra_data"]["case"] == "attention/speed"
