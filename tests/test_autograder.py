@@ -163,12 +163,15 @@ def test_slurm_array_task_grades_one_submission(tmp_path):
     folder = tmp_path / "class"
     reference_submission(folder / "alice")
     (folder / "bob.zip").write_bytes(b"not a zip")
+    (folder / "bob.submission_metadata.json").write_text(json.dumps(
+        {"created_at": "2027-02-14T10:00:00-08:00", "users": [{"name": "Bob", "sid": "42"}]}))
     env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "PYTHON": sys.executable}
     subprocess.run(["bash", "autograder/grade_all.sbatch", str(folder), str(tmp_path / "out")],
                    cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
     data = json.loads((tmp_path / "out" / "bob.json").read_text())
     assert_valid_results(data)
     assert data["score"] == 0 and "zip" in data["output"]
+    assert data["extra_data"]["users"] == [{"name": "Bob", "sid": "42", "email": ""}]
 
 
 def test_demo_runs_offline_and_quickly(tmp_path):
