@@ -54,7 +54,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from autograder.grade import grade
     from autograder.report import table
 
-    course = load_course(args.course) if args.course else None
+    try:
+        course = load_course(args.course) if args.course else None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     data = grade(args.submission, json_path=args.json, only=args.only, course=course,
                  metadata=args.metadata)
     print(table(data, f"{args.submission}"))

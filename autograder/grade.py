@@ -27,7 +27,7 @@ import numpy as np
 
 from autograder import npzio, sandbox
 from autograder.case import RULES, Case, all_cases, select
-from autograder.course import Course, default_course
+from autograder.course import Course
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.latepolicy import apply_late_policy, read_metadata
@@ -174,7 +174,8 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
     `only` restricts grading to some case groups; the pseudo-group "predictions" stands
     for the prediction files (graded when `only` is empty or names it).  `course` sets
     the visibility before the due date and the late policy, which applies when `metadata`
-    (Gradescope's submission_metadata.json) is given (`autograder/latepolicy.py`).
+    (Gradescope's submission_metadata.json, which also names the submitters) is given
+    (`autograder/latepolicy.py`).
     """
     start = time.monotonic()
     layout = layout or Layout.detect()
@@ -189,7 +190,7 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
         data = crash_results(f"internal grader error: {detail}", time.monotonic() - start)
     if metadata is not None:
         try:
-            data = apply_late_policy(data, course or default_course(), read_metadata(metadata))
+            data = apply_late_policy(data, course, read_metadata(metadata))
         except ValueError as error:
             data = crash_results(f"the submission metadata is unusable: {error}",
                                  time.monotonic() - start)

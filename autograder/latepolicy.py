@@ -13,10 +13,11 @@ Each date is Gradescope's where the metadata has it (it carries per-student exte
 else the course file's `[dates]`.  The rule
 is the course file's (`autograder/course.py`): on time, no penalty; `d` started days after
 the due date and before the late due date, `min(1, d * per_day)` of the score is taken off;
-after the late due date, or late when there is no late due date, the score is 0.
+after the late due date, or late when there is no late due date, the score is 0.  Without
+a course file there is no late policy: the metadata only names the submitters.
 `apply_late_policy` states the penalty in the top-level output (its second line, after the
-summary) and keeps the score before it, the penalty and the submitters in `extra_data`.  A bad metadata file raises ValueError
-naming the file and the key.
+summary) and keeps the score before it, the penalty and the submitters in `extra_data`.
+A bad metadata file raises ValueError naming the file and the key.
 """
 
 from __future__ import annotations
@@ -124,14 +125,17 @@ def lateness(course: Course, metadata: Metadata) -> Lateness:
                                     f"= {fraction:.0%} of the score is taken off.")
 
 
-def apply_late_policy(data: dict, course: Course, metadata: Metadata) -> dict:
-    """`data` (a results.json dict) with the penalty of `lateness` taken off its top-level
-    score and stated in its output, after the summary line; `extra_data` gains `score_before_late_policy`,
-    `late_days`, `late_penalty` (the fraction) and `users` (name, sid, email of each)."""
-    late = lateness(course, metadata)
+def apply_late_policy(data: dict, course: Course | None, metadata: Metadata) -> dict:
+    """`data` (a results.json dict) with the penalty of `lateness` under `course` taken off
+    its top-level score and stated in its output, after the summary line (no course file,
+    `None`: no late policy).  `extra_data` gains `users` (name, sid, email of each
+    submitter), `previous_submissions` (their number), `score_before_late_policy`,
+    `late_days` and `late_penalty` (the fraction taken off)."""
+    late = lateness(course, metadata) if course is not None else Lateness(0, 0.0, "")
     extra = dict(data.get("extra_data") or {})
-    extra["users"] = [vars(user) for user in metadata.users]
-    extra.update(score_before_late_policy=data["score"], late_days=late.days,
+    extra.update(users=[vars(user) for user in metadata.users],
+                 previous_submissions=metadata.previous_submissions,
+                 score_before_late_policy=data["score"], late_days=late.days,
                  late_penalty=late.fraction)
     out = dict(data, extra_data=extra)
     if late.fraction:

@@ -70,12 +70,14 @@ def metadata(created: str, due: str | None = DUE, late_due: str | None = LATE_DU
 
 
 def sample_results() -> Results:
-    return Results([report.TestResult("attention: visible: causal", "1.1", 2.0, 2.0, "ok", "visible",
-                               "attention", "attention/visible_causal"),
-                    report.TestResult("attention: causal, long", "1.2", 0.0, 3.0, "wrong",
-                               "after_due_date", "attention", "attention/causal_long"),
-                    report.TestResult("optimizer: hidden", "2.1", 3.0, 3.0, "ok", "hidden",
-                               "optimizer", "optimizer/hidden")], 1.5, ["a note"])
+    """A visible case, a hidden one shown after the due date, and one never shown."""
+    test = report.TestResult
+    return Results([test("attention: visible: causal", "1.1", 2.0, 2.0, "ok", "visible",
+                         "attention", "attention/visible_causal"),
+                    test("attention: causal, long", "1.2", 0.0, 3.0, "wrong", "after_due_date",
+                         "attention", "attention/causal_long"),
+                    test("optimizer: hidden", "2.1", 3.0, 3.0, "ok", "hidden", "optimizer",
+                         "optimizer/hidden")], 1.5, ["a note"])
 
 
 def test_results_json_has_gradescopes_keys_and_ours_under_extra_data():
@@ -144,9 +146,13 @@ def test_apply_late_policy_states_the_penalty_and_keeps_the_submitters(tmp_path)
     assert lines[1].endswith("Score 5 -> 4.")
     assert data["extra_data"] == {"max_score": 8.0, "score_before_late_policy": 5.0,
                                   "late_days": 2, "late_penalty": 0.2,
+                                  "previous_submissions": 1,
                                   "users": [{"name": "Ada Lovelace", "sid": "0601",
                                              "email": "ada@example.edu"}]}
     assert "20% off for lateness" in table(data)
+    no_policy = apply_late_policy(to_json(sample_results()), None, meta)
+    assert no_policy["score"] == 5.0 and no_policy["extra_data"]["late_penalty"] == 0.0
+    assert no_policy["extra_data"]["users"][0]["name"] == "Ada Lovelace"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -303,3 +309,9 @@ def test_bundle_with_a_course_file_applies_late_policy_and_visibility(tmp_path):
     assert late["score"] == pytest.approx(0.8 * on_time["score"])
     assert "2 days late; 2 x 0.1 = 20%" in late["output"].splitlines()[1]
     assert late["extra_data"]["users"][0]["sid"] == "0601"
+
+
+def test_grade_refuses_a_bad_course_file_naming_it(tmp_path, capsys):
+    bad = course_file(tmp_path, COURSE.replace("per_day = 0.1", "per_day = 2"))
+    assert main(["grade", str(tmp_path), "--course", str(bad)]) == 2
+    assert f"{bad}: [late_policy].per_day = 2.0: expected a fraction" in capsys.readouterr().err
