@@ -8,10 +8,12 @@ Course staff (in the staff repository):
                                                     # HANDOUT.md and README.md
     python -m autograder build-reference            # regenerate autograder/reference/*.npz
     python -m autograder grade SUBMISSION [--json PATH] [--only GROUP ...]
+                               [--course course.toml] [--metadata submission_metadata.json]
     python -m autograder grade-all DIR --jobs N --csv gradebook.csv
     sbatch --array=0-$((N-1)) autograder/grade_all.sbatch DIR RESULTS   # on Slurm, then
     python -m autograder gradebook RESULTS --csv gradebook.csv
     python -m autograder build --out autograder.zip [--parts P ...]  # the Gradescope bundle
+    python -m autograder similarity DIR --out report.html [--threshold 0.5]  # copied code
 --parts chooses the assignment's parts (default: all; see autograder/manifest.py PARTS).
 """
 
@@ -48,10 +50,17 @@ def cmd_build_reference(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
+    from autograder.course import load_course
     from autograder.grade import grade
     from autograder.report import table
 
-    data = grade(args.submission, json_path=args.json, only=args.only)
+    try:
+        course = load_course(args.course) if args.course else None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    data = grade(args.submission, json_path=args.json, only=args.only, course=course,
+                 metadata=args.metadata)
     print(table(data, f"{args.submission}"))
     print(data["output"].split("\n", 1)[-1][:3000] if "\n" in data["output"] else data["output"])
     if args.json:
@@ -117,6 +126,27 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from autograder.similarity import similarity
+
+    pairs = similarity(Path(args.folder), Path(args.out), args.threshold, args.parts)
+    for pair in pairs:
+        print(f"{pair.similarity:6.1%}  {pair.first} ~ {pair.second}  ({pair.file})")
+    print(f"{len(pairs)} pairs above {args.threshold:g}; report: {args.out}")
+    return 0
+
+
+def _fraction(text: str) -> float:
+    """argparse type for --threshold: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number in [0, 1]")
+    return value
+
+
 def _add_parts(parser: argparse.ArgumentParser) -> None:
     from autograder.manifest import PARTS
 
@@ -157,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         build.add_argument("--out", default="autograder.zip")
         _add_parts(build)
         build.set_defaults(func=cmd_build)
+        similar = commands.add_parser("similarity", help="find submissions that share code")
+        similar.add_argument("folder", help="one sub-folder or .zip per student")
+        similar.add_argument("--out", default="similarity.html", help="the HTML report")
+        similar.add_argument("--threshold", type=_fraction, default=0.5,
+                             help="list file pairs more similar than this fraction")
+        _add_parts(similar)
+        similar.set_defaults(func=cmd_similarity)
     batch = commands.add_parser("grade-all", help="grade every submission in a folder")
     batch.add_argument("folder", help="one sub-folder or .zip per student")
     batch.add_argument("--jobs", type=_positive_int, default=1,
@@ -173,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("submission")
     grade.add_argument("--json", help="write results.json here")
     grade.add_argument("--only", action="append", help="case group (repeatable)")
+    grade.add_argument("--course", help="the course file (visibility, late policy)")
+    grade.add_argument("--metadata", help="Gradescope's submission_metadata.json: apply the "
+                       "course file's late policy and record the submitters")
     grade.set_defaults(func=cmd_grade)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -110,10 +110,12 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/cases/__init__.py",
     "autograder/cases/visible.py",
     "autograder/child.py",
+    "autograder/course.py",
     "autograder/environment.py",
     "autograder/grade.py",
     "autograder/isolation.py",
     "autograder/judge.py",
+    "autograder/latepolicy.py",
     "autograder/npzio.py",
     "autograder/predictions.py",
     "autograder/reference/visible.npz",
@@ -164,6 +166,7 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/demo.py",
     "autograder/document.py",  # writes HANDOUT.md (reads the hidden cases' points)
     "autograder/grade_all.sbatch",
+    "autograder/similarity.py",  # copydetect is a staff tool (the dev pins)
     "autograder/producers/solutions.py",  # SOLUTIONS
 )
 # released file -> solution lines (as `release.code_lines` writes them) it may carry
