@@ -20,7 +20,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 from lm_eval import simple_evaluate  # noqa: E402  (after HF_HUB_OFFLINE)
 from lm_eval.api.instance import Instance  # noqa: E402
 
+import pretrain  # noqa: E402
 from config import GPT2Config  # noqa: E402
+from data import prepare_lm  # noqa: E402
 from evals.make_lastword import main as make_lastword  # noqa: E402
 from evaluate_lm import evaluate_harness, harness_tasks  # noqa: E402
 from evaluate_lm import main as evaluate_lm  # noqa: E402
@@ -156,15 +158,26 @@ def test_learned_positions_refuse_a_longer_max_length(kit_lm):
         KitLM(kit_lm.model, kit_lm.lm_tokenizer, max_length=65)
 
 
-def test_evaluate_lm_harness_writes_results(hf_folder, tokenizer_dir, text_file, lastword_file,
-                                            tmp_path):
+def test_evaluate_lm_harness_on_a_rope_checkpoint_past_its_length(text_file, lastword_file,
+                                                                  tmp_path):
+    """A pretrain.py checkpoint (rope, block 32, bytes tokenizer: no end-of-text) through
+    evaluate_lm.py --harness with its corpus' tokenizer, in 96-token passes; --json holds
+    the harness's results JSON."""
+    prepare_lm.main(["--input", str(text_file), "--tokenizer", "bytes",
+                     "--out_dir", str(tmp_path / "chars")])
+    pretrain.main(["--data_dir", str(tmp_path / "chars"), "--out_dir", str(tmp_path / "run"),
+                   "--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--batch_size", "2",
+                   "--block_size", "32", "--max_iters", "2", "--warmup_iters", "1",
+                   "--eval_interval", "2", "--eval_iters", "1", "--num_samples", "0",
+                   "--position_encoding", "rope"])
     out = tmp_path / "results.json"
-    evaluate_lm(["--model", str(hf_folder), "--tokenizer", str(tokenizer_dir),
-                 "--harness", "kit_text,kit_lastword", "--text", str(text_file),
+    evaluate_lm(["--model", str(tmp_path / "run"), "--harness", "kit_text,kit_lastword",
+                 "--text", str(text_file), "--block_size", "96", "--device", "cpu",
                  "--harness_metadata", json.dumps({"lastword": str(lastword_file)}),
-                 "--harness_limit", "4", "--json", str(out), "--device", "cpu"])
+                 "--harness_limit", "4", "--json", str(out)])
     written = json.loads(out.read_text(encoding="utf-8"))
     assert set(written["results"]) == {"kit_text", "kit_lastword"}
+    assert 0 < written["results"]["kit_text"]["bits_per_byte,none"] < 30
     assert written["configs"]["kit_lastword"]["output_type"] == "loglikelihood"
 
 
