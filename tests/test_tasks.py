@@ -16,14 +16,17 @@ import subprocess
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import classifier
+import evaluate_lm
 import evaluation
 import paraphrase_detection
+import sample
 import sonnet_generation
 from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
@@ -31,6 +34,7 @@ from models.gpt2 import GPT2Model
 from optimizer import AdamW
 from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
+from training.metrics import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
@@ -281,23 +285,75 @@ def test_sonnet_with_lora_then_dpo(subset, make_checkpoint, tmp_path):
     assert len(keys) == 2 * 3 * 2 and all(k.endswith(ADAPTERS) for k in keys)
     assert "dev chrF" in out
 
+    dpo_out = tmp_path / "dpo"
     out = run_script("dpo.py", subset, checkpoint, tmp_path, "--task", "sonnet",
                      "--init_checkpoint", str(tmp_path / "out" / "sonnet.pt"), "--peft", "lora",
                      "--precompute_reference", "--max_train_examples", "8", "--lr", "1e-2",
-                     "--max_new_tokens", "16")
-    log = tmp_path / "predictions" / "dpo-sonnet-log.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(rows) == 2 and rows[0]["reward_accuracy"] == 0.0
-    assert (tmp_path / "predictions" / "dpo-sonnet-log.png").stat().st_size > 0
+                     "--max_new_tokens", "16", "--checkpoint_dir", str(dpo_out))
+    rows = read_metrics(dpo_out / "dpo-sonnet-metrics.jsonl")  # the one loop's log, per step
+    assert [row["iter"] for row in rows] == [1, 2] and rows[0]["train_reward_accuracy"] == 0.0
     for key in ("dev_preference_accuracy", "dev_chrf", "dev_sonnet_form"):
         assert re.search(rf"\[dpo\] {key}: before [\d.]+, after [\d.]+", out), out
+    for name, prompts in (("generated_sonnets_dev.txt", "sonnets_held_out_dev.txt"),
+                          ("generated_sonnets.txt", "sonnets_held_out.txt")):
+        generated = evaluation.read_sonnets(tmp_path / "predictions" / name)
+        assert [n for n, _ in generated] == [n for n, _ in evaluation.read_sonnets(subset / prompts)]
+
+    # the DPO model (LoRA merged) is a whole GPT-2 that sample.py and evaluate_lm.py load
+    model = GPT2Model.from_checkpoint(dpo_out / "dpo-sonnet.pt")
+    assert not any("lora" in key for key in model.state_dict())
+    samples = sample.main(["--checkpoint", str(dpo_out / "dpo-sonnet.pt"), "--start",
+                           "Shall I compare thee", "--num_samples", "1",
+                           "--max_new_tokens", "4", "--device", "cpu"])
+    assert samples and samples[0].startswith("Shall I compare thee")
+    text = tmp_path / "text.txt"
+    text.write_text((subset / "sonnets.txt").read_text(encoding="utf-8")[:2000], encoding="utf-8")
+    figures = evaluate_lm.main(["--model", str(dpo_out / "dpo-sonnet.pt"), "--text", str(text),
+                                "--device", "cpu"])
+    assert figures["tokens"] > 0 and figures["perplexity"] > 1
 
 
 def test_dpo_quora_with_a_frozen_copy_as_reference(subset, make_checkpoint, tmp_path):
     out = run_script("dpo.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "quora",
                      "--max_train_examples", "8", "--max_dev_pairs", "8", "--loss_type", "ipo",
-                     "--lr", "1e-3")
-    assert "[dpo] peft none: " in out and "[dpo] step 2: loss" in out
+                     "--lr", "1e-3", "--checkpoint_dir", str(tmp_path / "out"))
+    assert "[dpo] peft none: " in out and "[dpo-quora] step 2: loss" in out
     assert re.search(r"\[dpo\] dev_preference_accuracy: before [\d.]+, after [\d.]+", out)
     pairs = (tmp_path / "predictions" / "dpo-quora-train-pairs.jsonl").read_text().splitlines()
     assert len(pairs) == 8 and all(json.loads(p)["rule"] == "wrong_answer" for p in pairs)
+    for split, name in (("dev", "quora-dev.csv"), ("test", "quora-test-student.csv")):
+        ids = [e.id for e in read_paraphrase(str(subset / name))]
+        check_predictions(tmp_path / "predictions" / f"para-{split}-output.csv", ids, 2)
+    state = torch.load(tmp_path / "out" / "dpo-quora.pt", weights_only=False)
+    assert state["iter_num"] == 2 and state["config"]["task"] == "quora"
+
+
+def test_dpo_trains_on_the_shared_trainer(subset, make_checkpoint, tmp_path, monkeypatch):
+    """dpo.py has no loop of its own: its steps are `training.trainer.Trainer`'s (one run of
+    epochs x batches steps), and it neither steps an optimizer nor backpropagates itself."""
+    import ast
+
+    import dpo
+    from training.trainer import Trainer
+
+    runs = []
+    real_run = Trainer.run
+
+    def spy(trainer, *args, **kwargs):
+        result = real_run(trainer, *args, **kwargs)
+        runs.append(trainer.iter_num)
+        return result
+    monkeypatch.setattr(Trainer, "run", spy)
+    result = dpo.main(["--task", "quora", "--model_path", str(make_checkpoint(**SIZES)),
+                       "--data_dir", str(subset), "--tokenizer", str(subset / "gpt2-tokenizer"),
+                       "--out_dir", str(tmp_path / "predictions"), "--checkpoint_dir",
+                       str(tmp_path / "out"), "--max_train_examples", "4", "--batch_size", "2",
+                       "--max_dev_pairs", "4", "--epochs", "2"])
+    assert runs == [4]  # 2 epochs of 2 batches
+    assert [row["iter"] for row in read_metrics(result["metrics"])] == [1, 2, 3, 4]
+    source = ast.parse((Path(REPO) / "dpo.py").read_text(encoding="utf-8"))
+    calls = {node.func.attr for node in ast.walk(source)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    assert not calls & {"backward", "step", "zero_grad"}
+    imports = {node.module for node in ast.walk(source) if isinstance(node, ast.ImportFrom)}
+    assert "optimizer" not in imports and "training.finetune" in imports
