@@ -8,6 +8,7 @@ the readers the autograder's judge uses, and cover every test id.
 """
 
 import json
+import math
 import os
 import re
 import resource
@@ -115,6 +116,9 @@ def test_sonnet_end_to_end(subset, make_checkpoint, tmp_path):
                      "--epochs", "1", "--max_train_examples", "8", "--max_new_tokens", "24",
                      "--checkpoint_dir", str(tmp_path / "out"))
     assert "[sonnet] epoch 1/1: train loss" in out and "dev chrF" in out
+    found = re.search(r"dev cross-entropy ([\d.]+), perplexity ([\d.]+)", out)
+    assert found, out
+    assert float(found[2]) == pytest.approx(math.exp(float(found[1])), rel=1e-3)  # 2 places
     for name, prompts in (("generated_sonnets_dev.txt", "sonnets_held_out_dev.txt"),
                           ("generated_sonnets.txt", "sonnets_held_out.txt")):
         generated = evaluation.read_sonnets(tmp_path / "predictions" / name)
@@ -203,6 +207,59 @@ def test_missing_weights_say_what_to_pass(subset, tmp_path):
     assert "Hugging Face GPT-2 checkpoint folder" in result.stderr
 
 
+def test_sonnet_dev_cross_entropy_is_per_token_over_uneven_rows(tokenizer):
+    """Two rows of different lengths in one padded batch: the mean over every real target
+    token, as each row alone computes it (fp32, rel 1e-5), not the mean of row means."""
+    torch.manual_seed(0)
+    gpt = GPT2Model(GPT2Config(**SIZES, num_hidden_layers=1, num_attention_heads=2)).eval()
+    texts = ["Shall I compare thee to a summer's day?", "No."]
+
+    def batch_of(rows):
+        encoded = tokenizer([t + tokenizer.eos_token for t in rows], padding=True,
+                            return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    got = sonnet_generation.dev_cross_entropy(gpt, make_loader(texts, batch_of, 2),
+                                              torch.device("cpu"))
+    total = count = 0.0
+    with torch.no_grad():
+        for text in texts:
+            ids = torch.tensor([tokenizer.encode(text + tokenizer.eos_token)])
+            logits = gpt.hidden_state_to_token(gpt(ids, torch.ones_like(ids))
+                                               ["last_hidden_state"])[0, :-1]
+            total += float(F.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+            count += ids.shape[1] - 1
+    assert got == pytest.approx(total / count, rel=1e-5)
+
+
+@pytest.mark.parametrize("flags, dev, test", [
+    (["--fine-tune-mode", "full-model"], "sst-dev-output.csv", "sst-test-output.csv"),
+    ([], "last-linear-layer-sst-dev-output.csv", "last-linear-layer-sst-test-output.csv"),
+    (["--dev_out", "d/{task}.csv", "--test_out", "t/{task}-t.csv"], "d/sst.csv", "t/sst-t.csv"),
+])
+def test_classifier_output_files_keep_the_graded_names_for_full_model(flags, dev, test):
+    """The graded names (autograder/predictions.py) for full-model; the mode in the name
+    otherwise, so the two modes' runs keep both files; --dev_out/--test_out fill {task}."""
+    from autograder.predictions import TASKS
+
+    graded = {task.name: task.file for task in TASKS}
+    args = classifier.get_args(["--out_dir", "predictions", *flags])
+    for split, expected in (("dev", dev), ("test", test)):
+        path = classifier.output_path(args, "sst", split)
+        assert path == (expected if "/" in expected else f"predictions/{expected}")
+        assert (path == graded[f"sst-{split}"]) == (flags[-1:] == ["full-model"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dev_out", "dev.csv"], "--dev_out dev.csv: with --task both it must hold {task}"),
+    (["--task", "sst", "--dev_out", "p.csv", "--test_out", "p.csv"],
+     "--dev_out and --test_out are both p.csv"),
+])
+def test_classifier_output_flags_that_would_overwrite_are_refused(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        classifier.get_args(flags)
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("module, flags, message", [
     (classifier, ["--epochs", "0"], "argument --epochs: 0 is not an integer >= 1"),
     (classifier, ["--max_train_examples", "-5"],
@@ -260,9 +317,10 @@ def test_classifier_with_lora(subset, make_checkpoint, tmp_path):
     assert keys >= {"classifier.weight", "classifier.bias"}
     assert all(k.endswith(ADAPTERS) for k in keys - {"classifier.weight", "classifier.bias"})
     assert len(keys) == 2 + 2 * 3 * 2
-    predictions, errors = evaluation.read_predictions(tmp_path / "predictions" /
-                                                      "sst-test-output.csv")
+    predictions, errors = evaluation.read_predictions(  # not the graded name: not full-model
+        tmp_path / "predictions" / "last-linear-layer-sst-test-output.csv")
     assert errors == [] and predictions
+    assert not (tmp_path / "predictions" / "sst-test-output.csv").exists()
 
 
 def test_paraphrase_with_lora(subset, make_checkpoint, tmp_path):

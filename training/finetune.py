@@ -118,11 +118,12 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
                   collate_fn: Callable, name: str, checkpoint_name: str,
                   args: argparse.Namespace, device: torch.device, lr: float,
                   score: Callable[[list[int], list[int]], tuple[float, float]],
-                  write: Callable[[str, list[str], list[int]], None]) -> dict:
+                  write: Callable[[str, list[str], list[int]], None],
+                  outputs: dict[str, str] | None = None) -> dict:
     """Train a classifier, keeping the checkpoint with the best dev accuracy
     (``args.checkpoint_dir/checkpoint_name``); then, with it, predict each split and
-    ``write(<args.out_dir>/<name>-<split>-output.csv, ids, predictions)``.  Returns
-    {'dev_acc', 'dev_f1'}.
+    ``write(outputs[split], ids, predictions)`` (default path:
+    ``<args.out_dir>/<name>-<split>-output.csv``).  Returns {'dev_acc', 'dev_f1'}.
 
     ``splits`` holds the "dev" (labelled) and "test" examples; ``score(gold, predicted)``
     gives (accuracy, macro-F1), e.g. ``evaluation.accuracy_f1``; ``write`` writes a
@@ -143,7 +144,8 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
     for split, examples in splits.items():
         loader = make_loader(examples, collate_fn, args.eval_batch_size)
         ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
-        path = os.path.join(args.out_dir, f"{name}-{split}-output.csv")
+        path = (outputs or {}).get(split) or os.path.join(args.out_dir,
+                                                           f"{name}-{split}-output.csv")
         write(path, ids, predictions)
         print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":
