@@ -20,7 +20,9 @@ to `<checkpoint_dir>/dpo-<task>-metrics.jsonl` (`train_loss`, `train_chosen_rewa
 and each epoch evaluates the dev preference accuracy and, for sonnets, the dev chrF and the
 sonnet-form score (also once before training).  The trained model is saved to
 `<checkpoint_dir>/dpo-<task>.pt` (a whole GPT-2: LoRA adapters are merged into it), which
-`sample.py`, `evaluate_lm.py` and `export_hf.py` load, and its graded prediction files go
+`sample.py`, `evaluate_lm.py` and `export_hf.py` load (the loop also keeps
+`dpo-<task>-best.pt`, the epoch of the best dev preference accuracy, as a task script's
+checkpoint: with LoRA, the adapters only), and its graded prediction files go
 to `<out_dir>` under the names the autograder reads: `generated_sonnets_dev.txt` and
 `generated_sonnets.txt`, or `para-dev-output.csv` and `para-test-output.csv` (so pass
 another `--out_dir` to keep the fine-tuned model's).
@@ -261,7 +263,7 @@ def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
     """`dpo_losses` as (the loss to backpropagate, every part as a float)."""
     parts = dpo_losses(policy, batch, reference_logps, beta, label_smoothing, loss_type,
                        reference_free)
-    return parts["loss"], {name: float(value) for name, value in parts.items()}
+    return parts["loss"], {name: float(value.detach()) for name, value in parts.items()}
 
 
 @torch.no_grad()
