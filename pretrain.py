@@ -87,10 +87,11 @@ def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
 
 
 def read_resume(args: argparse.Namespace, argv: list[str] | None) -> tuple[dict, GPT2Model]:
-    """The checkpoint ``out_dir/ckpt.pt`` and its model, ``args`` set to its schedule and
-    model flags (``training.pretrain_flags.resume_flags``: changed flags are refused unless
-    ``--override``, and then printed and applied to the model's config).  Exits naming the
-    file or the flags."""
+    """The checkpoint ``out_dir/ckpt.pt`` and its model (with its weights), ``args`` set to
+    its schedule and model flags (``training.pretrain_flags.resume_flags``: changed flags are
+    refused unless ``--override``, and then printed and applied to the model's config; a
+    shape the weights do not have is refused even then).  Exits naming the file or the
+    flags."""
     path = os.path.join(args.out_dir, "ckpt.pt")
     try:
         resume = load_checkpoint(path, keys=("model", "model_args", "config"))
@@ -111,9 +112,15 @@ def read_resume(args: argparse.Namespace, argv: list[str] | None) -> tuple[dict,
             else:
                 overrides[CONFIG_FIELDS.get(name, name)] = getattr(args, name)
     try:
-        return resume, GPT2Model(GPT2Config(**{**resume["model_args"], **overrides}))
+        model = GPT2Model(GPT2Config(**{**resume["model_args"], **overrides}))
+        model.load_state_dict(resume["model"])
     except ValueError as error:
         raise SystemExit(f"pretrain.py: {error}") from error
+    except RuntimeError as error:  # load_state_dict: the weights' shapes or names differ
+        raise SystemExit(f"--init_from resume --override: the weights of {path} do not fit "
+                         f"the model of the new flags ({'; '.join(changed)}): "
+                         f"{str(error).splitlines()[-1].strip()}") from error
+    return resume, model
 
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
