@@ -1,7 +1,6 @@
 """Train a GPT-2 from scratch (or continue one) on a prepared corpus (handout 8).
 
-    python data/prepare_lm.py --input ../shared/data/tinyshakespeare/input.txt \\
-        --tokenizer bytes --out_dir data/shakespeare_char
+    python data/prepare_lm.py --tokenizer bytes --out_dir data/shakespeare_char  # Tiny Shakespeare
     python pretrain.py                                    # the CPU default: a few minutes
     python pretrain.py --device cuda --n_layer 6 --n_head 6 --n_embd 384 --block_size 256 \\
         --batch_size 64 --max_iters 5000 --lr_decay_iters 5000 --dropout 0.2

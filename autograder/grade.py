@@ -32,7 +32,7 @@ from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.latepolicy import apply_late_policy, read_metadata
 from autograder.manifest import HANDOUT_FILES, SOLUTIONS
-from autograder.parts import assignment
+from autograder.parts import assignment, chosen_assignment
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
 from autograder.unpack import SubmissionError, read_submission, refuse_grader_names
 
@@ -83,6 +83,17 @@ class Layout:
         if hidden:
             return cls(root, None, True)
         return cls(root, root, False)
+
+    @classmethod
+    def for_flags(cls, course: str | Path | None = None, parts: list[str] | None = None,
+                  root: Path = ROOT) -> tuple[Layout, str]:
+        """This tree's layout grading the assignment of the flags `--course`/`--parts`
+        (`parts.chosen_assignment`), and the line that says which parts."""
+        layout = cls.detect(root)
+        chosen, line = chosen_assignment(layout.handout or layout.root, course, parts)
+        if layout.handout is None:
+            layout.parts = tuple(chosen["parts"])
+        return layout, line
 
 
 def load_reference(layout: Layout) -> dict[str, np.ndarray]:

@@ -50,6 +50,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "evaluation.py",
     "training/__init__.py",
     "training/args.py",
+    "training/paths.py",
     "training/loading.py",
     "training/peft.py",
     "training/trainer.py",
@@ -165,6 +166,7 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/bundle.py",  # the Gradescope bundle
     "autograder/demo.py",
     "autograder/document.py",  # writes HANDOUT.md (reads the hidden cases' points)
+    "autograder/release_data.py",  # release --data and its check
     "autograder/grade_all.sbatch",
     "autograder/similarity.py",  # copydetect is a staff tool (the dev pins)
     "autograder/producers/solutions.py",  # SOLUTIONS
