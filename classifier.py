@@ -6,8 +6,12 @@
 The classifier reads GPT-2's state at each sentence's last token, applies dropout and one
 linear layer.  `last-linear-layer` trains only that layer (GPT-2 frozen); `full-model`
 fine-tunes everything.  Each epoch prints train loss, dev accuracy and dev macro-F1 and
-keeps the checkpoint with the best dev accuracy; the best one then writes
-`predictions/{task}-dev-output.csv` and `predictions/{task}-test-output.csv`.
+keeps the checkpoint with the best dev accuracy; the best one then writes the dev and test
+predictions to `--dev_out` and `--test_out`.  Their defaults are the graded files,
+`predictions/{task}-dev-output.csv` and `predictions/{task}-test-output.csv`, for
+`full-model`, and `predictions/last-linear-layer-{task}-dev-output.csv` (and `-test-`) for
+`last-linear-layer`, so that neither mode's run overwrites the other's (`{task}` is sst or
+cfimdb; the folder is `--out_dir`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
 
 DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
+GRADED_MODE = "full-model"  # its predictions keep the graded names (autograder/predictions.py)
 
 
 class GPT2SentimentClassifier(nn.Module):
@@ -108,7 +113,19 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
           f"{num_labels} classes, {args.fine_tune_mode}, peft {args.peft}, lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, task,
                          f"{task}-classifier.pt", args, device, lr,
-                         evaluation.accuracy_f1, evaluation.write_predictions)
+                         evaluation.accuracy_f1, evaluation.write_predictions,
+                         {split: output_path(args, task, split) for split in ("dev", "test")})
+
+
+def output_path(args: argparse.Namespace, task: str, split: str) -> str:
+    """Where ``task``'s ``split`` predictions go: ``--dev_out``/``--test_out`` with ``{task}``
+    filled in, else ``<out_dir>/{task}-{split}-output.csv`` for full-model and
+    ``<out_dir>/{mode}-{task}-{split}-output.csv`` for another mode."""
+    given = getattr(args, f"{split}_out")
+    if given is not None:
+        return given.replace("{task}", task)
+    prefix = "" if args.fine_tune_mode == GRADED_MODE else f"{args.fine_tune_mode}-"
+    return os.path.join(args.out_dir, f"{prefix}{task}-{split}-output.csv")
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,9 +142,24 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=0.3)
     parser.add_argument("--max_length", type=POSITIVE_INT, default=512,
                         help="tokens per example")
+    for split in ("dev", "test"):
+        parser.add_argument(f"--{split}_out", default=None,
+                            help=f"the {split} predictions' file; {{task}} becomes sst or "
+                                 f"cfimdb (default: <out_dir>/{{task}}-{split}-output.csv, "
+                                 f"the graded name, for full-model; <out_dir>/"
+                                 f"last-linear-layer-{{task}}-{split}-output.csv otherwise)")
     add_model_args(parser)
     add_peft_args(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for split in ("dev", "test"):
+        given = getattr(args, f"{split}_out")
+        if given is not None and args.task == "both" and "{task}" not in given:
+            parser.error(f"--{split}_out {given}: with --task both it must hold {{task}} "
+                         f"(e.g. predictions/{{task}}-{split}-output.csv), or the two tasks "
+                         "would write one file")
+    if args.dev_out is not None and args.dev_out == args.test_out:
+        parser.error(f"--dev_out and --test_out are both {args.dev_out}; give two files")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:

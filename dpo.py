@@ -3,41 +3,56 @@ chosen completion of each pair over the rejected one, against a frozen reference
 
     python dpo.py --task sonnet --model_path out/sonnet-hf --use_gpu
     python dpo.py --task sonnet --peft lora --precompute_reference --use_gpu
-    python dpo.py --task quora --init_checkpoint out/paraphrase.pt --steps 200
+    python dpo.py --task quora --init_checkpoint out/paraphrase.pt --epochs 2
+    python sample.py --checkpoint out/dpo-sonnet.pt --start "Shall I compare thee"
 
 The pairs come from `data/pairs.py` (their rules are documented there) and are written to
-`<out_dir>/dpo-<task>-pairs.jsonl`.  The policy starts from the fine-tuned weights
-(`--model_path` Hugging Face folder or `--model_size`, then `--init_checkpoint`, a state
-dict saved by a task script); the reference is that same starting point, frozen: with
-`--peft lora` it is the policy with its adapters off (no second copy), with
-`--precompute_reference` its log-probabilities are computed once before training, and
-otherwise it is a frozen copy.  Each step logs the loss, the chosen and rejected rewards,
-their margin and the reward accuracy to `<out_dir>/dpo-<task>-log.jsonl` (plotted to
-`dpo-<task>-log.png` afterwards).  Before and after training it reports the preference
-accuracy on dev pairs and, for sonnets, the dev chrF and the sonnet-form score.
+`<out_dir>/dpo-<task>-{train,dev}-pairs.jsonl`.  The policy starts from the fine-tuned
+weights (`--model_path` Hugging Face folder, `pretrain.py` checkpoint or `--model_size`,
+then `--init_checkpoint`, a task script's checkpoint); the reference is that same starting
+point, frozen: with `--peft lora` it is the policy with its adapters off (no second copy),
+with `--precompute_reference` its log-probabilities are computed once before training, and
+otherwise it is a frozen copy.
+
+Training runs on the one loop (`training.finetune.fit`, `training.trainer.Trainer`): each
+step logs the loss, the chosen and rejected rewards, their margin and the reward accuracy
+to `<checkpoint_dir>/dpo-<task>-metrics.jsonl` (`train_loss`, `train_chosen_reward`, ...),
+and each epoch evaluates the dev preference accuracy and, for sonnets, the dev chrF and the
+sonnet-form score (also once before training).  The trained model is saved to
+`<checkpoint_dir>/dpo-<task>.pt` (a whole GPT-2: LoRA adapters are merged into it), which
+`sample.py`, `evaluate_lm.py` and `export_hf.py` load (the loop also keeps
+`dpo-<task>-best.pt`, the epoch of the best dev preference accuracy, as a task script's
+checkpoint: with LoRA, the adapters only), and its graded prediction files go
+to `<out_dir>` under the names the autograder reads: `generated_sonnets_dev.txt` and
+`generated_sonnets.txt`, or `para-dev-output.csv` and `para-test-output.csv` (so pass
+another `--out_dir` to keep the fine-tuned model's).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from data.loaders import read_paraphrase, require_examples, require_file
+from data.loaders import (
+    PARAPHRASE_ANSWERS,
+    PARAPHRASE_PROMPT,
+    read_paraphrase,
+    require_examples,
+    require_file,
+)
 from data.pairs import Pair, quora_pairs, sonnet_form_score, sonnet_pairs, split_sonnet, write_pairs
-from evaluation import read_sonnets, sonnet_chrf
+from evaluation import read_sonnets, sonnet_chrf, write_predictions, write_sonnets
 from models.generate import generate_sonnets
 from models.gpt2 import GPT2Model
 from modules.lora import disable_adapters, merge_lora
-from optimizer import AdamW
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
@@ -46,7 +61,8 @@ from training.args import (
     bounded,
     device_from_args,
 )
-from training.finetune import make_loader, seed_everything
+from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from training.finetune import fit, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import apply_peft, load_backbone_checkpoint
 from training.trainer import autocast
@@ -221,24 +237,33 @@ def reference_logprobs(policy: GPT2Model, reference: GPT2Model | None,
     return logps
 
 
-def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
-             reference_logps: tuple[torch.Tensor, torch.Tensor], beta: float = 0.1,
-             label_smoothing: float = 0.0, loss_type: str = "sigmoid",
-             reference_free: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch of pairs (to backpropagate) and its metrics: loss, chosen and
-    rejected reward (means), margin (their difference) and reward accuracy (the share of
-    pairs whose chosen reward is strictly above the rejected one)."""
+def dpo_losses(policy: GPT2Model, batch: dict[str, torch.Tensor],
+               reference_logps: tuple[torch.Tensor, torch.Tensor], beta: float = 0.1,
+               label_smoothing: float = 0.0, loss_type: str = "sigmoid",
+               reference_free: bool = False) -> dict[str, torch.Tensor]:
+    """One batch of pairs as the loop's loss: {'loss': the mean loss (to backpropagate),
+    'chosen_reward', 'rejected_reward' (means), 'margin' (their difference),
+    'reward_accuracy' (the share of pairs whose chosen reward is strictly above the rejected
+    one)}, scalars, the metrics detached."""
     chosen, rejected = pair_logprobs(policy, batch)
     reference_chosen, reference_rejected = (t.to(chosen.device) for t in reference_logps)
     losses, chosen_rewards, rejected_rewards = dpo_loss(
         chosen, rejected, reference_chosen, reference_rejected, beta, label_smoothing,
         loss_type, reference_free)
-    loss = losses.mean()
-    metrics = {"loss": loss.item(), "chosen_reward": chosen_rewards.mean().item(),
-               "rejected_reward": rejected_rewards.mean().item(),
-               "margin": (chosen_rewards - rejected_rewards).mean().item(),
-               "reward_accuracy": (chosen_rewards > rejected_rewards).float().mean().item()}
-    return loss, metrics
+    return {"loss": losses.mean(), "chosen_reward": chosen_rewards.mean(),
+            "rejected_reward": rejected_rewards.mean(),
+            "margin": (chosen_rewards - rejected_rewards).mean(),
+            "reward_accuracy": (chosen_rewards > rejected_rewards).float().mean()}
+
+
+def dpo_step(policy: GPT2Model, batch: dict[str, torch.Tensor],
+             reference_logps: tuple[torch.Tensor, torch.Tensor], beta: float = 0.1,
+             label_smoothing: float = 0.0, loss_type: str = "sigmoid",
+             reference_free: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
+    """`dpo_losses` as (the loss to backpropagate, every part as a float)."""
+    parts = dpo_losses(policy, batch, reference_logps, beta, label_smoothing, loss_type,
+                       reference_free)
+    return parts["loss"], {name: float(value.detach()) for name, value in parts.items()}
 
 
 @torch.no_grad()
@@ -300,9 +325,44 @@ def sonnet_scores(policy: GPT2Model, tokenizer, args: argparse.Namespace) -> dic
             "dev_sonnet_form": sum(sonnet_form_score(t) for _, t in written) / len(written)}
 
 
-# --task -> (its train and dev pairs, the scores beyond dev preference accuracy).
-TASKS = {"sonnet": (sonnet_task, sonnet_scores),
-         "quora": (quora_task, lambda policy, tokenizer, args: {})}
+def sonnet_predictions(policy: GPT2Model, tokenizer, args: argparse.Namespace) -> list[str]:
+    """The graded sonnet files: continuations of the held-out dev and test prompts."""
+    paths = []
+    for prompts_name, out_name in (("sonnets_held_out_dev.txt", "generated_sonnets_dev.txt"),
+                                   ("sonnets_held_out.txt", "generated_sonnets.txt")):
+        prompts = read_sonnets(data_file(args, prompts_name))
+        with autocast(policy.device):
+            written = generate_sonnets(policy, tokenizer, prompts, args)
+        paths.append(os.path.join(args.out_dir, out_name))
+        write_sonnets(paths[-1], written)
+    return paths
+
+
+@torch.no_grad()
+def quora_predictions(policy: GPT2Model, tokenizer, args: argparse.Namespace) -> list[str]:
+    """The graded Quora files: label 1 (paraphrase) where the policy finds " yes" more
+    likely than " no" after the cloze prompt, scored as the pairs are (`pair_logprobs`)."""
+    paths = []
+    encode = partial(encode_pairs, tokenizer=tokenizer, max_length=policy_length(args, policy))
+    for split, name in (("dev", "quora-dev.csv"), ("test", "quora-test-student.csv")):
+        path = data_file(args, name)
+        examples = require_examples(path, read_paraphrase(path, labelled=split == "dev"))
+        asked = [Pair(e.id, PARAPHRASE_PROMPT.format(e.sentence1, e.sentence2), PARAPHRASE_ANSWERS[1],
+                      PARAPHRASE_ANSWERS[0], "prediction") for e in examples]
+        labels = []
+        policy.eval()
+        for start in range(0, len(asked), args.batch_size):
+            yes, no = pair_logprobs(policy, encode(asked[start:start + args.batch_size]))
+            labels += (yes > no).long().tolist()
+        paths.append(os.path.join(args.out_dir, f"para-{split}-output.csv"))
+        write_predictions(paths[-1], [e.id for e in examples], labels)
+    return paths
+
+
+# --task -> (its train and dev pairs, the scores beyond dev preference accuracy, the
+# graded prediction files it writes).
+TASKS = {"sonnet": (sonnet_task, sonnet_scores, sonnet_predictions),
+         "quora": (quora_task, lambda policy, tokenizer, args: {}, quora_predictions)}
 
 
 def data_file(args: argparse.Namespace, name: str) -> str:
@@ -311,30 +371,10 @@ def data_file(args: argparse.Namespace, name: str) -> str:
 
 def evaluate(policy: GPT2Model, dev_batches: list[dict], tokenizer, args: argparse.Namespace
              ) -> dict[str, float]:
-    """Dev preference accuracy (for Quora, the cloze's accuracy) and the task's scores."""
+    """Dev preference accuracy (for Quora, the cloze's accuracy) and the task's scores.
+    The loop calls it in eval mode, without gradients, after every epoch."""
     return {"dev_preference_accuracy": preference_accuracy(policy, dev_batches),
             **TASKS[args.task][1](policy, tokenizer, args)}
-
-
-def plot_log(log_path: str, png_path: str) -> None:
-    """Loss, rewards with their margin, and reward accuracy per step, from the JSONL log."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(log_path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    steps = [row["step"] for row in rows]
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for axis, keys in zip(axes, (("loss",), ("chosen_reward", "rejected_reward", "margin"),
-                                 ("reward_accuracy",)), strict=True):
-        for key in keys:
-            axis.plot(steps, [row[key] for row in rows], label=key)
-        axis.set_xlabel("step")
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(png_path)
-    plt.close(figure)
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -365,18 +405,50 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def policy_length(args: argparse.Namespace, policy: GPT2Model) -> int:
+    """Tokens per row: --max_length, at most the model's context."""
+    return min(args.max_length, policy.config.max_position_embeddings)
+
+
+def make_loss(args: argparse.Namespace, reference: GPT2Model | None,
+              precomputed: tuple[torch.Tensor, torch.Tensor] | None
+              ) -> Callable[[GPT2Model, dict[str, Any]], dict[str, torch.Tensor]]:
+    """The loop's loss of a batch of pairs (`dpo_losses`), against `precomputed` reference
+    log-probabilities (indexed by `batch["index"]`) when given, else `reference`'s (None:
+    the policy with its adapters off)."""
+    def loss_fn(policy: GPT2Model, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        reference_logps = (tuple(t[batch["index"].cpu()] for t in precomputed)
+                           if precomputed is not None else
+                           reference_logprobs(policy, reference, batch))
+        return dpo_losses(policy, batch, reference_logps, args.beta, args.label_smoothing,
+                          args.loss_type, args.reference_free)
+    return loss_fn
+
+
+def save_merged(policy: GPT2Model, path: str) -> None:
+    """Rewrite the loop's checkpoint at `path` (LoRA: the adapters only) with the policy's
+    merged weights, so that it loads as a plain GPT-2 (`GPT2Model.from_checkpoint`)."""
+    state = load_checkpoint(path)
+    merge_lora(policy)
+    save_checkpoint({**state, "model": policy.state_dict(),
+                     "config": {**state["config"], "peft": "none", "merged_from": "lora"}},
+                    path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
     device = device_from_args(args)
     tokenizer = load_tokenizer(args.tokenizer)
     seed_everything(args.seed)
-    policy = load_policy(args, device)
+    try:
+        policy = load_policy(args, device)
+    except CheckpointError as error:
+        raise SystemExit(f"--init_checkpoint: {error}") from error
     os.makedirs(args.out_dir, exist_ok=True)
     train, dev = TASKS[args.task][0](args, policy, tokenizer)
     for split, pairs in (("train", require_examples(args.data_dir, train)), ("dev", dev)):
         write_pairs(os.path.join(args.out_dir, f"dpo-{args.task}-{split}-pairs.jsonl"), pairs)
-    max_length = min(args.max_length, policy.config.max_position_embeddings)
-    encode = partial(encode_pairs, tokenizer=tokenizer, max_length=max_length)
+    encode = partial(encode_pairs, tokenizer=tokenizer, max_length=policy_length(args, policy))
     dev_batches = [encode(dev[i:i + args.batch_size]) for i in range(0, len(dev), args.batch_size)]
     loader = make_loader(list(range(len(train))), lambda rows: {
         "index": torch.tensor(rows), **encode([train[i] for i in rows])}, args.batch_size,
@@ -391,38 +463,35 @@ def main(argv: list[str] | None = None) -> dict:
         with autocast(device):
             chosen, rejected = zip(*(reference_logprobs(policy, None, b) for b in ordered),
                                    strict=True)
-        precomputed = (torch.cat(chosen), torch.cat(rejected))  # (N,) each
-    before = evaluate(policy, dev_batches, tokenizer, args)
+        precomputed = (torch.cat(chosen).cpu(), torch.cat(rejected).cpu())  # (N,) each
+    with torch.no_grad(), autocast(device):
+        before = evaluate(policy, dev_batches, tokenizer, args)
     print(f"[dpo] {len(train)} train / {len(dev)} dev pairs, {args.loss_type} beta "
           f"{args.beta}; before: {before}")
+    name = f"dpo-{args.task}"
     lr = args.lr or (1e-6 if args.peft == "none" else 1e-4)
-    optimizer = AdamW([p for p in policy.parameters() if p.requires_grad], lr=lr)
-    log_path = os.path.join(args.out_dir, f"dpo-{args.task}-log.jsonl")
-    step = 0
-    with open(log_path, "w", encoding="utf-8") as log:
-        for epoch in range(1, args.epochs + 1):
-            policy.train()
-            for batch in tqdm(loader, desc=f"dpo epoch {epoch}", leave=False):
-                with autocast(device):
-                    reference_logps = (tuple(t[batch["index"]] for t in precomputed)
-                                       if precomputed else
-                                       reference_logprobs(policy, reference, batch))
-                    loss, metrics = dpo_step(policy, batch, reference_logps, args.beta,
-                                             args.label_smoothing, args.loss_type,
-                                             args.reference_free)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                step += 1
-                log.write(json.dumps({"step": step, **metrics}) + "\n")
-                print(f"[dpo] step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in
-                                                         metrics.items()))
-    plot_log(log_path, log_path.replace(".jsonl", ".png"))
-    merge_lora(policy)  # generation without the adapter branch
-    after = evaluate(policy, dev_batches, tokenizer, args)
+    after = fit(policy, loader, make_loss(args, reference, precomputed), name, args, device,
+                lr, partial(evaluate, dev_batches=dev_batches, tokenizer=tokenizer, args=args),
+                describe=lambda row: describe_epoch(name, row, before), log_interval=1,
+                best_metric="dev_preference_accuracy", last_name=f"{name}.pt")
+    checkpoint = os.path.join(args.checkpoint_dir, f"{name}.pt")
+    if args.peft == "lora":
+        save_merged(policy, checkpoint)
+    print(f"[dpo] checkpoint -> {checkpoint}")
     for key in before:
         print(f"[dpo] {key}: before {before[key]:.4f}, after {after[key]:.4f}")
-    return {"before": before, "after": after, "log": log_path}
+    for path in TASKS[args.task][2](policy, tokenizer, args):
+        print(f"[dpo] predictions -> {path}")
+    return {"before": before, "after": {key: after[key] for key in before},
+            "checkpoint": checkpoint,
+            "metrics": os.path.join(args.checkpoint_dir, f"{name}-metrics.jsonl")}
+
+
+def describe_epoch(name: str, row: dict[str, Any], before: dict[str, float]) -> str:
+    """`[dpo-<task>] step N: loss L, reward accuracy A` and each dev score (before -> now)."""
+    line = (f"[{name}] step {row['iter']}: loss {row['train_loss']:.4f}, reward accuracy "
+            f"{row['train_reward_accuracy']:.4f}")
+    return line + "".join(f", {key} {before[key]:.4f} -> {row[key]:.4f}" for key in before)
 
 
 if __name__ == "__main__":

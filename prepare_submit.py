@@ -2,11 +2,14 @@
 
     python prepare_submit.py                 # writes submission.zip
     python prepare_submit.py --code-only     # the code alone: no prediction files required
+    python prepare_submit.py --course course.toml   # staff: the files of that assignment
 
 The zip holds the files of your assignment's parts that `autograder/assignment.json` (of the
-folder you pack, `--root`) lists
-(the code files with TODOs and, when the tasks are a part, the prediction files), at the
-same paths as in this folder, and nothing else.  It refuses
+folder you pack, `--root`) lists (the code files with TODOs and, when the tasks are a part,
+the prediction files), at the same paths as in this folder, and nothing else.  `--course
+FILE` or `--parts P ...` name the assignment, as for every `python -m autograder` verb: a
+handout refuses other parts than its own; the staff tree packs the files of those parts
+(default: every part).  It refuses
 when a required file is missing, warns about large files, and prints what it packed.
 Upload the zip to Gradescope as is.
 """
@@ -18,21 +21,25 @@ import sys
 import zipfile
 from pathlib import Path
 
-from autograder.parts import assignment
+from autograder.parts import chosen_assignment
 from autograder.unpack import MAX_FILE_BYTES
 
 WARN_BYTES = {".py": 256 << 10}  # code this large is unusual: check for pasted data
 WARN_OTHER_BYTES = 4 << 20
 
 
-def collect(root: Path, code_only: bool) -> tuple[list[str], list[str], list[str]]:
-    """(files to pack, missing required files, warnings) of the handout at `root`: its
-    `autograder/assignment.json` says which parts, so which files."""
+def collect(root: Path, code_only: bool, course: str | None = None,
+            parts: list[str] | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(files to pack, missing required files, warnings) of the tree at `root`: the
+    assignment of `course`/`parts` (`autograder.parts.chosen_assignment`; in a handout its
+    `autograder/assignment.json`) says which parts, so which files."""
     try:
-        files = assignment(root)
+        files, line = chosen_assignment(root, course, parts)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{root} is not a copy of the handout (its autograder/assignment.json "
-                         f"says what to pack): {error}") from error
+        raise ValueError(f"{root}: cannot tell what to pack (a handout's "
+                         f"autograder/assignment.json or --course/--parts says): {error}"
+                         ) from error
+    print(f"[prepare_submit] {line}")
     wanted = files["gradable"] + ([] if code_only else files["predictions"])
     present = [rel for rel in wanted if (root / rel).is_file()]
     missing = [rel for rel in wanted if rel not in present]
@@ -56,10 +63,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="your copy of the handout (default: this folder)")
     parser.add_argument("--code-only", action="store_true",
                         help="pack the code without the prediction files of the tasks")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--course", metavar="FILE", help="the course file: pack its parts")
+    which.add_argument("--parts", nargs="+", metavar="PART",
+                       help="the assignment's parts (default: the handout's own)")
     args = parser.parse_args(argv)
     root = Path(args.root)
     try:
-        present, missing, warnings = collect(root, args.code_only)
+        present, missing, warnings = collect(root, args.code_only, args.course, args.parts)
     except ValueError as error:
         print(f"[prepare_submit] refusing: {error}")
         return 1

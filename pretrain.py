@@ -1,7 +1,6 @@
 """Train a GPT-2 from scratch (or continue one) on a prepared corpus (handout 8).
 
-    python data/prepare_lm.py --input ../shared/data/tinyshakespeare/input.txt \\
-        --tokenizer bytes --out_dir data/shakespeare_char
+    python data/prepare_lm.py --tokenizer bytes --out_dir data/shakespeare_char  # Tiny Shakespeare
     python pretrain.py                                    # the CPU default: a few minutes
     python pretrain.py --device cuda --n_layer 6 --n_head 6 --n_embd 384 --block_size 256 \\
         --batch_size 64 --max_iters 5000 --lr_decay_iters 5000 --dropout 0.2
@@ -87,10 +86,11 @@ def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
 
 
 def read_resume(args: argparse.Namespace, argv: list[str] | None) -> tuple[dict, GPT2Model]:
-    """The checkpoint ``out_dir/ckpt.pt`` and its model, ``args`` set to its schedule and
-    model flags (``training.pretrain_flags.resume_flags``: changed flags are refused unless
-    ``--override``, and then printed and applied to the model's config).  Exits naming the
-    file or the flags."""
+    """The checkpoint ``out_dir/ckpt.pt`` and its model (with its weights), ``args`` set to
+    its schedule and model flags (``training.pretrain_flags.resume_flags``: changed flags are
+    refused unless ``--override``, and then printed and applied to the model's config; a
+    shape the weights do not have is refused even then).  Exits naming the file or the
+    flags."""
     path = os.path.join(args.out_dir, "ckpt.pt")
     try:
         resume = load_checkpoint(path, keys=("model", "model_args", "config"))
@@ -111,9 +111,15 @@ def read_resume(args: argparse.Namespace, argv: list[str] | None) -> tuple[dict,
             else:
                 overrides[CONFIG_FIELDS.get(name, name)] = getattr(args, name)
     try:
-        return resume, GPT2Model(GPT2Config(**{**resume["model_args"], **overrides}))
+        model = GPT2Model(GPT2Config(**{**resume["model_args"], **overrides}))
+        model.load_state_dict(resume["model"])
     except ValueError as error:
         raise SystemExit(f"pretrain.py: {error}") from error
+    except RuntimeError as error:  # load_state_dict: the weights' shapes or names differ
+        raise SystemExit(f"--init_from resume --override: the weights of {path} do not fit "
+                         f"the model of the new flags ({'; '.join(changed)}): "
+                         f"{str(error).splitlines()[-1].strip()}") from error
+    return resume, model
 
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -12,12 +12,15 @@ step, samples with temperature and top-p, and stops at <|endoftext|> or after
 `--peft lora`: the adapters only; they are merged into the weights before generating),
 the starting point of `dpo.py --task sonnet`.  It writes `predictions/generated_sonnets_dev.txt` (for
 sonnets_held_out_dev.txt, scored with chrF against TRUE_sonnets_held_out_dev.txt) and
-`predictions/generated_sonnets.txt` (for sonnets_held_out.txt).
+`predictions/generated_sonnets.txt` (for sonnets_held_out.txt).  Beside the dev chrF it
+reports the dev cross-entropy (nats per predicted token, over the true dev sonnets encoded
+as in training) and its perplexity, exp(cross-entropy).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 import torch
@@ -55,6 +58,24 @@ def lm_loss(gpt: GPT2Model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     targets = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)  # (B, T-1)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                            ignore_index=-100)
+
+
+@torch.no_grad()
+def dev_cross_entropy(gpt: GPT2Model, loader, device: torch.device) -> float:
+    """Mean next-token cross-entropy (nats) over every real target token of ``loader``'s
+    batches (input_ids, attention_mask [B, T]): each batch's ``lm_loss`` weighted by its
+    number of targets, so the mean is per token, not per batch."""
+    was_training = gpt.training
+    gpt.eval()
+    total = count = 0.0
+    for batch in loader:
+        input_ids, attention_mask = (batch[k].to(device) for k in ("input_ids", "attention_mask"))
+        targets = float(attention_mask[:, 1:].sum())
+        with autocast(device):
+            total += float(lm_loss(gpt, input_ids, attention_mask)) * targets
+        count += targets
+    gpt.train(was_training)
+    return total / count
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,7 +138,11 @@ def main(argv: list[str] | None = None) -> dict:
     results["dev_chrf"], errors = evaluation.sonnet_chrf(generated, true)
     for error in errors:
         print(f"[sonnet] warning: {error}")
-    print(f"[sonnet] dev chrF {results['dev_chrf']:.2f}")
+    dev_loader = make_loader([text for _, text in true], batch_of, args.batch_size)
+    results["dev_cross_entropy"] = dev_cross_entropy(gpt, dev_loader, device)
+    results["dev_perplexity"] = math.exp(results["dev_cross_entropy"])
+    print(f"[sonnet] dev chrF {results['dev_chrf']:.2f}, dev cross-entropy "
+          f"{results['dev_cross_entropy']:.4f}, perplexity {results['dev_perplexity']:.2f}")
     return results
 
 

@@ -13,11 +13,16 @@ it with the student's files in /autograder/submission; it reads
                                                  trusted solutions (producers/solutions.py)
     handout/                                     the released handout (no solution)
     autograder/assignment.json                   the parts this bundle grades
+    course.toml                                  the course file, when built with one
+                                                 (visibility, late policy, answer keys)
     evaluation.py, data/TRUE_sonnets_held_out_dev.txt
                                                  what grading predictions reads from the
                                                  root (`predictions.root_files`), when
                                                  the tasks are a part and the data is there
 
+For each submission `run_autograder` grades with the bundle's `course.toml` (when there is
+one) and Gradescope's `submission_metadata.json` beside the submission (when there is
+one), so the course file's late policy and visibility apply (`autograder/latepolicy.py`).
 `AUTOGRADER_ROOT` (default /autograder) and `AUTOGRADER_PYTHON` let a temporary folder
 stand in for /autograder; `AUTOGRADER_SKIP_INSTALL=1` makes setup.sh skip the installs.
 """
@@ -29,6 +34,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from autograder.course import COURSE_FILE, load_course
 from autograder.environment import BUNDLE_REQUIREMENTS, requirements
 from autograder.parts import ASSIGNMENT, assignment
 from autograder.predictions import root_files
@@ -59,6 +65,7 @@ fi
 chmod 0700 "$SOURCE/autograder/reference" "$SOURCE/autograder/cases"
 chmod 0600 "$SOURCE/autograder/producers/solutions.py"
 [ -d "$SOURCE/autograder/hidden" ] && chmod 0700 "$SOURCE/autograder/hidden"
+[ -f "$SOURCE/course.toml" ] && chmod 0600 "$SOURCE/course.toml"
 echo "[setup] autograder ready"
 """
 
@@ -69,7 +76,10 @@ PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
 RESULTS="$ROOT/results/results.json"
 mkdir -p "$ROOT/results"
 cd "$ROOT/source" || exit 0
-"$PYTHON" -m autograder grade "$ROOT/submission" --json "$RESULTS"
+OPTIONS=()
+[ -f course.toml ] && OPTIONS+=(--course course.toml)
+[ -f "$ROOT/submission_metadata.json" ] && OPTIONS+=(--metadata "$ROOT/submission_metadata.json")
+"$PYTHON" -m autograder grade "$ROOT/submission" --json "$RESULTS" "${OPTIONS[@]}"
 if [ ! -s "$RESULTS" ]; then
     printf '%s\\n' '{"score": 0.0, "execution_time": 0, "visibility": "visible", "tests": [], "leaderboard": [], "output": "The autograder failed before it could write results; please tell the course staff."}' > "$RESULTS"
 fi
@@ -89,10 +99,14 @@ def _add(archive: zipfile.ZipFile, arcname: str, data: bytes, executable: bool =
     archive.writestr(info, data)
 
 
-def build_bundle(root: Path, out: Path, parts: tuple[str, ...] | None = None) -> list[str]:
-    """Write the bundle zip of the assignment of `parts` (default: every part) to `out`;
-    returns its member names."""
+def build_bundle(root: Path, out: Path, parts: tuple[str, ...] | None = None,
+                 course: Path | None = None) -> list[str]:
+    """Write the bundle zip of the assignment of `parts` (default: the course file's parts,
+    else every part) to `out`, with the course file `course` when given; returns its
+    member names."""
     names = []
+    if course is not None:
+        parts = parts or load_course(course).parts
     chosen = assignment(root, parts)
     with tempfile.TemporaryDirectory(prefix="gpt2-bundle-") as folder:
         handout = Path(folder) / "handout"
@@ -110,6 +124,8 @@ def build_bundle(root: Path, out: Path, parts: tuple[str, ...] | None = None) ->
             sources += [(p, "handout/" + p.relative_to(handout).as_posix())
                         for p in sorted(handout.rglob("*")) if p.is_file()]
             sources.append((handout / ASSIGNMENT, ASSIGNMENT))
+            if course is not None:
+                sources.append((course, COURSE_FILE))
             sources += [(root / rel, rel) for rel in root_files()
                         if chosen["predictions"] and (root / rel).is_file()]
             for path, arcname in sources:

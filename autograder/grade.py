@@ -27,10 +27,12 @@ import numpy as np
 
 from autograder import npzio, sandbox
 from autograder.case import RULES, Case, all_cases, select
+from autograder.course import Course
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
+from autograder.latepolicy import apply_late_policy, read_metadata
 from autograder.manifest import HANDOUT_FILES, SOLUTIONS
-from autograder.parts import assignment
+from autograder.parts import assignment, chosen_assignment
 from autograder.report import Results, TestResult, crash_results, to_json, write_json
 from autograder.unpack import SubmissionError, read_submission, refuse_grader_names
 
@@ -81,6 +83,17 @@ class Layout:
         if hidden:
             return cls(root, None, True)
         return cls(root, root, False)
+
+    @classmethod
+    def for_flags(cls, course: str | Path | None = None, parts: list[str] | None = None,
+                  root: Path = ROOT) -> tuple[Layout, str]:
+        """This tree's layout grading the assignment of the flags `--course`/`--parts`
+        (`parts.chosen_assignment`), and the line that says which parts."""
+        layout = cls.detect(root)
+        chosen, line = chosen_assignment(layout.handout or layout.root, course, parts)
+        if layout.handout is None:
+            layout.parts = tuple(chosen["parts"])
+        return layout, line
 
 
 def load_reference(layout: Layout) -> dict[str, np.ndarray]:
@@ -164,24 +177,34 @@ def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:
 def grade(submission: str | Path, *, json_path: str | Path | None = None,
           only: list[str] | None = None, layout: Layout | None = None,
           visible_only: bool = False, predictions: bool = True,
-          limits: sandbox.Limits | None = None) -> dict:
+          limits: sandbox.Limits | None = None, course: Course | None = None,
+          metadata: str | Path | None = None) -> dict:
     """Grade `submission` (zip or folder); returns the results.json dict (also written to
     `json_path` when given, whatever happens).
 
     `only` restricts grading to some case groups; the pseudo-group "predictions" stands
-    for the prediction files (graded when `only` is empty or names it).
+    for the prediction files (graded when `only` is empty or names it).  `course` sets
+    the visibility before the due date and the late policy, which applies when `metadata`
+    (Gradescope's submission_metadata.json, which also names the submitters) is given
+    (`autograder/latepolicy.py`).
     """
     start = time.monotonic()
     layout = layout or Layout.detect()
     try:
         results = _grade(Path(submission), layout, only, visible_only, predictions,
                          limits or sandbox.Limits(), start)
-        data = to_json(results)
+        data = to_json(results, course)
     except SubmissionError as error:
         data = crash_results(str(error), time.monotonic() - start)
     except Exception as error:  # the grader's own failure still yields a results.json
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         data = crash_results(f"internal grader error: {detail}", time.monotonic() - start)
+    if metadata is not None:
+        try:
+            data = apply_late_policy(data, course, read_metadata(metadata))
+        except ValueError as error:
+            data = crash_results(f"the submission metadata is unusable: {error}",
+                                 time.monotonic() - start)
     if json_path is not None:
         write_json(json_path, data)
     return data

@@ -50,6 +50,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "evaluation.py",
     "training/__init__.py",
     "training/args.py",
+    "training/paths.py",
     "training/loading.py",
     "training/peft.py",
     "training/trainer.py",
@@ -110,10 +111,12 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/cases/__init__.py",
     "autograder/cases/visible.py",
     "autograder/child.py",
+    "autograder/course.py",
     "autograder/environment.py",
     "autograder/grade.py",
     "autograder/isolation.py",
     "autograder/judge.py",
+    "autograder/latepolicy.py",
     "autograder/npzio.py",
     "autograder/predictions.py",
     "autograder/reference/visible.npz",
@@ -163,7 +166,9 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/bundle.py",  # the Gradescope bundle
     "autograder/demo.py",
     "autograder/document.py",  # writes HANDOUT.md (reads the hidden cases' points)
+    "autograder/release_data.py",  # release --data and its check
     "autograder/grade_all.sbatch",
+    "autograder/similarity.py",  # copydetect is a staff tool (the dev pins)
     "autograder/producers/solutions.py",  # SOLUTIONS
 )
 # released file -> solution lines (as `release.code_lines` writes them) it may carry

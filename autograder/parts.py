@@ -9,7 +9,9 @@ student's handout and the Gradescope bundle's handout.
 The release writes the chosen parts to `autograder/assignment.json` in the handout (and
 the bundle writes it beside its `autograder/`) with the files a submission carries:
 `assignment(root)` reads it back, and a tree without one (the staff repository) has every
-part.
+part.  Every verb takes the assignment as `--course FILE` (its `[course].parts`) or
+`--parts P ...` (`chosen_assignment`): in the staff tree either one chooses the parts (neither:
+every part); a released tree (handout, bundle) grades its own parts and refuses others.
 """
 
 from __future__ import annotations
@@ -102,6 +104,38 @@ def assignment(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, li
                 if any(f.startswith(rel + ":") and part in chosen for f, part in fences.items())]
     predictions = [rel for name in chosen for rel in PARTS[name].predictions]
     return {"parts": list(chosen), "gradable": gradable, "predictions": predictions}
+
+
+def chosen_assignment(tree: Path, course: str | Path | None = None,
+                      parts: list[str] | tuple[str, ...] | None = None
+                      ) -> tuple[dict[str, list[str]], str]:
+    """(the `assignment` a verb works on, the line that says which parts and why) for the
+    flags `--course` (a course file) and `--parts`, at most one of them.
+
+    A tree with `autograder/assignment.json` (a released handout, the bundle's handout) has
+    its own parts: a flag asking for others is a ValueError naming both.  The staff tree
+    takes the flag's parts, or every part with neither flag.
+    """
+    from autograder.course import load_course
+
+    if course is not None and parts is not None:
+        raise ValueError("pass --course or --parts, not both (the course file names its parts)")
+    asked, why = None, ""
+    if course is not None:
+        asked, why = load_course(course).parts, f"the parts of {course}"
+    elif parts is not None:
+        asked, why = check_parts(parts), "the parts of --parts"
+    if (tree / ASSIGNMENT).is_file():
+        own = assignment(tree)
+        if asked is not None and asked != tuple(own["parts"]):
+            raise ValueError(f"{why} are {list(asked)}, but this tree was released for "
+                             f"{own['parts']} ({tree / ASSIGNMENT}): release again with "
+                             "those parts, or drop the flag")
+        return own, f"assignment: parts {own['parts']} (from {tree / ASSIGNMENT})"
+    if asked is None:
+        return assignment(tree), (f"assignment: every part {list(PARTS)} (no --course or "
+                                  "--parts; pass one to grade an assignment of fewer parts)")
+    return assignment(tree, asked), f"assignment: parts {list(asked)} ({why})"
 
 
 def write_assignment(folder: Path, data: dict[str, list[str]]) -> Path:

@@ -10,13 +10,15 @@ The function is found with `ast` (the innermost def around the fence); the hando
 section comes from "(handout X.Y)" in its docstring, and the section names its part
 (`autograder/parts.py`).  A fence of a part the assignment leaves out ships solved: only
 its two marker lines go.  The release also writes `HANDOUT.md`, `README.md` and, when the
-course file asks multiple-choice questions, `answers.toml` (`autograder/document.py`), and
-`autograder/assignment.json` (the parts and the files a submission carries).
+course file asks multiple-choice questions, `answers.toml` (`autograder/document.py`),
+`autograder/assignment.json` (the parts and the files a submission carries), and with
+`data` the student-facing course data into `data/` (`autograder/release_data.py`).
 `check_release` verifies the result: every file compiles and every module imports, no line
 from inside a graded fence survives in ANY released file (the producers, the visible cases
 and the handout's prose included; `significant` says which lines count), no staff-only
-file is present, and every "handout N.M" a released file cites is a section of HANDOUT.md
-or in a part that its appendix lists as shipping solved.
+file is present, no hidden label or held-out text is present
+(`release_data.data_problems`), and every "handout N.M" a released file cites is a section
+of HANDOUT.md or in a part that its appendix lists as shipping solved.
 """
 
 from __future__ import annotations
@@ -160,13 +162,16 @@ def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> 
 
 
 def release(root: Path, out: Path, parts: tuple[str, ...] | None = None,
-            course: Course | None = None) -> list[str]:
+            data: Path | None = None, course: Course | None = None) -> list[str]:
     """Copy the handout files from `root` into `out` (which must not exist), the fences of
-    the assignment's parts stripped, and write the documents (`autograder/document.py`)
-    and autograder/assignment.json.  The parts are `parts` when given, else the course
-    file's (`course`), else every part.  Returns the relative paths written."""
+    the assignment's parts stripped, and write the documents (`autograder/document.py`),
+    autograder/assignment.json and, from the course data folder `data` when given, the
+    student-facing data (`release_data.release_data`).  The parts are `parts` when given,
+    else the course file's (`course`), else every part.  Returns the relative paths
+    written."""
     from autograder.course import default_course
     from autograder.document import write_documents
+    from autograder.release_data import release_data
 
     if out.exists():
         raise FileExistsError(f"{out} already exists; pass a new folder to --out")
@@ -187,6 +192,8 @@ def release(root: Path, out: Path, parts: tuple[str, ...] | None = None,
     write_assignment(out, chosen)
     course = replace(course, parts=tuple(chosen["parts"]))
     written += [ASSIGNMENT, *write_documents(root, out, course)]
+    if data is not None:
+        written += release_data(data, out)
     return written
 
 
@@ -272,6 +279,7 @@ def check_release(root: Path, out: Path) -> list[str]:
     docstring.  A solution line is looked for in every released file, not only in the
     fence's own (`find_leaks`)."""
     from autograder.document import unresolved_citations
+    from autograder.release_data import data_problems
 
     problems = find_leaks(solution_lines(root, tuple(assignment(out)["parts"])), out)
     for path in out.rglob("*"):
@@ -285,4 +293,4 @@ def check_release(root: Path, out: Path) -> list[str]:
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         problems.append(f"handout modules do not import:\n{result.stderr[-2000:]}")
-    return problems + unresolved_citations(out)
+    return problems + data_problems(root, out) + unresolved_citations(out)

@@ -37,6 +37,7 @@ from data.loaders import (
     write_paraphrase,
     write_sentiment,
 )
+from training.paths import course_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUORA_SOURCE = "quora-dev.csv"
@@ -149,9 +150,9 @@ def write_split(out: str, hidden: str | None, task: str, stem: str, splits: dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--from", dest="source", default=os.path.join(REPO, "..", "shared",
-                                                                      "data", "cs224n"),
-                        help="folder with the course files (ids-sst-train.csv, ...)")
+    parser.add_argument("--from", dest="source", default=str(course_data("cs224n")),
+                        help="folder with the course files (ids-sst-train.csv, ...; default: "
+                             "cs224n/ of the course data, training/paths.py)")
     parser.add_argument("--tokenizer", default=None,
                         help="folder with the GPT-2 vocab.json and merges.txt "
                              "(default: ../gpt2-tokenizer next to --from)")

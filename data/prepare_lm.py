@@ -1,9 +1,7 @@
 """Tokenize a corpus once into train.bin / val.bin (uint16 memory maps) and meta.json.
 
-    python data/prepare_lm.py --input ../shared/data/tinyshakespeare/input.txt \\
-        --tokenizer bytes --out_dir data/shakespeare_char
-    python data/prepare_lm.py --input ../shared/data/tinyshakespeare/input.txt \\
-        --tokenizer gpt2 --out_dir data/shakespeare
+    python data/prepare_lm.py --tokenizer bytes --out_dir data/shakespeare_char
+    python data/prepare_lm.py --tokenizer gpt2 --out_dir data/shakespeare
     python data/prepare_lm.py --input ../shared/data/wikitext-2/valid.txt \\
         --val_input ../shared/data/wikitext-2/test.txt --vocab_size 4096 --out_dir data/wiki
     python data/prepare_lm.py --hf_dataset roneneldan/TinyStories --hf_val_split validation \\
@@ -16,13 +14,17 @@ tokenizer and the split; ``training/lm_data.py`` reads them back. The tokenizer'
 
 Tokenizers (all through the kit's ``bpe.py``), picked by ``--tokenizer``:
 
-- ``gpt2``: the GPT-2 files (``../shared/data/gpt2-tokenizer``, else the Hugging Face cache);
+- ``gpt2``: the GPT-2 files (``gpt2-tokenizer`` of the course data, ``training/paths.py``,
+  else the Hugging Face cache);
 - ``bytes``: the 256 bytes, no merges (on ASCII text this is character level), and
   ``<|endoftext|>`` as id 256 (a vocabulary of 257), so documents have an end and sampling a
   stop;
 - ``DIR``: the ``vocab.json`` and ``merges.txt`` of a folder;
 - ``--vocab_size N`` (with no ``--tokenizer``, or ``--tokenizer bpe``): a BPE trained on the
   training split, with ``<|endoftext|>`` as its special token.
+
+With neither ``--input`` nor ``--hf_dataset`` the corpus is Tiny Shakespeare from the course
+data (``training/paths.py``: ``data/`` in a release, ``../shared/data`` in the staff tree).
 
 Splits: with ``--val_input`` each file is one split; otherwise the first ``1 - val_fraction``
 (default 90%) of the characters train and the rest validate, as nanoGPT's shakespeare_char.
@@ -50,6 +52,7 @@ from tqdm import tqdm
 
 from bpe import Tokenizer, train_bpe
 from training.lm_data import EOT, gpt2_tokenizer_dir, load_tokenizer_dir, read_text
+from training.paths import TINY_SHAKESPEARE, course_data
 
 DTYPE = "uint16"  # nanoGPT's: every id must be at most 65,535
 MAX_VOCAB = 1 << 16
@@ -252,8 +255,9 @@ def prepare(args: argparse.Namespace) -> dict:
 def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", help="UTF-8 text file (the whole corpus, or the training split)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", help="UTF-8 text file (the whole corpus, or the training "
+                        f"split; default: {TINY_SHAKESPEARE} of the course data)")
     source.add_argument("--hf_dataset",
                         help="Hugging Face dataset: hub name or save_to_disk folder")
     parser.add_argument("--val_input", help="UTF-8 text file for the validation split")
@@ -272,6 +276,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
                         help="encoding processes for texts over 8M characters (CPU count)")
     parser.add_argument("--out_dir", required=True, help="folder for train.bin, val.bin, meta.json")
     args = parser.parse_args(argv)
+    if args.input is None and args.hf_dataset is None:
+        args.input = str(course_data(TINY_SHAKESPEARE))
     if args.val_input and args.hf_dataset:
         parser.error("--val_input goes with --input; with --hf_dataset use --hf_val_split")
     if args.workers < 1:

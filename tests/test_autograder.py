@@ -163,12 +163,15 @@ def test_slurm_array_task_grades_one_submission(tmp_path):
     folder = tmp_path / "class"
     reference_submission(folder / "alice")
     (folder / "bob.zip").write_bytes(b"not a zip")
+    (folder / "bob.submission_metadata.json").write_text(json.dumps(
+        {"created_at": "2027-02-14T10:00:00-08:00", "users": [{"name": "Bob", "sid": "42"}]}))
     env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "PYTHON": sys.executable}
     subprocess.run(["bash", "autograder/grade_all.sbatch", str(folder), str(tmp_path / "out")],
                    cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
     data = json.loads((tmp_path / "out" / "bob.json").read_text())
     assert_valid_results(data)
     assert data["score"] == 0 and "zip" in data["output"]
+    assert data["extra_data"]["users"] == [{"name": "Bob", "sid": "42", "email": ""}]
 
 
 def test_demo_runs_offline_and_quickly(tmp_path):
@@ -209,4 +212,4 @@ def test_speed_case_is_timed_by_the_grader(tmp_path):
     data = grade(folder, only=["attention"], predictions=False)
     failed = [t for t in data["tests"] if t["status"] != "passed"]
     assert len(failed) == 1 and "too slow" in failed[0]["output"], failed
-    assert failed[0]["case"] == "attention/speed"
+    assert failed[0]["extra_data"]["case"] == "attention/speed"

@@ -202,7 +202,7 @@ def test_mutant_loses_exactly_the_cases_of_its_rule(name, tmp_path):
     data = grade(folder, predictions=False)
     cases = all_cases()
     expected = {case.name for case in cases if rule in case.rules}
-    failed = {t["case"] for t in data["tests"] if t["status"] != "passed"}
+    failed = {t["extra_data"]["case"] for t in data["tests"] if t["status"] != "passed"}
     assert expected, f"no case checks rule {rule}"
     assert failed == expected, (f"lost but not declared: {sorted(failed - expected)}; "
                                 f"declared but kept: {sorted(expected - failed)}")

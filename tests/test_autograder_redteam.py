@@ -110,7 +110,7 @@ def test_attack_scores_zero_and_leaves_valid_results(name, tmp_path, request):
     assert written["tests"], written["output"]
     if "attacked_cases" in meta:
         for name in meta["attacked_cases"]:
-            hit = [t for t in written["tests"] if t["case"] == name]
+            hit = [t for t in written["tests"] if t["extra_data"]["case"] == name]
             assert hit and hit[0]["score"] == 0, hit
     else:
         for group in meta["only"]:

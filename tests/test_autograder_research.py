@@ -176,7 +176,7 @@ def test_reference_outputs_equal_trusted_float64_versions(function, monkeypatch,
 def test_reference_scores_full_marks_on_the_research_cases(tmp_path):
     data = grade(reference_submission(tmp_path / "reference"), only=[GROUP], predictions=False)
     assert_valid_results(data)
-    assert [(t["case"], t["status"]) for t in data["tests"]] == [
+    assert [(t["extra_data"]["case"], t["status"]) for t in data["tests"]] == [
         (case.name, "passed") for case in _research_cases()]
     assert data["score"] == sum(case.points for case in _research_cases())
 
@@ -189,9 +189,9 @@ def test_untouched_handout_scores_zero_on_research_with_todo_names(tmp_path):
     data = grade(handout, only=[GROUP], predictions=False)
     assert_valid_results(data)
     cases = {case.name: case for case in _research_cases()}
-    assert data["score"] == 0 and [t["case"] for t in data["tests"]] == list(cases)
+    assert data["score"] == 0 and [t["extra_data"]["case"] for t in data["tests"]] == list(cases)
     for test in data["tests"]:
-        (function,) = cases[test["case"]].grades
+        (function,) = cases[test["extra_data"]["case"]].grades
         rel, _, qualname = function.partition(":")
         assert f"NotImplementedError: TODO {rel} {qualname} (handout 9." in test["output"], test
 
@@ -217,7 +217,7 @@ def test_research_mutant_loses_exactly_the_cases_of_its_rule(name, tmp_path: Pat
     data = grade(folder, only=[GROUP], predictions=False)
     cases = _research_cases()
     expected = {case.name for case in cases if rule in case.rules}
-    failed = {t["case"] for t in data["tests"] if t["status"] != "passed"}
+    failed = {t["extra_data"]["case"] for t in data["tests"] if t["status"] != "passed"}
     assert expected, f"no case checks rule {rule}"
     assert failed == expected, (f"lost but not declared: {sorted(failed - expected)}; "
                                 f"declared but kept: {sorted(expected - failed)}")

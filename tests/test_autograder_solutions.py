@@ -75,7 +75,7 @@ def test_own_functions_stand_in_for_the_trusted_ones_only_in_the_students_copy(t
     failed = {}
     for where, layout in (("staff", Layout.detect()), ("student", Layout(handout, handout, False))):
         data = grade(folder, only=["lora"], layout=layout, visible_only=True, predictions=False)
-        failed[where] = {t["case"] for t in data["tests"] if t["status"] != "passed"}
+        failed[where] = {t["extra_data"]["case"] for t in data["tests"] if t["status"] != "passed"}
     assert failed["staff"] == {"lora/visible_delta_weight"}
     assert failed["student"] == {"lora/visible_delta_weight", "lora/visible_merge"}
 

@@ -69,7 +69,7 @@ TEXTBOOK_EPS = (
 
 
 def _case_name(test: dict) -> str:
-    return test["case"]
+    return test["extra_data"]["case"]
 
 
 def _grade_edited(tmp_path: Path, edits: list[tuple[str, str, str]]) -> dict:

@@ -161,11 +161,11 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path, parts):
     assert run.returncode == 0, run.stderr
     data = json.loads((root / "results" / "results.json").read_text())
     assert_valid_results(data)
-    assert all(isinstance(t.get("case"), str) and t["case"] for t in data["tests"])
+    assert all(isinstance(t["extra_data"].get("case"), str) and t["extra_data"]["case"] for t in data["tests"])
     code_tests = [t for t in data["tests"] if not t["name"].startswith("predictions")]
     assert [t["name"] for t in code_tests if t["status"] != "passed"] == []
-    assert [t["case"] for t in code_tests] == [c.name for c in all_cases(parts=parts)]
-    assert (parts is None) == any(t["case"].startswith("predictions/") for t in data["tests"])
+    assert [t["extra_data"]["case"] for t in code_tests] == [c.name for c in all_cases(parts=parts)]
+    assert (parts is None) == any(t["extra_data"]["case"].startswith("predictions/") for t in data["tests"])
     (root / "results" / "results.json").unlink()
     crashed = subprocess.run(["bash", str(root / "run_autograder")],
                              env={**env, "AUTOGRADER_PYTHON": "/bin/false"}, timeout=60)

@@ -98,7 +98,7 @@ def test_demo_of_a_smaller_assignment(tmp_path, capsys):
     assert run_demo(tmp_path / "results.json", parts=list(SMALL)) == 0
     data = json.loads((tmp_path / "results.json").read_text())
     assert_valid_results(data)
-    assert [t["case"] for t in data["tests"]] == [c.name for c in all_cases(parts=SMALL)]
+    assert [t["extra_data"]["case"] for t in data["tests"]] == [c.name for c in all_cases(parts=SMALL)]
     assert "[demo] as expected" in capsys.readouterr().out
 
 
@@ -153,7 +153,7 @@ def test_a_new_graded_rule_is_picked_up_without_touching_a_list(tmp_path):
     graded = run("grade", str(reference), "--only", "triple", "--json", str(tmp_path / "r.json"))
     assert graded.returncode == 0, graded.stderr[-3000:]
     data = json.loads((tmp_path / "r.json").read_text())
-    assert [(t["case"], t["status"]) for t in data["tests"]] == [("triple/three", "passed")]
+    assert [(t["extra_data"]["case"], t["status"]) for t in data["tests"]] == [("triple/three", "passed")]
     released = run("release", "--out", str(tmp_path / "handout"))
     assert released.returncode == 0, released.stderr[-3000:]
     assert "TODO optimizer.py triple (handout 4)" in (tmp_path / "handout" / "optimizer.py").read_text()

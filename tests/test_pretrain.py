@@ -96,6 +96,9 @@ def test_a_resume_without_flags_takes_the_checkpoints_schedule_and_model(corpus,
     assert [row["iter"] for row in read_metrics(out / "metrics.jsonl")] == list(range(4))
     pretrain.main([*flags, "--init_from", "resume", "--max_iters=3", *TINY])
     assert torch.load(out / "ckpt.pt", weights_only=False)["iter_num"] == 3
+    with pytest.raises(SystemExit, match=r"do not fit the model of the new flags \(--n_embd "
+                                         r"64 \(the checkpoint has 32\)\)"):
+        pretrain.main([*flags, "--init_from", "resume", "--n_embd", "64", "--override"])
 
 
 def test_init_from_a_gpt2_folder_continues_its_weights(corpus, tmp_path, make_checkpoint):

@@ -8,6 +8,7 @@ the readers the autograder's judge uses, and cover every test id.
 """
 
 import json
+import math
 import os
 import re
 import resource
@@ -16,14 +17,17 @@ import subprocess
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import classifier
+import evaluate_lm
 import evaluation
 import paraphrase_detection
+import sample
 import sonnet_generation
 from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
@@ -31,6 +35,7 @@ from models.gpt2 import GPT2Model
 from optimizer import AdamW
 from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
+from training.metrics import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
@@ -111,6 +116,9 @@ def test_sonnet_end_to_end(subset, make_checkpoint, tmp_path):
                      "--epochs", "1", "--max_train_examples", "8", "--max_new_tokens", "24",
                      "--checkpoint_dir", str(tmp_path / "out"))
     assert "[sonnet] epoch 1/1: train loss" in out and "dev chrF" in out
+    found = re.search(r"dev cross-entropy ([\d.]+), perplexity ([\d.]+)", out)
+    assert found, out
+    assert float(found[2]) == pytest.approx(math.exp(float(found[1])), rel=1e-3)  # 2 places
     for name, prompts in (("generated_sonnets_dev.txt", "sonnets_held_out_dev.txt"),
                           ("generated_sonnets.txt", "sonnets_held_out.txt")):
         generated = evaluation.read_sonnets(tmp_path / "predictions" / name)
@@ -199,6 +207,59 @@ def test_missing_weights_say_what_to_pass(subset, tmp_path):
     assert "Hugging Face GPT-2 checkpoint folder" in result.stderr
 
 
+def test_sonnet_dev_cross_entropy_is_per_token_over_uneven_rows(tokenizer):
+    """Two rows of different lengths in one padded batch: the mean over every real target
+    token, as each row alone computes it (fp32, rel 1e-5), not the mean of row means."""
+    torch.manual_seed(0)
+    gpt = GPT2Model(GPT2Config(**SIZES, num_hidden_layers=1, num_attention_heads=2)).eval()
+    texts = ["Shall I compare thee to a summer's day?", "No."]
+
+    def batch_of(rows):
+        encoded = tokenizer([t + tokenizer.eos_token for t in rows], padding=True,
+                            return_tensors="pt")
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    got = sonnet_generation.dev_cross_entropy(gpt, make_loader(texts, batch_of, 2),
+                                              torch.device("cpu"))
+    total = count = 0.0
+    with torch.no_grad():
+        for text in texts:
+            ids = torch.tensor([tokenizer.encode(text + tokenizer.eos_token)])
+            logits = gpt.hidden_state_to_token(gpt(ids, torch.ones_like(ids))
+                                               ["last_hidden_state"])[0, :-1]
+            total += float(F.cross_entropy(logits, ids[0, 1:], reduction="sum"))
+            count += ids.shape[1] - 1
+    assert got == pytest.approx(total / count, rel=1e-5)
+
+
+@pytest.mark.parametrize("flags, dev, test", [
+    (["--fine-tune-mode", "full-model"], "sst-dev-output.csv", "sst-test-output.csv"),
+    ([], "last-linear-layer-sst-dev-output.csv", "last-linear-layer-sst-test-output.csv"),
+    (["--dev_out", "d/{task}.csv", "--test_out", "t/{task}-t.csv"], "d/sst.csv", "t/sst-t.csv"),
+])
+def test_classifier_output_files_keep_the_graded_names_for_full_model(flags, dev, test):
+    """The graded names (autograder/predictions.py) for full-model; the mode in the name
+    otherwise, so the two modes' runs keep both files; --dev_out/--test_out fill {task}."""
+    from autograder.predictions import TASKS
+
+    graded = {task.name: task.file for task in TASKS}
+    args = classifier.get_args(["--out_dir", "predictions", *flags])
+    for split, expected in (("dev", dev), ("test", test)):
+        path = classifier.output_path(args, "sst", split)
+        assert path == (expected if "/" in expected else f"predictions/{expected}")
+        assert (path == graded[f"sst-{split}"]) == (flags[-1:] == ["full-model"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dev_out", "dev.csv"], "--dev_out dev.csv: with --task both it must hold {task}"),
+    (["--task", "sst", "--dev_out", "p.csv", "--test_out", "p.csv"],
+     "--dev_out and --test_out are both p.csv"),
+])
+def test_classifier_output_flags_that_would_overwrite_are_refused(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        classifier.get_args(flags)
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("module, flags, message", [
     (classifier, ["--epochs", "0"], "argument --epochs: 0 is not an integer >= 1"),
     (classifier, ["--max_train_examples", "-5"],
@@ -256,9 +317,10 @@ def test_classifier_with_lora(subset, make_checkpoint, tmp_path):
     assert keys >= {"classifier.weight", "classifier.bias"}
     assert all(k.endswith(ADAPTERS) for k in keys - {"classifier.weight", "classifier.bias"})
     assert len(keys) == 2 + 2 * 3 * 2
-    predictions, errors = evaluation.read_predictions(tmp_path / "predictions" /
-                                                      "sst-test-output.csv")
+    predictions, errors = evaluation.read_predictions(  # not the graded name: not full-model
+        tmp_path / "predictions" / "last-linear-layer-sst-test-output.csv")
     assert errors == [] and predictions
+    assert not (tmp_path / "predictions" / "sst-test-output.csv").exists()
 
 
 def test_paraphrase_with_lora(subset, make_checkpoint, tmp_path):
@@ -281,23 +343,75 @@ def test_sonnet_with_lora_then_dpo(subset, make_checkpoint, tmp_path):
     assert len(keys) == 2 * 3 * 2 and all(k.endswith(ADAPTERS) for k in keys)
     assert "dev chrF" in out
 
+    dpo_out = tmp_path / "dpo"
     out = run_script("dpo.py", subset, checkpoint, tmp_path, "--task", "sonnet",
                      "--init_checkpoint", str(tmp_path / "out" / "sonnet.pt"), "--peft", "lora",
                      "--precompute_reference", "--max_train_examples", "8", "--lr", "1e-2",
-                     "--max_new_tokens", "16")
-    log = tmp_path / "predictions" / "dpo-sonnet-log.jsonl"
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(rows) == 2 and rows[0]["reward_accuracy"] == 0.0
-    assert (tmp_path / "predictions" / "dpo-sonnet-log.png").stat().st_size > 0
+                     "--max_new_tokens", "16", "--checkpoint_dir", str(dpo_out))
+    rows = read_metrics(dpo_out / "dpo-sonnet-metrics.jsonl")  # the one loop's log, per step
+    assert [row["iter"] for row in rows] == [1, 2] and rows[0]["train_reward_accuracy"] == 0.0
     for key in ("dev_preference_accuracy", "dev_chrf", "dev_sonnet_form"):
         assert re.search(rf"\[dpo\] {key}: before [\d.]+, after [\d.]+", out), out
+    for name, prompts in (("generated_sonnets_dev.txt", "sonnets_held_out_dev.txt"),
+                          ("generated_sonnets.txt", "sonnets_held_out.txt")):
+        generated = evaluation.read_sonnets(tmp_path / "predictions" / name)
+        assert [n for n, _ in generated] == [n for n, _ in evaluation.read_sonnets(subset / prompts)]
+
+    # the DPO model (LoRA merged) is a whole GPT-2 that sample.py and evaluate_lm.py load
+    model = GPT2Model.from_checkpoint(dpo_out / "dpo-sonnet.pt")
+    assert not any("lora" in key for key in model.state_dict())
+    samples = sample.main(["--checkpoint", str(dpo_out / "dpo-sonnet.pt"), "--start",
+                           "Shall I compare thee", "--num_samples", "1",
+                           "--max_new_tokens", "4", "--device", "cpu"])
+    assert samples and samples[0].startswith("Shall I compare thee")
+    text = tmp_path / "text.txt"
+    text.write_text((subset / "sonnets.txt").read_text(encoding="utf-8")[:2000], encoding="utf-8")
+    figures = evaluate_lm.main(["--model", str(dpo_out / "dpo-sonnet.pt"), "--text", str(text),
+                                "--device", "cpu"])
+    assert figures["tokens"] > 0 and figures["perplexity"] > 1
 
 
 def test_dpo_quora_with_a_frozen_copy_as_reference(subset, make_checkpoint, tmp_path):
     out = run_script("dpo.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "quora",
                      "--max_train_examples", "8", "--max_dev_pairs", "8", "--loss_type", "ipo",
-                     "--lr", "1e-3")
-    assert "[dpo] peft none: " in out and "[dpo] step 2: loss" in out
+                     "--lr", "1e-3", "--checkpoint_dir", str(tmp_path / "out"))
+    assert "[dpo] peft none: " in out and "[dpo-quora] step 2: loss" in out
     assert re.search(r"\[dpo\] dev_preference_accuracy: before [\d.]+, after [\d.]+", out)
     pairs = (tmp_path / "predictions" / "dpo-quora-train-pairs.jsonl").read_text().splitlines()
     assert len(pairs) == 8 and all(json.loads(p)["rule"] == "wrong_answer" for p in pairs)
+    for split, name in (("dev", "quora-dev.csv"), ("test", "quora-test-student.csv")):
+        ids = [e.id for e in read_paraphrase(str(subset / name))]
+        check_predictions(tmp_path / "predictions" / f"para-{split}-output.csv", ids, 2)
+    state = torch.load(tmp_path / "out" / "dpo-quora.pt", weights_only=False)
+    assert state["iter_num"] == 2 and state["config"]["task"] == "quora"
+
+
+def test_dpo_trains_on_the_shared_trainer(subset, make_checkpoint, tmp_path, monkeypatch):
+    """dpo.py has no loop of its own: its steps are `training.trainer.Trainer`'s (one run of
+    epochs x batches steps), and it neither steps an optimizer nor backpropagates itself."""
+    import ast
+
+    import dpo
+    from training.trainer import Trainer
+
+    runs = []
+    real_run = Trainer.run
+
+    def spy(trainer, *args, **kwargs):
+        result = real_run(trainer, *args, **kwargs)
+        runs.append(trainer.iter_num)
+        return result
+    monkeypatch.setattr(Trainer, "run", spy)
+    result = dpo.main(["--task", "quora", "--model_path", str(make_checkpoint(**SIZES)),
+                       "--data_dir", str(subset), "--tokenizer", str(subset / "gpt2-tokenizer"),
+                       "--out_dir", str(tmp_path / "predictions"), "--checkpoint_dir",
+                       str(tmp_path / "out"), "--max_train_examples", "4", "--batch_size", "2",
+                       "--max_dev_pairs", "4", "--epochs", "2"])
+    assert runs == [4]  # 2 epochs of 2 batches
+    assert [row["iter"] for row in read_metrics(result["metrics"])] == [1, 2, 3, 4]
+    source = ast.parse((Path(REPO) / "dpo.py").read_text(encoding="utf-8"))
+    calls = {node.func.attr for node in ast.walk(source)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
+    assert not calls & {"backward", "step", "zero_grad"}
+    imports = {node.module for node in ast.walk(source) if isinstance(node, ast.ImportFrom)}
+    assert "optimizer" not in imports and "training.finetune" in imports

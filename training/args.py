@@ -9,8 +9,10 @@ import os
 
 import torch
 
+from training import paths
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_DIR = os.path.join(REPO, "data")  # where data/prepare.py writes: the default --data_dir
+DATA_DIR = str(paths.DATA_DIR)  # where data/prepare.py writes: the default --data_dir
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -11,6 +11,10 @@ plus what an exact resume needs: ``rng`` (the random states of every rank) and `
 renames it into place, so a run killed while saving keeps its previous checkpoint whole.
 A run may also keep its last N evaluation checkpoints, ``ckpt_<iter>.pt`` (``kept_name``;
 ``prune_kept`` deletes the older ones), which ``average_checkpoints.py`` averages.
+
+``load_checkpoint`` is the one reader, for every script and ``GPT2Model.from_checkpoint``:
+it raises ``CheckpointError`` (a ValueError) naming the file, and scripts turn that into a
+message.
 """
 
 from __future__ import annotations

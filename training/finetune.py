@@ -76,7 +76,8 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
         args: argparse.Namespace, device: torch.device, lr: float,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         describe: Callable[[dict[str, Any]], str] | None = None, best_metric: str = "dev_acc",
-        best_name: str | None = None, last_name: str | None = None) -> dict[str, Any]:
+        best_name: str | None = None, last_name: str | None = None,
+        log_interval: int | None = None) -> dict[str, Any]:
     """Train ``args.epochs`` epochs of ``loader`` on the one loop, evaluating after each.
 
     ``loss_fn(model, batch)`` receives the batch with its tensors on ``device``.  With
@@ -84,14 +85,14 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
     ``args.checkpoint_dir/best_name``; with ``last_name`` the last epoch's in
     ``args.checkpoint_dir/last_name``.  Checkpoints hold the model only, as
     ``training.peft.checkpoint_state`` selects it for ``args.peft`` (with LoRA: the adapters
-    and the head).  Every epoch logs a row to ``args.checkpoint_dir/<name>-metrics.jsonl``.
-    Returns the last epoch's row.
+    and the head).  Every epoch (or every ``log_interval`` steps) logs a row to
+    ``args.checkpoint_dir/<name>-metrics.jsonl``.  Returns the last epoch's row.
     """
     steps = len(loader)
     config = TrainConfig(
         max_iters=args.epochs * steps, learning_rate=lr, decay_lr=False, weight_decay=0.0,
         beta1=0.9, beta2=0.999, eps=1e-6, grad_clip=0.0, eval_interval=steps,
-        eval_at_start=False, log_interval=steps, out_dir=args.checkpoint_dir,
+        eval_at_start=False, log_interval=log_interval or steps, out_dir=args.checkpoint_dir,
         last_name=last_name, best_name=best_name or f"{name}-best.pt",
         metrics_name=f"{name}-metrics.jsonl", best_metric=best_metric, best_mode="max",
         save_optimizer=False)
@@ -117,11 +118,12 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
                   collate_fn: Callable, name: str, checkpoint_name: str,
                   args: argparse.Namespace, device: torch.device, lr: float,
                   score: Callable[[list[int], list[int]], tuple[float, float]],
-                  write: Callable[[str, list[str], list[int]], None]) -> dict:
+                  write: Callable[[str, list[str], list[int]], None],
+                  outputs: dict[str, str] | None = None) -> dict:
     """Train a classifier, keeping the checkpoint with the best dev accuracy
     (``args.checkpoint_dir/checkpoint_name``); then, with it, predict each split and
-    ``write(<args.out_dir>/<name>-<split>-output.csv, ids, predictions)``.  Returns
-    {'dev_acc', 'dev_f1'}.
+    ``write(outputs[split], ids, predictions)`` (default path:
+    ``<args.out_dir>/<name>-<split>-output.csv``).  Returns {'dev_acc', 'dev_f1'}.
 
     ``splits`` holds the "dev" (labelled) and "test" examples; ``score(gold, predicted)``
     gives (accuracy, macro-F1), e.g. ``evaluation.accuracy_f1``; ``write`` writes a
@@ -142,7 +144,8 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
     for split, examples in splits.items():
         loader = make_loader(examples, collate_fn, args.eval_batch_size)
         ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
-        path = os.path.join(args.out_dir, f"{name}-{split}-output.csv")
+        path = (outputs or {}).get(split) or os.path.join(args.out_dir,
+                                                           f"{name}-{split}-output.csv")
         write(path, ids, predictions)
         print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from bpe import Tokenizer, token_bytes
+from training.paths import GPT2_TOKENIZER, course_data
 
-REPO = Path(__file__).resolve().parents[1]
 EOT = "<|endoftext|>"  # GPT-2's end-of-text token, the one special token the kit uses
 SPLITS = ("train", "val")
 META_KEYS = ("tokenizer", "tokenizer_dir", "vocab_size", "eot_token", "dtype", "train_tokens",
              "val_tokens", "train_bytes", "val_bytes", "source", "split")
-PREPARE_EXAMPLE = ("python data/prepare_lm.py --input ../shared/data/tinyshakespeare/input.txt "
+PREPARE_EXAMPLE = ("python data/prepare_lm.py "
                    "--tokenizer bytes --out_dir {out}")
 
 
@@ -182,12 +182,11 @@ def load_lm_tokenizer(data_dir: str | os.PathLike) -> LMTokenizer:
 def gpt2_tokenizer_dir() -> Path:
     """A folder with the GPT-2 ``vocab.json`` and ``merges.txt``.
 
-    First the course copy (``$BUILD_GPT2_DATA/gpt2-tokenizer``, default
-    ``../shared/data/gpt2-tokenizer`` beside the repository), then the Hugging Face cache,
-    then the hub (network). Raises FileNotFoundError saying what to pass when none has them.
+    First the course copy (``training/paths.py``: ``data/gpt2-tokenizer`` in a release,
+    ``../shared/data/gpt2-tokenizer`` in the staff tree), then the Hugging Face cache, then
+    the hub (network). Raises FileNotFoundError saying what to pass when none has them.
     """
-    data = Path(os.environ.get("BUILD_GPT2_DATA", REPO.parent / "shared" / "data"))
-    course = data / "gpt2-tokenizer"
+    course = course_data(GPT2_TOKENIZER)
     if (course / "vocab.json").is_file() and (course / "merges.txt").is_file():
         return course
     from huggingface_hub import hf_hub_download
