@@ -21,6 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from autograder.course import ANSWERS_FILE
 from autograder.parts import chosen_assignment
 from autograder.unpack import MAX_FILE_BYTES
 
@@ -41,6 +42,8 @@ def collect(root: Path, code_only: bool, course: str | None = None,
                          ) from error
     print(f"[prepare_submit] {line}")
     wanted = files["gradable"] + ([] if code_only else files["predictions"])
+    if (root / ANSWERS_FILE).is_file():  # the multiple-choice answers, when the course asks
+        wanted.append(ANSWERS_FILE)
     present = [rel for rel in wanted if (root / rel).is_file()]
     missing = [rel for rel in wanted if rel not in present]
     warnings = []

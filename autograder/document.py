@@ -198,7 +198,8 @@ def questions_text(course: Course) -> str:
     if course.choice:
         lines += [*_wrap(
             f"Answer the multiple-choice questions in `{ANSWERS_FILE}` (in your handout "
-            "folder, beside this file): each question's line lists the numbers of every "
+            "folder, beside this file; `prepare_submit.py` packs it with your code): each "
+            "question's line lists the numbers of every "
             "option that applies, e.g. `id = [0, 2]`. A question earns its points when its "
             "list names exactly those options (no partial credit); the result shows after "
             "the due date."), ""]

@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from autograder import npzio, sandbox
+from autograder.answers import GROUP as QUESTIONS
+from autograder.answers import grade_choice
 from autograder.case import RULES, Case, all_cases, select
-from autograder.course import Course
+from autograder.course import ANSWERS_FILE, Course
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.latepolicy import apply_late_policy, read_metadata
@@ -183,7 +185,9 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
     `json_path` when given, whatever happens).
 
     `only` restricts grading to some case groups; the pseudo-group "predictions" stands
-    for the prediction files (graded when `only` is empty or names it).  `course` sets
+    for the prediction files (graded when `only` is empty or names it), "questions" for
+    the course's multiple-choice questions (`answers.toml`, graded against the course
+    file's keys, `autograder/answers.py`; never with `visible_only`).  `course` also sets
     the visibility before the due date and the late policy, which applies when `metadata`
     (Gradescope's submission_metadata.json, which also names the submitters) is given
     (`autograder/latepolicy.py`).
@@ -192,7 +196,7 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
     layout = layout or Layout.detect()
     try:
         results = _grade(Path(submission), layout, only, visible_only, predictions,
-                         limits or sandbox.Limits(), start)
+                         limits or sandbox.Limits(), start, course)
         data = to_json(results, course)
     except SubmissionError as error:
         data = crash_results(str(error), time.monotonic() - start)
@@ -211,17 +215,19 @@ def grade(submission: str | Path, *, json_path: str | Path | None = None,
 
 
 def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_only: bool,
-           predictions: bool, limits: sandbox.Limits, start: float) -> Results:
+           predictions: bool, limits: sandbox.Limits, start: float,
+           course: Course | None) -> Results:
     chosen = layout.assignment
     files, notes = read_submission(submission)
     refuse_grader_names({rel: data for rel, data in files.items() if rel in chosen["gradable"]})
-    solved = sorted(rel for rel in files if rel not in chosen["gradable"] + chosen["predictions"])
+    solved = sorted(rel for rel in files
+                    if rel not in [*chosen["gradable"], *chosen["predictions"], ANSWERS_FILE])
     if solved:
         notes.append(f"ignored {solved}: their parts ship solved in this assignment")
     missing = [rel for rel in chosen["gradable"] if rel not in files]
     if missing:
         notes.append(f"not in the submission, the handout's version is used: {missing}")
-    groups = [group for group in only or [] if group != "predictions"]
+    groups = [group for group in only or [] if group not in ("predictions", QUESTIONS)]
     cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only,
                              parts=tuple(chosen["parts"]), root=layout.code_root), groups)
     if only and not groups:
@@ -246,6 +252,10 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
 
             prediction_tests, leaderboard = grade_predictions(files, layout.labels_dir)
             tests += prediction_tests
+        if course and course.choice and not visible_only and (not only or QUESTIONS in only):
+            answers = files.get(ANSWERS_FILE)
+            tests += grade_choice(course, None if answers is None
+                                  else answers.decode("utf-8", "replace"))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return Results(tests, time.monotonic() - start, notes, leaderboard)

@@ -112,6 +112,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/cases/visible.py",
     "autograder/child.py",
     "autograder/course.py",
+    "autograder/answers.py",
     "autograder/environment.py",
     "autograder/grade.py",
     "autograder/isolation.py",

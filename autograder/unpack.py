@@ -24,12 +24,13 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from autograder.course import ANSWERS_FILE
 from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
 
 MAX_FILE_BYTES = 8 << 20  # a single wanted file
 MAX_TOTAL_BYTES = 64 << 20  # all wanted files together
 MAX_ENTRIES = 20_000  # entries looked at in a zip or folder
-WANTED = frozenset(GRADABLE_FILES) | frozenset(PREDICTION_FILES)
+WANTED = frozenset(GRADABLE_FILES) | frozenset(PREDICTION_FILES) | {ANSWERS_FILE}
 GRADER_PACKAGE = "autograder"
 _GRADER_MODULE = re.compile(rf"{GRADER_PACKAGE}(\.[A-Za-z_.]*)?")
 

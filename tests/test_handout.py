@@ -259,3 +259,27 @@ def test_late_policy_reads_plainly_in_each_form():
     assert "(UTC-08:00) without penalty; nothing is accepted after that." in course_text(
         Course("C", "", ("model",), due, late))
     assert course_text(Course("C", "T", ("model",))) == "# C (T)\n"
+
+
+def test_answers_toml_is_packed_and_graded_with_the_course_file(small, tmp_path):
+    """prepare_submit.py packs the handout's answers.toml; `grade` with the staff's course
+    file scores it (the pseudo-group "questions"), and `check` never does."""
+    import zipfile
+
+    import prepare_submit
+    from autograder.grade import grade
+
+    course, out = small
+    packed = tmp_path / "submission.zip"
+    assert prepare_submit.main(["--root", str(out), "--out", str(packed), "--code-only"]) == 0
+    assert ANSWERS_FILE in zipfile.ZipFile(packed).namelist()
+    untouched = grade(packed, only=["questions"], course=course)
+    assert [(t["name"], t["score"], t["max_score"]) for t in untouched["tests"]] == [
+        ("questions: causal_mask", 0.0, 2.0)]
+    answered = tmp_path / "answered"
+    answered.mkdir()
+    (answered / ANSWERS_FILE).write_text("causal_mask = [0]\n")
+    data = grade(answered, only=["questions"], course=course)
+    assert [(t["score"], t["output"]) for t in data["tests"]] == [(2.0, "correct")]
+    assert "ignored" not in data["output"]
+    assert grade(answered, only=["questions"], course=course, visible_only=True)["tests"] == []
