@@ -66,7 +66,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     parts = tuple(_assignment(args)["parts"])
-    written = release(ROOT, out, parts, Path(args.data) if args.data else None)
+    written = release(ROOT, out, parts, data=Path(args.data) if args.data else None)
     problems = check_release(ROOT, out)
     for problem in problems:
         print(f"release check: {problem}", file=sys.stderr)
