@@ -26,6 +26,10 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autograder.grade import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +43,7 @@ def _assignment(args: argparse.Namespace) -> dict[str, list[str]]:
     return chosen
 
 
-def _layout(args: argparse.Namespace):
+def _layout(args: argparse.Namespace) -> Layout:
     """The grading layout of this tree for `--course`/`--parts`; prints the line saying
     which parts."""
     from autograder.grade import Layout
