@@ -29,6 +29,10 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autograder.grade import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +46,7 @@ def _assignment(args: argparse.Namespace) -> dict[str, list[str]]:
     return chosen
 
 
-def _layout(args: argparse.Namespace):
+def _layout(args: argparse.Namespace) -> Layout:
     """The grading layout of this tree for `--course`/`--parts`; prints the line saying
     which parts."""
     from autograder.grade import Layout
@@ -69,7 +73,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     parts = tuple(_assignment(args)["parts"])
-    written = release(ROOT, out, parts, Path(args.data) if args.data else None)
+    written = release(ROOT, out, parts, data=Path(args.data) if args.data else None)
     problems = check_release(ROOT, out)
     for problem in problems:
         print(f"release check: {problem}", file=sys.stderr)

@@ -4,8 +4,9 @@ Where the handout and the secrets come from depends on the tree this package sit
 (`Layout.detect`): the staff repository (the handout is released on the fly), the
 Gradescope bundle (`handout/` beside `autograder/`), or a student's handout (`check`: the
 student's own files, visible cases only).  The assignment's parts come from the same
-tree (`autograder/parts.py`): only their cases and files are graded.  `grade` never
-raises: any failure becomes a valid results.json with score 0 and the reason.
+tree (`autograder/parts.py`), in the staff tree from the verb's `--course`/`--parts`
+(`Layout.for_flags`; every part without either): only their cases and files are graded.
+`grade` never raises: any failure becomes a valid results.json with score 0 and the reason.
 
 The child gets a trusted copy of `CHILD_FILES` and of every file of
 `autograder/producers/` (a new producer module is found without being listed), and

@@ -156,7 +156,7 @@ def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> 
     return "".join(lines)
 
 
-def release(root: Path, out: Path, parts: tuple[str, ...] | None = None,
+def release(root: Path, out: Path, parts: tuple[str, ...] | None = None, *,
             data: Path | None = None) -> list[str]:
     """Copy the handout files from `root` into `out` (which must not exist), the fences of
     `parts` (default: every part) stripped, and write HANDOUT.md, README.md,
