@@ -115,7 +115,7 @@ def test_gradebook_names_the_assignment_first_and_flags_other_parts(tmp_path, ca
     results.mkdir()
     (results / "ada.json").write_text(json.dumps({
         "score": 1, "output": "", "tests": [{"name": "t", "score": 1, "max_score": 1,
-                                             "case": "sdpa/not-a-case"}]}))
+                                             "extra_data": {"case": "sdpa/not-a-case"}}]}))
     assert main(["gradebook", str(results), "--csv", str(tmp_path / "gb.csv"),
                  "--parts", *TWO]) == 0
     out, err = capsys.readouterr()
