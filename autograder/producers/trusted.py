@@ -111,7 +111,6 @@ def stub_gpt(vocab_size: int, hidden_size: int, seed: int):
 STANDS_FOR: dict[str, str] = {
     "attention": "modules/attention.py:CausalSelfAttention.attention",
     "add": "modules/gpt2_layer.py:GPT2Layer.add",
-    "pair_counts": "bpe.py:count_pairs",
     "lora_delta_weight": "modules/lora.py:LoRALinear.delta_weight",
     "sigmoid_loss": "dpo.py:sigmoid_loss",
     "ipo_loss": "dpo.py:ipo_loss",
