@@ -125,12 +125,14 @@ def _add_parts(parser: argparse.ArgumentParser) -> None:
 
 
 def _visible_groups() -> list[str]:
-    """The groups of the visible cases of this tree's assignment, in grading order."""
+    """The groups of the visible cases of this tree's assignment, in grading order (read
+    where grading reads them: the staff tree, a handout, or the bundle's handout)."""
     from autograder.case import all_cases
-    from autograder.parts import assignment
+    from autograder.grade import Layout
 
-    parts = tuple(assignment(ROOT)["parts"])
-    cases = all_cases(include_hidden=False, parts=parts, root=ROOT)
+    layout = Layout.detect(ROOT)
+    cases = all_cases(include_hidden=False, parts=tuple(layout.assignment["parts"]),
+                      root=layout.code_root)
     return list(dict.fromkeys(case.group for case in cases))
 
 

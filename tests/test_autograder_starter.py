@@ -155,15 +155,17 @@ def test_correct_starter_style_edits_lose_nothing(tmp_path):
     assert "'pooler.bias', 'pooler.weight'" in model["output"]
 
 
-def test_a_one_argument_embed_loses_exactly_the_positions_case(tmp_path):
+def test_a_one_argument_embed_loses_exactly_the_positions_cases(tmp_path):
     failed = _assert_loses_exactly(_grade_edited(tmp_path, ONE_ARGUMENT_EMBED),
-                                   {"embed/positions"})
-    assert "TypeError" in failed["embed/positions"]["output"]
-    assert RULES["embed_position_ids"] in failed["embed/positions"]["output"]
+                                   {"embed/positions", "embed/visible_positions"})
+    for test in failed.values():
+        assert "TypeError" in test["output"]
+        assert RULES["embed_position_ids"] in test["output"]
 
 
 def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
-    whole_model = {"model/padded", "model/three_layers", "pretrained/from_pretrained"}
+    whole_model = {"model/padded", "model/three_layers", "model/visible_padded",
+                   "pretrained/from_pretrained"}
     failed = _assert_loses_exactly(_grade_edited(tmp_path, [EXACT_GELU_IN_INIT]), whole_model)
     cases = {c.name: c for c in all_cases()}
     for name, test in failed.items():
@@ -171,12 +173,12 @@ def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
         assert RULES["gelu_tanh"] in test["output"]
 
 
-def test_adam_textbook_eps_loses_exactly_the_eps_placement_case(tmp_path):
+def test_adam_textbook_eps_loses_exactly_the_eps_placement_cases(tmp_path):
     failed = _assert_loses_exactly(_grade_edited(tmp_path, [TEXTBOOK_EPS]),
-                                   {"optimizer/eps_placement"})
-    output = failed["optimizer/eps_placement"]["output"]
-    for rule in ("adam_moments", "bias_correction", "adam_eps"):
-        assert RULES[rule] in output
+                                   {"optimizer/eps_placement", "optimizer/visible_eps_placement"})
+    for test in failed.values():
+        for rule in ("adam_moments", "bias_correction", "adam_eps"):
+            assert RULES[rule] in test["output"]
 
 
 def test_attention_with_extra_defaulted_arguments_loses_nothing(tmp_path):

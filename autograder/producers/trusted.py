@@ -10,7 +10,8 @@ own rule.  Two kinds:
   live in the staff-only `solutions.py`, which the child binds here (`bind`) on Gradescope
   and in the staff tree.  In the student's copy, which lacks it, the student's own
   functions stand in (`solution`), so locally one bug can fail more cases than on
-  Gradescope.
+  Gradescope.  `stand_in` makes a trusted version take the call the submission's scaffold
+  makes to its own (extra arguments with defaults), and says so in the feedback.
 
 torch is imported inside each function: the child imports it first, from its own site.
 """
