@@ -165,7 +165,7 @@ TOKENIZER = [
 ]
 TASKS = [
     _visible("sentiment/visible_padded", "sentiment_head",
-             {"B": 2, "T": 4, "lengths": [4, 2], "num_labels": 3, "seed": 144}, 2.0,
+             {"B": 2, "T": 4, "lengths": [4, 2], "num_labels": 3, "seed": 153}, 2.0,
              ("sentiment_head",), "sentiment from the last real token of each row",
              grades=(SENTIMENT,)),
     _visible("sentiment/visible_dropout", "sentiment_head",
@@ -227,10 +227,10 @@ LORA = [
              "LoRALinear.forward in eval mode, and the adapters' gradients",
              grades=("modules/lora.py:LoRALinear.forward",)),
     _visible("lora/visible_forward_dropout", "lora_forward",
-             {"in": 5, "out": 4, "r": 2, "alpha": 2.0, "dropout": 0.5, "train": True,
+             {"in": 5, "out": 4, "r": 1, "alpha": 2.0, "dropout": 0.5, "train": True,
               "shape": [3, 2], "seed": 150}, 2.0, ("lora_forward", "lora_dropout"),
-             "forward in training mode: dropout on the adapter's input only",
-             grades=("modules/lora.py:LoRALinear.forward",)),
+             "forward in training mode: dropout on the adapter's input only (r = 1, so "
+             "alpha / r = alpha)", grades=("modules/lora.py:LoRALinear.forward",)),
     _visible("lora/visible_fresh_forward", "lora_forward",
              {"in": 4, "out": 3, "r": 2, "alpha": 4.0, "fresh": True, "shape": [2],
               "seed": 151}, 2.0, ("lora_init",), "a fresh adapter leaves base(x) unchanged",
