@@ -193,6 +193,24 @@ def test_attention_with_extra_defaulted_arguments_loses_nothing(tmp_path):
                 "['scale', 'causal']") in test["output"], test["output"]
 
 
+def test_every_trusted_stand_in_accepts_extra_defaulted_arguments(tmp_path):
+    """The same for the stand-ins of `delta_weight` (under `merge`) and of the DPO losses
+    (under `dpo_loss`)."""
+    folder = reference_submission(tmp_path / "submission")
+    mutate(folder, "modules/lora.py", "    def delta_weight(self) -> torch.Tensor:",
+           "    def delta_weight(self, transpose: bool = False) -> torch.Tensor:")
+    mutate(folder, "dpo.py", "def sigmoid_loss(logits: torch.Tensor, beta: float, "
+           "label_smoothing: float) -> torch.Tensor:", "def sigmoid_loss(logits: torch.Tensor, "
+           "beta: float, label_smoothing: float, *, scale: float = 1.0) -> torch.Tensor:")
+    data = grade(folder, only=["lora", "dpo"], predictions=False)
+    assert data["tests"] and all(t["status"] == "passed" for t in data["tests"])
+    notes = {t["case"]: t["output"] for t in data["tests"]}
+    assert "LoRALinear.delta_weight stood in for yours here: it accepted and ignored the " \
+           "extra argument(s) ['transpose']" in notes["lora/visible_merge"]
+    assert "sigmoid_loss stood in for yours here: it accepted and ignored the extra " \
+           "argument(s) ['scale']" in notes["dpo/visible_dpo_loss"]
+
+
 def test_causal_mask_buffer_sized_from_the_config_loses_nothing(tmp_path):
     _assert_loses_exactly(_grade_edited(tmp_path, CAUSAL_BUFFER), set())
 
