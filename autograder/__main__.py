@@ -209,6 +209,18 @@ def _add_assignment(parser: argparse.ArgumentParser) -> None:
                             f"{list(PARTS)})")
 
 
+def _visible_groups() -> list[str]:
+    """The groups of the visible cases of this tree's assignment, in grading order (read
+    where grading reads them: the staff tree, a handout, or the bundle's handout)."""
+    from autograder.case import all_cases
+    from autograder.grade import Layout
+
+    layout = Layout.detect(ROOT)
+    cases = all_cases(include_hidden=False, parts=tuple(layout.assignment["parts"]),
+                      root=layout.code_root)
+    return list(dict.fromkeys(case.group for case in cases))
+
+
 def _positive_int(text: str) -> int:
     """argparse type for --jobs.  (The Gradescope bundle has no training/args.py, whose
     `bounded` the task scripts use, so the grader keeps this one check of its own.)"""
@@ -222,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="run the visible cases on your code")
-    check.add_argument("--only", action="append", help="case group (repeatable)")
+    groups = _visible_groups()
+    check.add_argument("--only", action="append", choices=groups, metavar="GROUP",
+                       help=f"run only this case group (repeatable), one of: {', '.join(groups)}")
     _add_assignment(check)
     check.set_defaults(func=cmd_check)
     staff = importlib.util.find_spec("autograder.reference") is not None

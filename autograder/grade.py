@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from autograder import npzio, sandbox
-from autograder.case import RULES, Case, all_cases, select
+from autograder.case import Case, all_cases, rules_in_words, select
 from autograder.course import Course
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
@@ -146,18 +146,14 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
 
 def case_feedback(verdict: Verdict) -> str:
     """The judge's feedback, then (for a failed case) every rule the case depends on, in
-    words, then the last line `[<case name>] checks: <rule tags>`; at most 4000 UTF-8
-    bytes, the judge's feedback cut first so that the rules and the last line stay."""
-    case = verdict.case
-    last = f"[{case.name}] checks: {', '.join(case.rules)}"
-    rules = "" if verdict.passed else "\n".join(
-        ["This case depends on every one of these rules:"]
-        + [f"- {RULES[rule]}" for rule in case.rules])
-    room = MAX_FEEDBACK - len(rules.encode()) - len(last.encode()) - 2
+    words (`rules_in_words`); at most 4000 UTF-8 bytes, the judge's feedback cut first so
+    that the rules stay."""
+    rules = "" if verdict.passed else rules_in_words(verdict.case)
+    room = MAX_FEEDBACK - len(rules.encode()) - 1
     body = verdict.feedback.strip()
     if len(body.encode()) > room:
         body = body.encode()[: max(room - 12, 0)].decode("utf-8", "ignore") + " [... cut]"
-    return "\n".join(part for part in (body, rules, last) if part)
+    return "\n".join(part for part in (body, rules) if part)
 
 
 def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:
