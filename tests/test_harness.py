@@ -104,12 +104,28 @@ def test_rolling_equals_hflm(kit_lm, hf_lm, text_file):
 
 
 def test_generate_until_equals_hflm(kit_lm, hf_lm):
+    long_context = "First Citizen: " * 40  # past 64 tokens: keeps its last 64 - 6
     args = [("First Citizen:\nBefore we", {"until": ["\n"], "max_gen_toks": 6}),
             ("Speak", {"until": [" the"], "max_gen_toks": 4, "do_sample": False}),
-            ("You are all resolved", {"until": ["\n"], "max_gen_toks": 6})]
+            ("You are all resolved", {"until": ["\n"], "max_gen_toks": 6}),
+            (long_context, {"until": ["\n"], "max_gen_toks": 6, "temperature": 0.0})]
     ours = kit_lm.generate_until(requests("generate_until", args), disable_tqdm=True)
     theirs = hf_lm.generate_until(requests("generate_until", args), disable_tqdm=True)
     assert ours == theirs
+    with pytest.raises(ValueError, match=r"kwargs \['num_beams'\]"):
+        kit_lm.generate_until(requests("generate_until", [("Speak", {"num_beams": 2})]), True)
+
+
+def test_harness_include_adds_task_yamls(tmp_path):
+    """A folder of YAMLs (--harness_include) joins evals/ without indexing the harness's
+    own tasks."""
+    from evals import TASKS_DIR
+
+    (tmp_path / "mine.yaml").write_text(f"include: {TASKS_DIR / 'text.yaml'}\ntask: my_text\n",
+                                        encoding="utf-8")
+    manager = harness_tasks(["my_text", "kit_text"], str(tmp_path), {})
+    assert {"my_text", "kit_text", "kit_lastword"} <= set(manager.all_tasks)
+    assert "hellaswag" not in manager.all_tasks
 
 
 def test_offline_tasks_equal_hflm(kit_lm, hf_lm, text_file, lastword_file):

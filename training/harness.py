@@ -157,10 +157,13 @@ class KitLM(TemplateLM):
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Each context's continuation, cut before the first of its ``until`` strings.
 
-        Generation kwargs: ``until`` (a string or list; default the end-of-text text),
-        ``max_gen_toks`` (256), ``do_sample`` (False: greedy) and ``temperature``.  Requests
-        with the same kwargs run together, ``batch_size`` at a time (``models/generate.py``:
-        a row stops at the end-of-text token).
+        Generation kwargs (the harness's names): ``until`` (a string or list; default the
+        end-of-text text), ``max_gen_toks`` (256), ``do_sample`` (default: temperature > 0),
+        ``temperature``, ``top_p``, ``top_k``; ValueError naming any other.  Requests with
+        the same kwargs run together, ``batch_size`` at a time (``models/generate.py``: a
+        row stops at the end-of-text token).  With a context limit (learned positions or
+        ``max_length``) a context keeps its last ``max_length - max_gen_toks`` tokens (at
+        least one), so that the continuation fits, as the harness's HFLM does.
         """
         answers: list[str] = [""] * len(requests)
         groups: dict[str, list[int]] = {}
@@ -172,16 +175,24 @@ class KitLM(TemplateLM):
             until = kwargs.pop("until", None) or [self.tok_decode([self.eot_token_id])]
             until = [until] if isinstance(until, str) else list(until)
             max_new = int(kwargs.pop("max_gen_toks", DEFAULT_MAX_GEN_TOKS))
-            sample = bool(kwargs.pop("do_sample", False))
-            temperature = float(kwargs.pop("temperature", 1.0 if sample else 0.0))
+            temperature = float(kwargs.pop("temperature", 0.0) or 0.0)
+            sample = bool(kwargs.pop("do_sample", temperature > 0))
+            sampling = {"temperature": (temperature or 1.0) if sample else 0.0,
+                        "top_p": float(kwargs.pop("top_p", None) or 1.0),
+                        "top_k": kwargs.pop("top_k", None)}
+            if kwargs:
+                raise ValueError(f"generate_until: KitLM does not take the generation "
+                                 f"kwargs {sorted(kwargs)} (it takes until, max_gen_toks, "
+                                 "do_sample, temperature, top_p, top_k)")
+            keep = None if self.max_length is None else max(1, self.max_length - max_new)
             for start in range(0, len(members), self.batch_size):
                 rows = members[start:start + self.batch_size]
                 prompts = [self.tok_encode(requests[n].args[0]) or [self.prefix_token_id]
                            for n in rows]
-                if self.max_length is not None:
-                    prompts = [p[-self.max_length:] for p in prompts]
+                if keep is not None:
+                    prompts = [p[-keep:] for p in prompts]
                 outputs = generate(self.model, prompts, max_new, self.lm_tokenizer.eot_token,
-                                   temperature=temperature if sample else 0.0)
+                                   **sampling)
                 for n, output in zip(rows, outputs, strict=True):
                     text = self.tok_decode(output)
                     for stop in until:
