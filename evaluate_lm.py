@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from evals import TASKS_DIR
 from models.gpt2 import GPT2Model
 from training.lm_data import SPLITS, LMTokenizer, open_split, read_text
 from training.loading import load_model
@@ -81,6 +80,8 @@ def harness_tasks(tasks: list[str], include: str | None, metadata: dict[str, Any
     (indexing them takes seconds).  ValueError naming the tasks that no index holds."""
     from lm_eval.tasks import TaskManager
 
+    from evals import TASKS_DIR
+
     paths = [str(TASKS_DIR)] + ([include] if include else [])
     manager = TaskManager(include_path=paths, include_defaults=False, metadata=metadata)
     if set(manager.match_tasks(tasks)) != set(tasks):
@@ -111,6 +112,17 @@ def evaluate_harness(model: GPT2Model, tokenizer: LMTokenizer, tasks: list[str],
     return json.loads(json.dumps(results, default=handle_non_serializable))
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """``--harness_metadata``: a JSON object, else argparse's error quoting the text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error.msg}): {text!r}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     harness.add_argument("--harness", help="comma-separated harness tasks to run instead, "
                          "e.g. kit_text,kit_lastword or lambada_openai,piqa,hellaswag,wikitext")
     harness.add_argument("--harness_include", help="a folder of more task YAMLs")
-    harness.add_argument("--harness_metadata", type=json.loads, default={},
+    harness.add_argument("--harness_metadata", type=json_object, default={},
                          help="a JSON object passed to the tasks' configs, e.g. "
                          "'{\"lastword\": \"lastword.jsonl\"}' for kit_lastword")
     harness.add_argument("--harness_limit", type=int,
@@ -149,8 +161,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.harness is not None and args.data_dir is not None:
         parser.error("--harness scores its tasks, not a --data_dir split; pass --tokenizer "
                      "DIR for the model's tokenizer, --text FILE for kit_text")
-    if not isinstance(args.harness_metadata, dict):
-        parser.error(f"--harness_metadata must be a JSON object, got {args.harness_metadata!r}")
     for flag in ("block_size", "stride", "batch_size", "harness_limit"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be a positive integer, got {getattr(args, flag)}")

@@ -172,6 +172,9 @@ def test_any_length_positions_see_the_whole_context():
 def test_learned_positions_refuse_a_longer_max_length(kit_lm):
     with pytest.raises(ValueError, match=r"max_length 65 is outside \[1, 64\]"):
         KitLM(kit_lm.model, kit_lm.lm_tokenizer, max_length=65)
+    with pytest.raises(ValueError, match="continuation of 65 tokens does not fit the context "
+                                         "of 64"):
+        kit_lm.continuation_logprobs([([1], list(range(65)))])
 
 
 def test_evaluate_lm_harness_on_a_rope_checkpoint_past_its_length(text_file, lastword_file,
@@ -203,6 +206,8 @@ def test_evaluate_lm_harness_on_a_rope_checkpoint_past_its_length(text_file, las
     (["--harness", "kit_text"], "kit_text scores a text file; pass it as --text FILE"),
     (["--harness", "kit_text", "--data_dir", "x"], "--harness scores its tasks, not a"),
     (["--harness", "kit_text", "--harness_metadata", "[1]"], "must be a JSON object"),
+    (["--harness", "kit_text", "--harness_metadata", "{x"], "not JSON (Expecting property"),
+    (["--harness", " , "], "--harness needs task names"),
 ])
 def test_harness_flag_errors(hf_folder, tokenizer_dir, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_info:
