@@ -123,7 +123,8 @@ def test_harness_include_adds_task_yamls(tmp_path):
 
     (tmp_path / "mine.yaml").write_text(f"include: {TASKS_DIR / 'text.yaml'}\ntask: my_text\n",
                                         encoding="utf-8")
-    manager = harness_tasks(["my_text", "kit_text"], str(tmp_path), {})
+    manager, tasks = harness_tasks(["my_text", "kit_text"], str(tmp_path), {})
+    assert sorted(tasks) == ["kit_text", "my_text"]
     assert {"my_text", "kit_text", "kit_lastword"} <= set(manager.all_tasks)
     assert "hellaswag" not in manager.all_tasks
 
@@ -131,11 +132,11 @@ def test_harness_include_adds_task_yamls(tmp_path):
 def test_offline_tasks_equal_hflm(kit_lm, hf_lm, text_file, lastword_file):
     """kit_lastword and kit_text through simple_evaluate: the same accuracies and
     perplexities from both models."""
-    tasks = ["kit_lastword", "kit_text"]
     metadata = {"lastword": str(lastword_file), "text": str(text_file)}
+    manager, tasks = harness_tasks(["kit_*"], None, metadata)
+    assert tasks == ["kit_lastword", "kit_text"]
     results = [simple_evaluate(lm, tasks=tasks, limit=8, log_samples=False,
-                               task_manager=harness_tasks(tasks, None, metadata))["results"]
-               for lm in (kit_lm, hf_lm)]
+                               task_manager=manager)["results"] for lm in (kit_lm, hf_lm)]
     ours, theirs = results
     assert ours["kit_lastword"]["acc,none"] == theirs["kit_lastword"]["acc,none"]
     for task, metric in [("kit_lastword", "perplexity,none"), ("kit_text", "bits_per_byte,none"),
