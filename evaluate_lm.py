@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from evals import TASKS_DIR
 from models.gpt2 import GPT2Model
 from training.lm_data import SPLITS, LMTokenizer, open_split, read_text
 from training.loading import load_model
@@ -75,29 +74,34 @@ def evaluate(model: GPT2Model, tokenizer: LMTokenizer, text: str, block_size: in
             "text_tokens": len(ids), "text_bytes": len(text.encode("utf-8"))}
 
 
-def harness_tasks(tasks: list[str], include: str | None, metadata: dict[str, Any]):
-    """The ``lm_eval`` ``TaskManager`` that knows ``tasks``: the kit's ``evals/`` and
-    ``include``, plus the harness's own tasks only when one of ``tasks`` is not there
-    (indexing them takes seconds).  ValueError naming the tasks that no index holds."""
+def harness_tasks(tasks: list[str], include: str | None,
+                  metadata: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The ``lm_eval`` ``TaskManager`` that knows ``tasks`` (names or globs such as
+    ``kit_*``) and the task names they match: the kit's ``evals/`` and ``include``, plus
+    the harness's own tasks only when one of ``tasks`` matches none there (indexing them
+    takes seconds).  ValueError naming the tasks that match nothing."""
     from lm_eval.tasks import TaskManager
+
+    from evals import TASKS_DIR
 
     paths = [str(TASKS_DIR)] + ([include] if include else [])
     manager = TaskManager(include_path=paths, include_defaults=False, metadata=metadata)
-    if set(manager.match_tasks(tasks)) != set(tasks):
+    if any(not manager.match_tasks([task]) for task in tasks):
         manager = TaskManager(include_path=paths, metadata=metadata)
-    unknown = sorted(set(tasks) - set(manager.match_tasks(tasks)))
+    unknown = [task for task in tasks if not manager.match_tasks([task])]
     if unknown:
         raise ValueError(f"unknown harness task(s) {', '.join(unknown)}: not in evals/ "
                          f"(kit_lastword, kit_text){', ' + include if include else ''} nor "
                          "the harness's own tasks (`lm_eval ls tasks` lists them)")
-    return manager
+    return manager, manager.match_tasks(tasks)
 
 
 def evaluate_harness(model: GPT2Model, tokenizer: LMTokenizer, tasks: list[str],
                      include: str | None = None, metadata: dict[str, Any] | None = None,
                      limit: int | None = None, batch_size: int = 8, device: str = "cpu",
                      max_length: int | None = None) -> dict[str, Any]:
-    """``lm_eval.simple_evaluate`` of ``KitLM(model, tokenizer)`` on ``tasks`` (zero-shot,
+    """``lm_eval.simple_evaluate`` of ``KitLM(model, tokenizer)`` on ``tasks`` (names or
+    globs; zero-shot,
     first ``limit`` documents of each): the harness's results dict (``results``,
     ``configs``, ``versions``, ``n-shot``, ...), JSON-ready."""
     from lm_eval import simple_evaluate
@@ -106,9 +110,21 @@ def evaluate_harness(model: GPT2Model, tokenizer: LMTokenizer, tasks: list[str],
     from training.harness import KitLM
 
     lm = KitLM(model, tokenizer, batch_size=batch_size, device=device, max_length=max_length)
-    results = simple_evaluate(lm, tasks=tasks, limit=limit, log_samples=False,
-                              task_manager=harness_tasks(tasks, include, metadata or {}))
+    manager, names = harness_tasks(tasks, include, metadata or {})
+    results = simple_evaluate(lm, tasks=names, limit=limit, log_samples=False,
+                              task_manager=manager)
     return json.loads(json.dumps(results, default=handle_non_serializable))
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """``--harness_metadata``: a JSON object, else argparse's error quoting the text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not JSON ({error.msg}): {text!r}") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -138,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     harness.add_argument("--harness", help="comma-separated harness tasks to run instead, "
                          "e.g. kit_text,kit_lastword or lambada_openai,piqa,hellaswag,wikitext")
     harness.add_argument("--harness_include", help="a folder of more task YAMLs")
-    harness.add_argument("--harness_metadata", type=json.loads, default={},
+    harness.add_argument("--harness_metadata", type=json_object, default={},
                          help="a JSON object passed to the tasks' configs, e.g. "
                          "'{\"lastword\": \"lastword.jsonl\"}' for kit_lastword")
     harness.add_argument("--harness_limit", type=int,
@@ -149,8 +165,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.harness is not None and args.data_dir is not None:
         parser.error("--harness scores its tasks, not a --data_dir split; pass --tokenizer "
                      "DIR for the model's tokenizer, --text FILE for kit_text")
-    if not isinstance(args.harness_metadata, dict):
-        parser.error(f"--harness_metadata must be a JSON object, got {args.harness_metadata!r}")
     for flag in ("block_size", "stride", "batch_size", "harness_limit"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag} must be a positive integer, got {getattr(args, flag)}")

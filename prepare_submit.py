@@ -37,9 +37,8 @@ def collect(root: Path, code_only: bool, course: str | None = None,
     try:
         files, line = chosen_assignment(root, course, parts)
     except (OSError, ValueError) as error:
-        raise ValueError(f"{root}: cannot tell what to pack (a handout's "
-                         f"autograder/assignment.json or --course/--parts says): {error}"
-                         ) from error
+        raise ValueError(f"{root} is not a copy of the handout (its autograder/assignment.json "
+                         f"says what to pack) nor of the staff tree: {error}") from error
     print(f"[prepare_submit] {line}")
     wanted = files["gradable"] + ([] if code_only else files["predictions"])
     if (root / ANSWERS_FILE).is_file():  # the multiple-choice answers, when the course asks

@@ -29,6 +29,10 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autograder.grade import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +46,7 @@ def _assignment(args: argparse.Namespace) -> dict[str, list[str]]:
     return chosen
 
 
-def _layout(args: argparse.Namespace):
+def _layout(args: argparse.Namespace) -> Layout:
     """The grading layout of this tree for `--course`/`--parts`; prints the line saying
     which parts."""
     from autograder.grade import Layout
@@ -71,7 +75,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     out = Path(args.out)
     parts = tuple(_assignment(args)["parts"])
     course = load_course(args.course) if args.course else None
-    written = release(ROOT, out, parts, Path(args.data) if args.data else None, course)
+    written = release(ROOT, out, parts, data=Path(args.data) if args.data else None,
+                      course=course)
     problems = check_release(ROOT, out)
     for problem in problems:
         print(f"release check: {problem}", file=sys.stderr)
@@ -207,6 +212,18 @@ def _add_assignment(parser: argparse.ArgumentParser) -> None:
                             f"{list(PARTS)})")
 
 
+def _visible_groups() -> list[str]:
+    """The groups of the visible cases of this tree's assignment, in grading order (read
+    where grading reads them: the staff tree, a handout, or the bundle's handout)."""
+    from autograder.case import all_cases
+    from autograder.grade import Layout
+
+    layout = Layout.detect(ROOT)
+    cases = all_cases(include_hidden=False, parts=tuple(layout.assignment["parts"]),
+                      root=layout.code_root)
+    return list(dict.fromkeys(case.group for case in cases))
+
+
 def _positive_int(text: str) -> int:
     """argparse type for --jobs.  (The Gradescope bundle has no training/args.py, whose
     `bounded` the task scripts use, so the grader keeps this one check of its own.)"""
@@ -220,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="run the visible cases on your code")
-    check.add_argument("--only", action="append", help="case group (repeatable)")
+    groups = _visible_groups()
+    check.add_argument("--only", action="append", choices=groups, metavar="GROUP",
+                       help=f"run only this case group (repeatable), one of: {', '.join(groups)}")
     _add_assignment(check)
     check.set_defaults(func=cmd_check)
     staff = importlib.util.find_spec("autograder.reference") is not None

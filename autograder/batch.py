@@ -99,7 +99,8 @@ def gradebook_from_results(results_dir: Path, csv_path: Path,
         except (OSError, ValueError) as error:
             data = crash_results(f"unreadable results file: {error}")
         rows.append(csv_row(path.stem, data))
-        other = sorted({test.get("extra_data", {}).get("case", "") for test in data["tests"]} - (known or set()))
+        cases = {test.get("extra_data", {}).get("case", "") for test in data["tests"]}
+        other = sorted(cases - (known or set()))
         other = [name for name in other if not name.startswith("predictions/")]
         if known is not None and other:
             foreign.append(f"{path}: cases outside parts {parts}: {other}")

@@ -72,10 +72,16 @@ RULES = {
     "attn_causal": "a query attends to itself and earlier keys only",
     "attn_padding": "padding keys get no attention",
     "attn_heads": "heads are merged back to [B, T, D] in order",
-    "attn_dropout": "attention dropout is active in training, off in eval",
+    "attn_kv_offset": "with a KV cache (T_q < T_k) query i sits at position i + T_k - T_q: "
+                      "it attends to keys j <= i + T_k - T_q",
+    "attn_dropout": "attention dropout acts on the probabilities after the softmax, in "
+                    "training only: each probability becomes 0 or p / (1 - dropout); the "
+                    "scores before the softmax are never dropped",
     "sdpa": "the fused path follows the same rule",
     "add": "add returns input + dropout(dense(output)), no layer norm",
     "pre_ln": "layer norm is applied to each sub-layer's input (pre-LN)",
+    "layer_dropout": "forward hands attention_dropout to the attention's add and "
+                     "out_dropout to the MLP's add, and drops nothing else",
     "gelu_tanh": "the MLP uses GELU with the tanh approximation (GPT-2's gelu_new): the "
                  "layer cases supply it as interm_af, the whole-model cases use the "
                  "activation your GPT2Layer.__init__ sets",
@@ -140,7 +146,8 @@ RULES = {
     "dpo_hinge": "hinge_loss = max(0, 1 - beta z)",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
                       "GPT-2's state at each row's last real token",
-    "sentiment_dropout": "the classifier's dropout is active in training, off in eval",
+    "sentiment_dropout": "the classifier's self.dropout acts on last_token, before the "
+                         "linear layer, in training only",
     "cloze": "paraphrase logits are hidden_state_to_token(last_token) at the answer ids, "
              "[no, yes] in that order",
     "sample_greedy": "temperature 0 returns the argmax of each row",
@@ -150,6 +157,14 @@ RULES = {
     "sample_draw": "one u = torch.rand(B, generator=generator) per row; the first token in "
                    "sorted order whose cumulative kept probability exceeds u",
 }
+
+
+def rules_in_words(case: Case) -> str:
+    """What a failed case's feedback ends with: each rule the case depends on, in words."""
+    return "\n".join(["This case depends on every one of these rules:"]
+                     + [f"- {RULES[rule]}" for rule in case.rules])
+
+
 ATTENTION_RULES = ("attn_scale", "attn_mask_before_softmax", "attn_causal", "attn_padding",
                    "attn_heads")
 MODEL_RULES = ATTENTION_RULES + ("add", "pre_ln", "gelu_tanh", "embed", "model")

@@ -4,8 +4,9 @@ Where the handout and the secrets come from depends on the tree this package sit
 (`Layout.detect`): the staff repository (the handout is released on the fly), the
 Gradescope bundle (`handout/` beside `autograder/`), or a student's handout (`check`: the
 student's own files, visible cases only).  The assignment's parts come from the same
-tree (`autograder/parts.py`): only their cases and files are graded.  `grade` never
-raises: any failure becomes a valid results.json with score 0 and the reason.
+tree (`autograder/parts.py`), in the staff tree from the verb's `--course`/`--parts`
+(`Layout.for_flags`; every part without either): only their cases and files are graded.
+`grade` never raises: any failure becomes a valid results.json with score 0 and the reason.
 
 The child gets a trusted copy of `CHILD_FILES` and of every file of
 `autograder/producers/` (a new producer module is found without being listed), and
@@ -28,7 +29,7 @@ import numpy as np
 from autograder import npzio, sandbox
 from autograder.answers import GROUP as QUESTIONS
 from autograder.answers import grade_choice
-from autograder.case import RULES, Case, all_cases, select
+from autograder.case import Case, all_cases, rules_in_words, select
 from autograder.course import ANSWERS_FILE, Course
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
@@ -147,18 +148,14 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
 
 def case_feedback(verdict: Verdict) -> str:
     """The judge's feedback, then (for a failed case) every rule the case depends on, in
-    words, then the last line `[<case name>] checks: <rule tags>`; at most 4000 UTF-8
-    bytes, the judge's feedback cut first so that the rules and the last line stay."""
-    case = verdict.case
-    last = f"[{case.name}] checks: {', '.join(case.rules)}"
-    rules = "" if verdict.passed else "\n".join(
-        ["This case depends on every one of these rules:"]
-        + [f"- {RULES[rule]}" for rule in case.rules])
-    room = MAX_FEEDBACK - len(rules.encode()) - len(last.encode()) - 2
+    words (`rules_in_words`); at most 4000 UTF-8 bytes, the judge's feedback cut first so
+    that the rules stay."""
+    rules = "" if verdict.passed else rules_in_words(verdict.case)
+    room = MAX_FEEDBACK - len(rules.encode()) - 1
     body = verdict.feedback.strip()
     if len(body.encode()) > room:
         body = body.encode()[: max(room - 12, 0)].decode("utf-8", "ignore") + " [... cut]"
-    return "\n".join(part for part in (body, rules, last) if part)
+    return "\n".join(part for part in (body, rules) if part)
 
 
 def case_tests(cases: list[Case], verdicts: list[Verdict]) -> list[TestResult]:

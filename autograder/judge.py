@@ -6,7 +6,8 @@ reference's dtype and shape, be finite wherever the reference is, and then agree
 absolute difference and the first mismatching index, never a reference value.  A case
 scores all its points or none.  Arrays whose key starts with "_" are notes, not scored:
 the module's parameter names (`PARAMETER_NAMES`) are compared with the reference model's,
-and the feedback lists the ones the grader did not expect and the ones it missed.
+and the feedback lists the ones the grader did not expect and the ones it missed; the
+producer's `NOTES` (e.g. a trusted stand-in that ignored extra arguments) are shown.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from autograder import npzio
 from autograder.case import Case
-from autograder.producers import PARAMETER_NAMES, names_from_array
+from autograder.producers import NOTES, PARAMETER_NAMES, names_from_array
 from autograder.sandbox import CaseRun
 
 MAX_FEEDBACK = 4000  # characters per case (Gradescope output is capped at 4 KB too)
@@ -86,10 +87,11 @@ def parameter_notes(produced: dict[str, np.ndarray], expected: dict[str, np.ndar
 
 
 def check_dropout(key: str, train: np.ndarray, evaluated: np.ndarray, case: Case) -> str | None:
-    """Training-mode output `train` against the eval-mode output of the same inputs.
-
-    extra["dropout_pattern"]: "differs" (dropout must change something) or "zeros"
-    (each element is 0 or eval / (1 - p), with about a fraction p of zeros).
+    """Training-mode output `train` against the eval-mode output of the same inputs, with
+    dropout probability p = extra["p"]: each element is 0 or eval / (1 - p), whatever the
+    draws, and about a fraction p of the elements that are not 0 in eval are 0 (on one-hot
+    values an attention output row is the probabilities, and masked keys have probability
+    0 in both modes).
     """
     if train.shape != evaluated.shape or train.dtype != evaluated.dtype:
         return f"{key}: shape {train.shape} / dtype {train.dtype}, expected {evaluated.shape} / {evaluated.dtype}"
@@ -98,16 +100,18 @@ def check_dropout(key: str, train: np.ndarray, evaluated: np.ndarray, case: Case
     changed = np.abs(train.astype(np.float64) - evaluated) > 1e-6
     if not changed.any():
         return f"{key}: training-mode output equals the eval-mode output: is dropout applied?"
-    if case.extra.get("dropout_pattern") == "zeros":
-        p = case.extra["p"]
-        zero = train == 0
-        scaled = np.isclose(train, evaluated / (1 - p), atol=1e-5, rtol=1e-4)
-        if not (zero | scaled).all():
-            first = _index(int(np.flatnonzero(~(zero | scaled))[0]), train.shape)
-            return (f"{key}: in training mode each element must be 0 or eval/(1-p); "
-                    f"first other element at index {first}")
-        if abs(zero.mean() - p) > 0.1:
-            return f"{key}: {zero.mean():.2f} of the elements dropped, expected about p={p}"
+    p = case.extra["p"]
+    zero = train == 0
+    scaled = np.isclose(train, evaluated / (1 - p), atol=1e-5, rtol=1e-4)
+    if not (zero | scaled).all():
+        first = _index(int(np.flatnonzero(~(zero | scaled))[0]), train.shape)
+        return (f"{key}: in training mode each element must be 0 or its eval-mode value / "
+                f"(1 - p) with p={p}; the first other element is at index {first}")
+    live = evaluated != 0
+    dropped = zero[live].mean() if live.any() else 0.0
+    if abs(dropped - p) > 0.1:
+        return (f"{key}: {dropped:.2f} of the elements that are not 0 in eval mode are 0 "
+                f"in training mode, expected about p={p}")
     return None
 
 
@@ -131,6 +135,7 @@ def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray]) -> Ve
     except ValueError as error:
         return Verdict(case, 0.0, f"no usable output: {error}", run.seconds)
     problems, notes = [], parameter_notes(produced, expected)
+    notes += names_from_array(produced[NOTES]) if NOTES in produced else []
     for key, ref in expected.items():
         if key.startswith("_"):
             continue

@@ -82,6 +82,13 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/averaging.py",
     "evaluate_lm.py",
     "pretrain.py",
+    # lm-evaluation-harness over any kit model, and the offline tasks
+    "training/harness.py",
+    "evals/__init__.py",
+    "evals/kit_tasks.py",
+    "evals/make_lastword.py",
+    "evals/lastword.yaml",
+    "evals/text.yaml",
     # a trained model leaves the kit: to transformers, and sampled from the command line
     "models/export.py",
     "export_hf.py",

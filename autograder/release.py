@@ -161,7 +161,7 @@ def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> 
     return "".join(lines)
 
 
-def release(root: Path, out: Path, parts: tuple[str, ...] | None = None,
+def release(root: Path, out: Path, parts: tuple[str, ...] | None = None, *,
             data: Path | None = None, course: Course | None = None) -> list[str]:
     """Copy the handout files from `root` into `out` (which must not exist), the fences of
     the assignment's parts stripped, and write the documents (`autograder/document.py`),

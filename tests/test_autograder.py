@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,11 +17,15 @@ from autograder_helpers import REPO, assert_valid_results, reference_submission
 
 from autograder import grade as grade_module
 from autograder import npzio
-from autograder.case import RULES, all_cases
-from autograder.grade import grade
-from autograder.judge import compare
+from autograder.__main__ import main
+from autograder.case import RULES, all_cases, case_part
+from autograder.grade import case_feedback, grade
+from autograder.judge import Verdict, compare
+from autograder.manifest import PARTS
 from autograder.reference import build_reference
-from autograder.release import release
+from autograder.release import fenced_functions, release
+
+TODO = re.compile(r"NotImplementedError\(['\"](TODO [^'\"]+)['\"]\)")
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +55,71 @@ def test_every_case_has_reference_outputs_and_known_rules():
     assert {c.group for c in cases} >= {"attention", "sdpa", "layer", "embed", "output",
                                         "model", "pretrained", "optimizer"}
     assert sum(c.visible for c in cases) >= 4
+
+
+def test_every_fenced_function_and_rule_has_a_visible_case():
+    """Students see every kind of mistake before the deadline: each fenced function (read
+    from the fences) is graded by a visible case, each rule of any case is checked by a
+    visible one, and visible points are at least 30% of every part."""
+    cases = all_cases()
+    visible = [case for case in cases if case.visible]
+    graded = {function for case in visible for function in case.grades}
+    assert sorted(set(fenced_functions(REPO)) - graded) == []
+    shown = {rule for case in visible for rule in case.rules}
+    assert sorted({rule for case in cases for rule in case.rules} - shown) == []
+    assert {"attn_kv_offset", "attn_padding", "attn_dropout", "layer_dropout", "weight_decay",
+            "sentiment_dropout", "lora_dropout"} <= shown
+    assert any(not group["correct_bias"] for case in visible if case.producer == "adamw"
+               for group in case.params["groups"])
+    points: dict[str, list[float]] = {}
+    for case in cases:
+        total = points.setdefault(case_part(case, REPO), [0.0, 0.0])
+        total[0] += case.points * case.visible
+        total[1] += case.points
+    assert set(points) == {part for part in fenced_functions(REPO).values()}
+    for part, (shown_points, total) in points.items():
+        assert shown_points >= 0.3 * total, (part, shown_points, total)
+
+
+def test_failed_feedback_states_each_rule_in_words_without_tags():
+    case = next(c for c in all_cases() if c.name == "attention/visible_kv_offset")
+    feedback = case_feedback(Verdict(case, 0.0, "out: values differ"))
+    assert feedback.startswith("out: values differ\nThis case depends on every one of")
+    for rule in case.rules:
+        assert f"- {RULES[rule]}" in feedback
+    assert "checks:" not in feedback and f"[{case.name}]" not in feedback
+    assert "attn_" not in feedback
+    assert "This case depends" not in case_feedback(Verdict(case, case.points, "ok"))
+
+
+def test_check_only_refuses_an_unknown_group_and_help_lists_the_groups(capsys):
+    groups = list(dict.fromkeys(c.group for c in all_cases() if c.visible))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check", "--only", "attentoin"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'attentoin'" in error
+    assert all(f"'{group}'" in error for group in groups)
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    help_text = capsys.readouterr().out
+    assert all(group in help_text for group in groups)
+    assert main(["check", "--only", "sdpa"]) == 0
+    assert "--- " not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("part", [p for p in PARTS if p in fenced_functions(REPO).values()])
+def test_check_on_an_untouched_release_names_every_todo(part, tmp_path):
+    """In a release of one part (each part with fences), `check` on the untouched handout
+    names each of its TODOs."""
+    handout = tmp_path / "handout"
+    release(REPO, handout, (part,))
+    gradable = json.loads((handout / "autograder" / "assignment.json").read_text())["gradable"]
+    todos = {todo for rel in gradable for todo in TODO.findall((handout / rel).read_text())}
+    result = subprocess.run([sys.executable, "-m", "autograder", "check"], cwd=handout,
+                            capture_output=True, text=True, timeout=300)
+    assert sorted(todo for todo in todos if todo not in result.stdout) == [], result.stdout[-3000:]
+    assert todos and result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def test_untouched_handout_scores_zero_with_todo_names(tmp_path):

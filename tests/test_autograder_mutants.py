@@ -31,6 +31,18 @@ MUTANTS = {
     "no_causal_mask": (
         "attn_causal", "modules/attention.py",
         "        scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)\n", ""),
+    "no_kv_offset": (
+        "attn_kv_offset", "modules/attention.py",
+        "causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)\n"
+        "        scores = scores.masked_fill",
+        "causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril()\n"
+        "        scores = scores.masked_fill"),
+    "layer_dropout_swapped": (
+        "layer_dropout", "modules/gpt2_layer.py",
+        "hidden_states = self.add(hidden_states, attended, self.attention_dense,\n"
+        "                                 self.attention_dropout)",
+        "hidden_states = self.add(hidden_states, attended, self.attention_dense,\n"
+        "                                 self.out_dropout)"),
     "layer_norm_in_add": (
         "add", "modules/gpt2_layer.py",
         "return input + dropout(dense_layer(output))",

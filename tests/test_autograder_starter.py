@@ -67,6 +67,48 @@ TEXTBOOK_EPS = (
     '                    m_hat, v_hat = m / (1.0 - beta1**t), v / (1.0 - beta2**t)\n'
     '                p.sub_(group["lr"] * m_hat / (v_hat.sqrt() + group["eps"]))\n')
 
+# Three real submissions, rebuilt from the reference.  (a) The scaffold passes two extra
+# arguments to the student's attention, which takes them with defaults.
+ATTENTION_EXTRA_ARGUMENTS = [
+    ("modules/attention.py",
+     "    def attention(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,\n"
+     "                  attention_mask: torch.Tensor) -> torch.Tensor:",
+     "    def attention(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,\n"
+     "                  attention_mask: torch.Tensor, scale: float | None = None,\n"
+     "                  causal: bool = True) -> torch.Tensor:"),
+    ("modules/attention.py",
+     "    def sdpa_attention(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,\n"
+     "                       attention_mask: torch.Tensor) -> torch.Tensor:",
+     "    def sdpa_attention(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,\n"
+     "                       attention_mask: torch.Tensor, scale: float | None = None,\n"
+     "                       causal: bool = True) -> torch.Tensor:"),
+    ("modules/attention.py",
+     "(key, query, value,\n                                                                  "
+     "attention_mask)",
+     "(key, query, value,\n                                                                  "
+     "attention_mask, None, True)"),
+]
+# (b) nanoGPT's causal-mask buffer, sized from max_position_embeddings.
+CAUSAL_BUFFER = [
+    ("modules/attention.py",
+     "        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)\n",
+     "        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)\n"
+     "        n = config.max_position_embeddings\n"
+     "        self.register_buffer(\"bias\", torch.ones(n, n, dtype=torch.bool).tril().view("
+     "1, 1, n, n),\n                             persistent=False)\n"),
+    ("modules/attention.py",
+     "        causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)\n"
+     "        scores = scores.masked_fill",
+     "        causal = self.bias[0, 0, T_k - T_q:T_k, :T_k]\n"
+     "        scores = scores.masked_fill"),
+]
+# (c) dropout on the scores before the softmax: wrong.
+DROPOUT_ON_SCORES = [
+    ("modules/attention.py",
+     "        probs = self.dropout(torch.softmax(scores, dim=-1))  # (B, H, T_q, T_k)",
+     "        probs = torch.softmax(self.dropout(scores), dim=-1)  # (B, H, T_q, T_k)"),
+]
+
 
 def _case_name(test: dict) -> str:
     return test["extra_data"]["case"]
@@ -113,15 +155,17 @@ def test_correct_starter_style_edits_lose_nothing(tmp_path):
     assert "'pooler.bias', 'pooler.weight'" in model["output"]
 
 
-def test_a_one_argument_embed_loses_exactly_the_positions_case(tmp_path):
+def test_a_one_argument_embed_loses_exactly_the_positions_cases(tmp_path):
     failed = _assert_loses_exactly(_grade_edited(tmp_path, ONE_ARGUMENT_EMBED),
-                                   {"embed/positions"})
-    assert "TypeError" in failed["embed/positions"]["output"]
-    assert RULES["embed_position_ids"] in failed["embed/positions"]["output"]
+                                   {"embed/positions", "embed/visible_positions"})
+    for test in failed.values():
+        assert "TypeError" in test["output"]
+        assert RULES["embed_position_ids"] in test["output"]
 
 
 def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
-    whole_model = {"model/padded", "model/three_layers", "pretrained/from_pretrained"}
+    whole_model = {"model/padded", "model/three_layers", "model/visible_padded",
+                   "pretrained/from_pretrained"}
     failed = _assert_loses_exactly(_grade_edited(tmp_path, [EXACT_GELU_IN_INIT]), whole_model)
     cases = {c.name: c for c in all_cases()}
     for name, test in failed.items():
@@ -129,12 +173,55 @@ def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
         assert RULES["gelu_tanh"] in test["output"]
 
 
-def test_adam_textbook_eps_loses_exactly_the_eps_placement_case(tmp_path):
+def test_adam_textbook_eps_loses_exactly_the_eps_placement_cases(tmp_path):
     failed = _assert_loses_exactly(_grade_edited(tmp_path, [TEXTBOOK_EPS]),
-                                   {"optimizer/eps_placement"})
-    output = failed["optimizer/eps_placement"]["output"]
-    for rule in ("adam_moments", "bias_correction", "adam_eps"):
-        assert RULES[rule] in output
+                                   {"optimizer/eps_placement", "optimizer/visible_eps_placement"})
+    for test in failed.values():
+        for rule in ("adam_moments", "bias_correction", "adam_eps"):
+            assert RULES[rule] in test["output"]
+
+
+def test_attention_with_extra_defaulted_arguments_loses_nothing(tmp_path):
+    """The layer cases swap in the trusted attention; it takes the scaffold's two extra
+    arguments, ignores them, and the feedback says so."""
+    data = _grade_edited(tmp_path, ATTENTION_EXTRA_ARGUMENTS)
+    _assert_loses_exactly(data, set())
+    layer = [t for t in data["tests"] if t["case"].startswith("layer/forward")]
+    assert layer
+    for test in layer:
+        assert ("stood in for yours here: it accepted and ignored the extra argument(s) "
+                "['scale', 'causal']") in test["output"], test["output"]
+
+
+def test_every_trusted_stand_in_accepts_extra_defaulted_arguments(tmp_path):
+    """The same for the stand-ins of `delta_weight` (under `merge`) and of the DPO losses
+    (under `dpo_loss`)."""
+    folder = reference_submission(tmp_path / "submission")
+    mutate(folder, "modules/lora.py", "    def delta_weight(self) -> torch.Tensor:",
+           "    def delta_weight(self, transpose: bool = False) -> torch.Tensor:")
+    mutate(folder, "dpo.py", "def sigmoid_loss(logits: torch.Tensor, beta: float, "
+           "label_smoothing: float) -> torch.Tensor:", "def sigmoid_loss(logits: torch.Tensor, "
+           "beta: float, label_smoothing: float, *, scale: float = 1.0) -> torch.Tensor:")
+    data = grade(folder, only=["lora", "dpo"], predictions=False)
+    assert data["tests"] and all(t["status"] == "passed" for t in data["tests"])
+    notes = {t["case"]: t["output"] for t in data["tests"]}
+    assert "LoRALinear.delta_weight stood in for yours here: it accepted and ignored the " \
+           "extra argument(s) ['transpose']" in notes["lora/visible_merge"]
+    assert "sigmoid_loss stood in for yours here: it accepted and ignored the extra " \
+           "argument(s) ['scale']" in notes["dpo/visible_dpo_loss"]
+
+
+def test_causal_mask_buffer_sized_from_the_config_loses_nothing(tmp_path):
+    _assert_loses_exactly(_grade_edited(tmp_path, CAUSAL_BUFFER), set())
+
+
+def test_dropout_on_the_scores_loses_exactly_the_attention_dropout_cases(tmp_path):
+    dropout_cases = {c.name for c in all_cases() if "attn_dropout" in c.rules}
+    assert {"attention/dropout", "attention/visible_dropout"} <= dropout_cases
+    failed = _assert_loses_exactly(_grade_edited(tmp_path, DROPOUT_ON_SCORES), dropout_cases)
+    for test in failed.values():
+        assert "must be 0 or its eval-mode value / (1 - p)" in test["output"]
+        assert RULES["attn_dropout"] in test["output"]
 
 
 def test_gradable_files_are_exactly_the_files_with_fences():
@@ -144,10 +231,15 @@ def test_gradable_files_are_exactly_the_files_with_fences():
 
 
 def test_every_case_configuration_is_one_gpt2_could_have():
+    """The pad id inside the vocabulary, and every sequence within max_position_embeddings
+    (a causal-mask buffer sized from the config must hold it)."""
     for case in all_cases():
         if case.producer in PRODUCERS:
             config = case_config(case.params)
             assert config.pad_token_id == config.vocab_size - 1, case.name
+            for key in ("T", "T_q", "T_k"):
+                assert case.params.get(key, 0) <= config.max_position_embeddings, case.name
+    assert case_config({"T_k": 256}).max_position_embeddings == 256
     with pytest.raises(ValueError, match=r"pad_token_id=50256 is outside the vocabulary "
                                          r"\[0, 61\)"):
         GPT2Config(vocab_size=61, pad_token_id=50256)

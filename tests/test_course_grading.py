@@ -115,7 +115,7 @@ def test_gradebook_names_the_assignment_first_and_flags_other_parts(tmp_path, ca
     results.mkdir()
     (results / "ada.json").write_text(json.dumps({
         "score": 1, "output": "", "tests": [{"name": "t", "score": 1, "max_score": 1,
-                                             "case": "sdpa/not-a-case"}]}))
+                                             "extra_data": {"case": "sdpa/not-a-case"}}]}))
     assert main(["gradebook", str(results), "--csv", str(tmp_path / "gb.csv"),
                  "--parts", *TWO]) == 0
     out, err = capsys.readouterr()
@@ -228,3 +228,11 @@ def test_the_release_check_refuses_hidden_labels_and_held_out_text(handout, data
 def test_release_refuses_a_data_folder_without_the_course_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.*cs224n"):
         release(REPO, tmp_path / "handout", TWO, data=tmp_path)
+
+
+def test_check_in_the_staff_tree_grades_the_flags_parts(tmp_path):
+    result = staff_cli("check", "--course", str(course_file(tmp_path, ("optimizer",))))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    first, *rest = result.stdout.splitlines()
+    assert first == f"assignment: parts ['optimizer'] (the parts of {tmp_path / 'course.toml'})"
+    assert "optimizer" in "\n".join(rest) and "attention" not in "\n".join(rest)

@@ -210,8 +210,8 @@ def test_gradebook_has_submitters_late_penalty_and_one_column_per_case(tmp_path)
     assert (carol["name"], carol["sid"], carol["score"]) == ("Carol", "9", carol["max_score"])
     assert (bob["name"], bob["score"], bob["late_penalty"]) == ("", 0.0, 0.0)
     assert all(bob[case] == 0 for case in cases)
-    merged = gradebook_from_results(tmp_path / "gb-results", tmp_path / "merged.csv")
-    assert merged == [rows[name] for name in ("alice", "bob", "carol")]
+    merged, foreign = gradebook_from_results(tmp_path / "gb-results", tmp_path / "merged.csv")
+    assert merged == [rows[name] for name in ("alice", "bob", "carol")] and foreign == []
     assert [row["student"] for row in written] == ["alice", "bob", "carol"]
 
 

@@ -104,22 +104,39 @@ def test_rolling_equals_hflm(kit_lm, hf_lm, text_file):
 
 
 def test_generate_until_equals_hflm(kit_lm, hf_lm):
+    long_context = "First Citizen: " * 40  # past 64 tokens: keeps its last 64 - 6
     args = [("First Citizen:\nBefore we", {"until": ["\n"], "max_gen_toks": 6}),
             ("Speak", {"until": [" the"], "max_gen_toks": 4, "do_sample": False}),
-            ("You are all resolved", {"until": ["\n"], "max_gen_toks": 6})]
+            ("You are all resolved", {"until": ["\n"], "max_gen_toks": 6}),
+            (long_context, {"until": ["\n"], "max_gen_toks": 6, "temperature": 0.0})]
     ours = kit_lm.generate_until(requests("generate_until", args), disable_tqdm=True)
     theirs = hf_lm.generate_until(requests("generate_until", args), disable_tqdm=True)
     assert ours == theirs
+    with pytest.raises(ValueError, match=r"kwargs \['num_beams'\]"):
+        kit_lm.generate_until(requests("generate_until", [("Speak", {"num_beams": 2})]), True)
+
+
+def test_harness_include_adds_task_yamls(tmp_path):
+    """A folder of YAMLs (--harness_include) joins evals/ without indexing the harness's
+    own tasks."""
+    from evals import TASKS_DIR
+
+    (tmp_path / "mine.yaml").write_text(f"include: {TASKS_DIR / 'text.yaml'}\ntask: my_text\n",
+                                        encoding="utf-8")
+    manager, tasks = harness_tasks(["my_text", "kit_text"], str(tmp_path), {})
+    assert sorted(tasks) == ["kit_text", "my_text"]
+    assert {"my_text", "kit_text", "kit_lastword"} <= set(manager.all_tasks)
+    assert "hellaswag" not in manager.all_tasks
 
 
 def test_offline_tasks_equal_hflm(kit_lm, hf_lm, text_file, lastword_file):
     """kit_lastword and kit_text through simple_evaluate: the same accuracies and
     perplexities from both models."""
-    tasks = ["kit_lastword", "kit_text"]
     metadata = {"lastword": str(lastword_file), "text": str(text_file)}
+    manager, tasks = harness_tasks(["kit_*"], None, metadata)
+    assert tasks == ["kit_lastword", "kit_text"]
     results = [simple_evaluate(lm, tasks=tasks, limit=8, log_samples=False,
-                               task_manager=harness_tasks(tasks, None, metadata))["results"]
-               for lm in (kit_lm, hf_lm)]
+                               task_manager=manager)["results"] for lm in (kit_lm, hf_lm)]
     ours, theirs = results
     assert ours["kit_lastword"]["acc,none"] == theirs["kit_lastword"]["acc,none"]
     for task, metric in [("kit_lastword", "perplexity,none"), ("kit_text", "bits_per_byte,none"),
@@ -156,6 +173,9 @@ def test_any_length_positions_see_the_whole_context():
 def test_learned_positions_refuse_a_longer_max_length(kit_lm):
     with pytest.raises(ValueError, match=r"max_length 65 is outside \[1, 64\]"):
         KitLM(kit_lm.model, kit_lm.lm_tokenizer, max_length=65)
+    with pytest.raises(ValueError, match="continuation of 65 tokens does not fit the context "
+                                         "of 64"):
+        kit_lm.continuation_logprobs([([1], list(range(65)))])
 
 
 def test_evaluate_lm_harness_on_a_rope_checkpoint_past_its_length(text_file, lastword_file,
@@ -187,6 +207,8 @@ def test_evaluate_lm_harness_on_a_rope_checkpoint_past_its_length(text_file, las
     (["--harness", "kit_text"], "kit_text scores a text file; pass it as --text FILE"),
     (["--harness", "kit_text", "--data_dir", "x"], "--harness scores its tasks, not a"),
     (["--harness", "kit_text", "--harness_metadata", "[1]"], "must be a JSON object"),
+    (["--harness", "kit_text", "--harness_metadata", "{x"], "not JSON (Expecting property"),
+    (["--harness", " , "], "--harness needs task names"),
 ])
 def test_harness_flag_errors(hf_folder, tokenizer_dir, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_info:

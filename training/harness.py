@@ -84,24 +84,30 @@ class KitLM(TemplateLM):
         return self.lm_tokenizer.decode(tokens)
 
     @torch.no_grad()
-    def continuation_logprobs(self, pairs: list[tuple[list[int], list[int]]]
-                              ) -> list[tuple[float, bool]]:
+    def continuation_logprobs(self, pairs: list[tuple[list[int], list[int]]],
+                              disable_tqdm: bool = True) -> list[tuple[float, bool]]:
         """(summed log-probability, is greedy) of each continuation after its context.
 
         Each row is context + continuation, left-truncated to ``max_length + 1`` tokens and
-        fed without its last token; the last len(continuation) positions score it.  Rows go
-        in batches of ``batch_size``, longest first, right-padded.
+        fed without its last token; the last len(continuation) positions score it (only
+        those go through the output head: [C, V] per row, not [T, V]).  Rows go in batches
+        of ``batch_size``, longest first, right-padded.  ValueError for an empty
+        continuation or one longer than ``max_length``.
         """
+        for _, continuation in pairs:
+            if not continuation:
+                raise ValueError("an empty continuation has no tokens to score")
+            if self.max_length is not None and len(continuation) > self.max_length:
+                raise ValueError(f"a continuation of {len(continuation)} tokens does not fit "
+                                 f"the context of {self.max_length} tokens")
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
         results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
+        for start in tqdm(range(0, len(order), self.batch_size), disable=disable_tqdm,
+                          desc="loglikelihood"):
             rows = order[start:start + self.batch_size]
             inputs = []
             for i in rows:
-                context, continuation = pairs[i]
-                if not continuation:
-                    raise ValueError("an empty continuation has no tokens to score")
-                whole = context + continuation
+                whole = pairs[i][0] + pairs[i][1]
                 if self.max_length is not None:
                     whole = whole[-(self.max_length + 1):]
                 inputs.append(whole[:-1])
@@ -112,13 +118,13 @@ class KitLM(TemplateLM):
                 ids[r, :len(row)] = torch.tensor(row)
                 mask[r, :len(row)] = 1
             hidden = self.model(ids.to(self.device), mask.to(self.device))["last_hidden_state"]
-            logprobs = F.log_softmax(self.model.hidden_state_to_token(hidden).float(), dim=-1)
-            for r, i in enumerate(rows):  # logprobs (B, T, V)
+            for r, i in enumerate(rows):  # hidden (B, T, D)
                 target = torch.tensor(pairs[i][1], device=self.device)  # (C,)
                 end = len(inputs[r])
-                scored = logprobs[r, end - len(target):end]  # (C, V)
-                picked = scored.gather(1, target[:, None]).squeeze(1)  # (C,)
-                greedy = bool((scored.argmax(dim=-1) == target).all())
+                logits = self.model.hidden_state_to_token(hidden[r, end - len(target):end])
+                logprobs = F.log_softmax(logits.float(), dim=-1)  # (C, V)
+                picked = logprobs.gather(1, target[:, None]).squeeze(1)  # (C,)
+                greedy = bool((logprobs.argmax(dim=-1) == target).all())
                 results[i] = (float(picked.double().sum()), greedy)
         return results
 
@@ -127,7 +133,7 @@ class KitLM(TemplateLM):
                               ) -> list[tuple[float, bool]]:
         """``continuation_logprobs`` of (key, context ids, continuation ids) requests; each
         answer with a key goes to the harness's cache hook."""
-        answers = self.continuation_logprobs([(c, t) for _, c, t in requests])
+        answers = self.continuation_logprobs([(c, t) for _, c, t in requests], disable_tqdm)
         for (key, _, _), answer in zip(requests, answers, strict=True):
             if key is not None:
                 self.cache_hook.add_partial("loglikelihood", key, answer)
@@ -147,7 +153,7 @@ class KitLM(TemplateLM):
                 windows.append(lm_utils.make_disjoint_window(window))
                 owners.append(n)
         totals = [0.0] * len(requests)
-        for owner, (logprob, _) in zip(owners, self.continuation_logprobs(windows),
+        for owner, (logprob, _) in zip(owners, self.continuation_logprobs(windows, disable_tqdm),
                                        strict=True):
             totals[owner] += logprob
         for request, total in zip(requests, totals, strict=True):
@@ -157,10 +163,13 @@ class KitLM(TemplateLM):
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Each context's continuation, cut before the first of its ``until`` strings.
 
-        Generation kwargs: ``until`` (a string or list; default the end-of-text text),
-        ``max_gen_toks`` (256), ``do_sample`` (False: greedy) and ``temperature``.  Requests
-        with the same kwargs run together, ``batch_size`` at a time (``models/generate.py``:
-        a row stops at the end-of-text token).
+        Generation kwargs (the harness's names): ``until`` (a string or list; default the
+        end-of-text text), ``max_gen_toks`` (256), ``do_sample`` (default: temperature > 0),
+        ``temperature``, ``top_p``, ``top_k``; ValueError naming any other.  Requests with
+        the same kwargs run together, ``batch_size`` at a time (``models/generate.py``: a
+        row stops at the end-of-text token).  With a context limit (learned positions or
+        ``max_length``) a context keeps its last ``max_length - max_gen_toks`` tokens (at
+        least one), so that the continuation fits, as the harness's HFLM does.
         """
         answers: list[str] = [""] * len(requests)
         groups: dict[str, list[int]] = {}
@@ -172,16 +181,24 @@ class KitLM(TemplateLM):
             until = kwargs.pop("until", None) or [self.tok_decode([self.eot_token_id])]
             until = [until] if isinstance(until, str) else list(until)
             max_new = int(kwargs.pop("max_gen_toks", DEFAULT_MAX_GEN_TOKS))
-            sample = bool(kwargs.pop("do_sample", False))
-            temperature = float(kwargs.pop("temperature", 1.0 if sample else 0.0))
+            temperature = float(kwargs.pop("temperature", 0.0) or 0.0)
+            sample = bool(kwargs.pop("do_sample", temperature > 0))
+            sampling = {"temperature": (temperature or 1.0) if sample else 0.0,
+                        "top_p": float(kwargs.pop("top_p", None) or 1.0),
+                        "top_k": kwargs.pop("top_k", None)}
+            if kwargs:
+                raise ValueError(f"generate_until: KitLM does not take the generation "
+                                 f"kwargs {sorted(kwargs)} (it takes until, max_gen_toks, "
+                                 "do_sample, temperature, top_p, top_k)")
+            keep = None if self.max_length is None else max(1, self.max_length - max_new)
             for start in range(0, len(members), self.batch_size):
                 rows = members[start:start + self.batch_size]
                 prompts = [self.tok_encode(requests[n].args[0]) or [self.prefix_token_id]
                            for n in rows]
-                if self.max_length is not None:
-                    prompts = [p[-self.max_length:] for p in prompts]
+                if keep is not None:
+                    prompts = [p[-keep:] for p in prompts]
                 outputs = generate(self.model, prompts, max_new, self.lm_tokenizer.eot_token,
-                                   temperature=temperature if sample else 0.0)
+                                   **sampling)
                 for n, output in zip(rows, outputs, strict=True):
                     text = self.tok_decode(output)
                     for stop in until:

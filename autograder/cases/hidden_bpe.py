@@ -4,14 +4,9 @@ integers, so every comparison is exact."""
 
 from __future__ import annotations
 
-from autograder.case import Case
+from autograder.cases.visible import BPE_TRAINING as TRAINING
+from autograder.cases.visible import bpe_case as _bpe
 
-TRAINING = ("bpe_count", "bpe_merge", "bpe_ties")
-# producer -> the fenced functions of bpe.py it grades
-GRADES = {"bpe_count_pairs": ("count_pairs",), "bpe_merge_ids": ("merge_ids",),
-          "bpe_update_pair_counts": ("update_pair_counts",), "bpe_pair_key": ("pair_key",),
-          "bpe_train": ("count_pairs", "merge_ids", "update_pair_counts", "pair_key"),
-          "bpe_encode": ("encode_word",)}
 RUNS = "zzzz zzz zzzzz zzzz "  # the most frequent pair is (z, z): overlaps matter
 LOW_LOWER = ("low low low low low lower lower widest widest widest "
              "newest newest newest newest newest newest")
@@ -20,11 +15,6 @@ ENCODE_MERGES = [["t", "h"], ["h", "e"], ["th", "e"], [" ", "t"], [" t", "he"], 
 ENCODE_TEXTS = ["", " ", "the theater", "hello world", "thethethe",
                 "<|endoftext|>the<|endoftext|><|endoftext|>end", "  two  spaces\n\n\tTab",
                 "abc bcab cab", "été 🙂 日本語", "<|endoftext|>"]
-
-
-def _bpe(name, producer, params, points, rules, title):
-    return Case(f"bpe/{name}", producer, params, points, rules, f"bpe: {title}",
-                atol=0.0, rtol=0.0, grades=tuple(f"bpe.py:{f}" for f in GRADES[producer]))
 
 
 CASES = [
@@ -38,10 +28,12 @@ CASES = [
          "merge_ids: left to right, no overlaps, input unchanged"),
     _bpe("update_pair_counts", "bpe_update_pair_counts",
          {"words": [[104, 105], [104, 105, 104], [105, 105, 105]], "freqs": [3, 2, 5], "w": 1,
+          "pairs": [[104, 105, 5, [0, 1]], [105, 104, 2, [1]], [105, 105, 10, [2]]],
           "new_ids": [256, 104]}, 2.0, ("bpe_count",),
          "update_pair_counts: only the changed word, zero counts removed"),
     _bpe("update_pair_counts_repeats", "bpe_update_pair_counts",
-         {"words": [[5, 5, 5, 5], [5, 5]], "freqs": [2, 1], "w": 0, "new_ids": [9, 9]}, 2.0,
+         {"words": [[5, 5, 5, 5], [5, 5]], "freqs": [2, 1], "w": 0,
+          "pairs": [[5, 5, 7, [0, 1]]], "new_ids": [9, 9]}, 2.0,
          ("bpe_count",), "update_pair_counts: a word whose pairs repeat"),
     _bpe("pair_key_order", "bpe_pair_key",
          {"items": [[9, "s", "t"], [9, "e", "s"], [9, "ab", "c"], [9, "a", "bc"],

@@ -7,14 +7,18 @@ listed with it (see `autograder.case.RULES`), and the mutants in `tests/` prove 
 from __future__ import annotations
 
 from autograder.case import ATTENTION_RULES, MODEL_RULES, Case
+from autograder.cases.visible import (
+    ADD,
+    ATTENTION,
+    EMBED,
+    FORWARD,
+    HF_TO_OURS,
+    NO_PAD,
+    OUTPUT,
+    SDPA,
+    WHOLE_MODEL,
+)
 
-ATTENTION = "modules/attention.py:CausalSelfAttention.attention"
-SDPA = "modules/attention.py:CausalSelfAttention.sdpa_attention"
-ADD, FORWARD = "modules/gpt2_layer.py:GPT2Layer.add", "modules/gpt2_layer.py:GPT2Layer.forward"
-EMBED, OUTPUT = "models/gpt2.py:GPT2Model.embed", "models/gpt2.py:GPT2Model.hidden_state_to_token"
-HF_TO_OURS = "models/gpt2.py:hf_to_ours"
-WHOLE_MODEL = (ATTENTION, ADD, FORWARD, EMBED, OUTPUT)
-NO_PAD = ("attn_scale", "attn_mask_before_softmax", "attn_causal", "attn_heads")
 SMALL = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 128,
          "num_hidden_layers": 3}
 
@@ -34,7 +38,7 @@ CASES = [
                B=2, H=2, T_q=5, T_k=5, d=4, seed=1),
     _attention("padded", 3.0, ATTENTION_RULES, "right padding: rows of 6, 3 and 1 real keys",
                B=3, H=2, T_q=6, T_k=6, d=4, lengths=[6, 3, 1], seed=2),
-    _attention("kv_offset", 3.0, ATTENTION_RULES,
+    _attention("kv_offset", 3.0, ATTENTION_RULES + ("attn_kv_offset",),
                "2 new queries over 7 keys (KV cache): causal offset and padding",
                B=2, H=3, T_q=2, T_k=7, d=4, lengths=[7, 5], seed=3),
     _attention("gradients", 3.0, ATTENTION_RULES, "gradients dQ, dK, dV through the attention",
@@ -42,9 +46,11 @@ CASES = [
     _attention("wide", 3.0, ATTENTION_RULES, "4 heads of 16, 16 positions, padding",
                B=1, H=4, T_q=16, T_k=16, d=16, lengths=[11], seed=5),
     Case("attention/dropout", "attention",
-         {"B": 2, "H": 2, "T_q": 6, "T_k": 6, "d": 4, "dropout": 0.5, "seed": 6}, 3.0,
-         NO_PAD + ("attn_dropout",), "dropout on the probabilities in training, off in eval",
-         dropout_keys=("train",), extra={"dropout_pattern": "differs", "eval_key": "out"},
+         {"B": 2, "H": 4, "T_q": 8, "T_k": 8, "d": 8, "dropout": 0.5, "seed": 6}, 3.0,
+         NO_PAD + ("attn_dropout",),
+         "dropout on the probabilities in training, off in eval (one-hot values: each "
+         "output is a probability, 0 or p/(1-dropout))",
+         dropout_keys=("train",), extra={"p": 0.5, "eval_key": "out"},
          grades=(ATTENTION,)),
     Case("attention/speed", "attention",
          {"B": 4, "H": 8, "T_q": 256, "T_k": 256, "d": 64, "lengths": [256, 200, 130, 7],
@@ -68,9 +74,9 @@ CASES = [
          "forward: D=32, 4 heads, and the input gradient",
          atol=1e-4, grades=(FORWARD,)),  # the input gradient reaches |45|: fp32 rounding alone is ~1e-5
     Case("layer/forward_dropout", "layer_forward",
-         {"B": 2, "T": 6, "seed": 25, "config": {"hidden_dropout_prob": 0.5}}, 3.0,
-         ("pre_ln", "gelu_tanh"), "forward: residual dropout active in training, off in eval",
-         dropout_keys=("train",), extra={"dropout_pattern": "differs", "eval_key": "out"},
+         {"B": 2, "T": 6, "seed": 25, "dropout": 0.5}, 3.0,
+         ("pre_ln", "gelu_tanh", "layer_dropout"),
+         "forward in training mode: residual dropout (fixed masks) on each sub-layer's add",
          grades=(FORWARD,)),
     Case("embed/positions", "embed", {"B": 3, "T": 6, "seed": 31, "position_ids": True}, 4.0,
          ("embed", "embed_position_ids"), "embed: token + position at given position_ids",
@@ -78,7 +84,7 @@ CASES = [
     Case("embed/dropout", "embed",
          {"B": 4, "T": 8, "seed": 32, "config": {"hidden_dropout_prob": 0.5}}, 4.0, ("embed",),
          "embed: dropout on the sum in training (0 or x/(1-p)), none in eval",
-         dropout_keys=("train",), extra={"dropout_pattern": "zeros", "p": 0.5,
+         dropout_keys=("train",), extra={"p": 0.5,
                                          "eval_key": "eval"},
          grades=(EMBED,)),
     Case("output/logits", "output_logits", {"shape": [2, 3], "seed": 41}, 3.0,

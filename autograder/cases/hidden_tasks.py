@@ -4,17 +4,8 @@ cloze and `sample_next`, each on the trusted stand-in GPT (`trusted.stub_gpt`)."
 from __future__ import annotations
 
 from autograder.case import Case
-
-SENTIMENT = "classifier.py:GPT2SentimentClassifier.forward"
-CLOZE = "paraphrase_detection.py:ParaphraseGPT.forward"
-SAMPLE = "models/generate.py:sample_next"
-
-
-def _sample(name, title, rules, **params):
-    params = {"B": 4, "V": 12, "scale": 2.0, "draws": 6, **params}
-    return Case(f"sampling/{name}", "sample_next", params, 2.0, rules, f"sample_next: {title}",
-                atol=0.0, rtol=0.0, grades=(SAMPLE,))
-
+from autograder.cases.visible import CLOZE, SENTIMENT
+from autograder.cases.visible import sample_case as _sample
 
 CASES = [
     Case("sentiment/padded", "sentiment_head",
@@ -23,8 +14,7 @@ CASES = [
          grades=(SENTIMENT,)),
     Case("sentiment/dropout", "sentiment_head",
          {"B": 4, "T": 3, "lengths": [3, 1, 2, 3], "num_labels": 2, "dropout": 0.5,
-          "seed": 82}, 2.0, ("sentiment_head", "sentiment_dropout"), "sentiment: dropout before the linear layer in training only",
-         dropout_keys=("train",), extra={"dropout_pattern": "differs", "eval_key": "out"},
+          "seed": 82}, 2.0, ("sentiment_head", "sentiment_dropout"), "sentiment: dropout (a fixed mask) before the linear layer, in training only",
          grades=(SENTIMENT,)),
     Case("paraphrase/cloze", "paraphrase_cloze",
          {"B": 3, "T": 6, "lengths": [6, 4, 1], "answer_ids": [7, 3], "seed": 83}, 3.0,

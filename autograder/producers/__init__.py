@@ -25,6 +25,9 @@ Producer = Callable[[dict[str, Any]], dict[str, np.ndarray]]
 # judge does not score it, it compares it with the reference's names and lists the ones it
 # did not expect.  Keys that start with "_" are such notes.
 PARAMETER_NAMES = "_parameter_names"
+# Output key of lines the producer tells the student (UTF-8 bytes of "line\nline...", uint8),
+# e.g. that a trusted stand-in ignored the extra arguments of theirs: never scored.
+NOTES = "_notes"
 STAFF_MODULE = "solutions"  # the staff-only module, which `registry` never imports
 
 
@@ -33,8 +36,13 @@ def names_array(names: list[str]) -> np.ndarray:
     return np.frombuffer("\n".join(sorted(names)).encode(), dtype=np.uint8).copy()
 
 
+def lines_array(lines: list[str]) -> np.ndarray:
+    """`lines`, in order, as a uint8 array of their newline-joined UTF-8 bytes."""
+    return np.frombuffer("\n".join(lines).encode(), dtype=np.uint8).copy()
+
+
 def names_from_array(array: np.ndarray) -> list[str]:
-    """The inverse of `names_array` (undecodable bytes are replaced)."""
+    """The inverse of `names_array` and `lines_array` (undecodable bytes are replaced)."""
     text = np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8", "replace")
     return text.split("\n") if text else []
 

@@ -2,9 +2,9 @@
 
 Dicts of pairs become sorted int64 arrays `[[a, b, value], ...]`; byte strings become a
 uint8 array of their concatenation plus an int64 array of lengths, so the judge compares
-plain numbers.  Strings in `params` are UTF-8 text turned into bytes here.  Cases that grade
-one helper build every other input with the trusted `count_pairs`
-(`trusted.solution`: the student's own in their copy of the handout).
+plain numbers.  Strings in `params` are UTF-8 text turned into bytes here.  A case that
+grades one helper gives it every other input in its params (the counts `update_pair_counts`
+starts from), so that it runs alone, in the student's copy of the handout too.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import tempfile
 from typing import Any
 
 import numpy as np
-
-from autograder.producers import trusted
 
 
 def _pairs(mapping: dict) -> np.ndarray:
@@ -58,10 +56,14 @@ def merge_ids(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def update_pair_counts(params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`update_pair_counts` from the counts of params["pairs"] ([a, b, count, [words]] per
+    pair, as `count_pairs` gives them for params["words"] and "freqs"), so that it runs
+    alone: word params["w"] becomes params["new_ids"]."""
     from bpe import update_pair_counts as student
 
     words, freqs, w = params["words"], params["freqs"], params["w"]
-    counts, where = trusted.solution("pair_counts")(words, freqs)
+    counts = {(a, b): count for a, b, count, _ in params["pairs"]}
+    where = {(a, b): set(holding) for a, b, _, holding in params["pairs"]}
     student(counts, where, w, list(words[w]), list(params["new_ids"]), freqs[w])
     return {"counts": _pairs(counts), "where": _pairs(where)}
 

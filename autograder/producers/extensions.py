@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from autograder.producers import to_numpy, trusted
+from autograder.producers import NOTES, lines_array, to_numpy, trusted
 from autograder.producers.model import case_config
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")  # dpo.DPO_LOSSES' keys, each "<type>_loss"
@@ -84,14 +84,16 @@ def lora_merge(params: dict[str, Any]) -> dict[str, np.ndarray]:
     import torch
 
     layer = _lora_layer(params)
-    layer.delta_weight = types.MethodType(trusted.solution("lora_delta_weight"), layer)
+    delta, note = trusted.stand_in("lora_delta_weight", type(layer).delta_weight)
+    layer.delta_weight = types.MethodType(delta, layer)
     weight = layer.base.weight
     layer.merge()
     after = layer.base.weight  # a Parameter unless the submission replaced it
-    return {"weight": to_numpy(after.detach() if type(after) is torch.nn.Parameter else after,
-                               "base.weight after merge"),
-            "flags": np.array([int(layer.merged is True), int(layer.base.weight is weight)],
-                              dtype=np.int64)}
+    result = {"weight": to_numpy(after.detach() if type(after) is torch.nn.Parameter else after,
+                                 "base.weight after merge"),
+              "flags": np.array([int(layer.merged is True), int(layer.base.weight is weight)],
+                                dtype=np.int64)}
+    return {**result, NOTES: lines_array([note])} if note else result
 
 
 def sequence_logprobs(params: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -139,7 +141,10 @@ def dpo_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     # The trusted losses stand in for the submission's, for this call only (the other
     # cases of the group run in the same process).
-    losses = {kind: trusted.solution(f"{kind}_loss") for kind in LOSS_TYPES}
+    stand_ins = {kind: trusted.stand_in(f"{kind}_loss", getattr(dpo, f"{kind}_loss", None))
+                 for kind in LOSS_TYPES}
+    losses = {kind: function for kind, (function, _) in stand_ins.items()}
+    notes = [note for _, note in stand_ins.values() if note]
     names = ["DPO_LOSSES", *(f"{kind}_loss" for kind in LOSS_TYPES)]
     saved = {name: getattr(dpo, name, None) for name in names}
     dpo.DPO_LOSSES = dict(losses)
@@ -163,7 +168,8 @@ def dpo_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
             "d_policy_chosen": to_numpy(policy[0].grad, "d policy chosen"),
             "d_policy_rejected": to_numpy(policy[1].grad, "d policy rejected"),
             "detached": np.array([int(not chosen.requires_grad and not rejected.requires_grad)],
-                                 dtype=np.int64)}
+                                 dtype=np.int64),
+            **({NOTES: lines_array(notes)} if notes else {})}
 
 
 PRODUCERS = {"lora_forward": lora_forward, "lora_delta_weight": lora_delta_weight,

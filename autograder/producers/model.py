@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from autograder.producers import PARAMETER_NAMES, names_array, to_numpy, trusted
+from autograder.producers import NOTES, PARAMETER_NAMES, lines_array, names_array, to_numpy, trusted
 
 
 def _torch():
@@ -36,10 +36,12 @@ def _torch():
 
 def case_config(params: dict[str, Any]):
     """The case's tiny `GPT2Config` (params["config"] over the defaults below); its pad id
-    is the last token id, as GPT-2's <|endoftext|>, so it lies inside the small vocab."""
+    is the last token id, as GPT-2's <|endoftext|>, so it lies inside the small vocab, and
+    its context holds the case's sequences (params "T" or "T_k"), as a GPT-2 could."""
     from config import GPT2Config
 
-    sizes = dict(vocab_size=61, max_position_embeddings=32, hidden_size=24,
+    length = max(params.get("T", 0), params.get("T_k", 0))
+    sizes = dict(vocab_size=61, max_position_embeddings=max(32, length), hidden_size=24,
                  num_hidden_layers=2, num_attention_heads=3, intermediate_size=96,
                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     sizes.update(params.get("config", {}))
@@ -74,23 +76,30 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`CausalSelfAttention.attention` (or `.sdpa_attention`) on seeded Q, K, V.
 
     params: B, H, T_q, T_k, d, lengths (real keys per row, optional), seed, impl,
-    grad (also return dQ, dK, dV of a seeded linear loss), dropout (p: also return a
-    training-mode output "train" next to the eval one), keep_every (return every k-th
-    query position only: large timed cases stay small on disk).
+    grad (also return dQ, dK, dV of a seeded linear loss), dropout (p: values are one-hot,
+    V[b, h, j] = e_j with d == T_k, so that each output row is the probabilities; also
+    return the training-mode output "train", whose every entry must be 0 or the eval
+    probability / (1 - p) whatever the draws), keep_every (return every k-th query
+    position only: large timed cases stay small on disk).
     """
     torch = _torch()
     from modules.attention import CausalSelfAttention
 
     B, H, T_q, T_k, d = (params[k] for k in ("B", "H", "T_q", "T_k", "d"))
     p = params.get("dropout", 0.0)
-    config = case_config({"config": {"hidden_size": H * d, "num_attention_heads": H,
-                                     "attention_probs_dropout_prob": p}})
+    config = case_config({"T_k": T_k, "config": {"hidden_size": H * d, "num_attention_heads": H,
+                                                 "attention_probs_dropout_prob": p}})
     module = CausalSelfAttention(config).eval()
     method = module.sdpa_attention if params.get("impl") == "sdpa" else module.attention
     generator = torch.Generator().manual_seed(params["seed"])
     query = _randn((B, H, T_q, d), generator).requires_grad_(params.get("grad", False))
     key = _randn((B, H, T_k, d), generator).requires_grad_(params.get("grad", False))
     value = _randn((B, H, T_k, d), generator).requires_grad_(params.get("grad", False))
+    if p:
+        if d != T_k:
+            raise ValueError(f"a dropout case needs d == T_k for one-hot values, got d={d}, "
+                             f"T_k={T_k}")
+        value = torch.eye(T_k).expand(B, H, T_k, T_k).clone()  # (B, H, T_k, d): row j is e_j
     mask = trusted.extended_mask(params.get("lengths") or [T_k] * B, T_k)
     out = method(key, query, value, mask)
     kept = out[:, :: params.get("keep_every", 1)] if type(out) is torch.Tensor else out
@@ -105,16 +114,6 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
         with torch.no_grad():
             result["train"] = to_numpy(method(key, query, value, mask), "training output")
     return result
-
-
-class _FixedDropout:
-    """A deterministic stand-in for nn.Dropout: multiplies by a fixed 0/2 mask."""
-
-    def __init__(self, mask):
-        self.mask = mask
-
-    def __call__(self, x):
-        return x * self.mask
 
 
 def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -132,23 +131,29 @@ def layer_add(params: dict[str, Any]) -> dict[str, np.ndarray]:
     x = _randn((B, T, D), generator)
     y = _randn((B, T, inner), generator)
     mask = (torch.rand(B, T, D, generator=generator) > 0.5).float() * 2.0
-    out = layer.add(x, y, dense, _FixedDropout(mask))
+    out = layer.add(x, y, dense, trusted.fixed_dropout(mask))
     return {"out": to_numpy(out, "add output"), **names}
 
 
 def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`GPT2Layer.forward` with the trusted attention, add and tanh GELU (`interm_af`;
-    in the student's copy their own attention and add stand in, `trusted.solution`): eval
-    mode, the input gradient, and with config dropout a training-mode output "train"."""
+    in the student's copy their own attention and add stand in, `trusted.solution`), each
+    accepting the extra defaulted arguments the student's own version takes
+    (`trusted.stand_in`): eval mode and the input gradient; with params["dropout"] also
+    "train", the training-mode output with fixed-mask residual dropouts
+    (`attention_dropout`, `out_dropout`: 0 or 1/(1-p) per element), judged by value."""
     torch = _torch()
     from modules.gpt2_layer import GPT2Layer
 
     config = case_config(params)
     layer = GPT2Layer(config).eval()
     names = seed_parameters(layer, params["seed"])
-    layer.self_attention.attention = types.MethodType(trusted.solution("attention"),
-                                                      layer.self_attention)
-    layer.add = types.MethodType(trusted.solution("add"), layer)
+    notes = []
+    for owner, name, trusted_name in ((layer.self_attention, "attention", "attention"),
+                                      (layer, "add", "add")):
+        function, note = trusted.stand_in(trusted_name, getattr(type(owner), name))
+        setattr(owner, name, types.MethodType(function, owner))
+        notes += [note] if note else []
     layer.interm_af = trusted.gelu_tanh()
     generator = torch.Generator().manual_seed(params["seed"] + 1)
     B, T = params["B"], params["T"]
@@ -158,11 +163,15 @@ def layer_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
     (out * _randn(tuple(out.shape), generator)).sum().backward()
     result = {"out": to_numpy(out, "layer output"), "d_input": to_numpy(x.grad, "input gradient"),
               **names}
-    if config.hidden_dropout_prob:
-        layer.train()
-        torch.manual_seed(params["seed"])
+    if params.get("dropout"):
+        keep = 1.0 - params["dropout"]
+        for name in ("attention_dropout", "out_dropout"):
+            drop = (torch.rand(B, T, config.hidden_size, generator=generator) < keep) / keep
+            setattr(layer, name, trusted.fixed_dropout(drop))
         with torch.no_grad():
-            result["train"] = to_numpy(layer(x, mask), "layer output in training mode")
+            result["train"] = to_numpy(layer.train()(x, mask), "layer output in training mode")
+    if notes:
+        result[NOTES] = lines_array(notes)
     return result
 
 

@@ -14,7 +14,6 @@ from its own site.
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 
 
 def attention(self, key, query, value, attention_mask):
@@ -34,17 +33,6 @@ def attention(self, key, query, value, attention_mask):
 def add(self, input, output, dense_layer, dropout):
     """`GPT2Layer.add` (handout 3.2): input + dropout(dense_layer(output)), no layer norm."""
     return input + dropout(dense_layer(output))
-
-
-def pair_counts(words, freqs):
-    """`bpe.count_pairs` (handout 5.1): (pair -> count weighted by frequency, pair -> words
-    holding it)."""
-    counts, where = {}, {}
-    for w, (ids, freq) in enumerate(zip(words, freqs, strict=True)):
-        for pair in pairwise(ids):
-            counts[pair] = counts.get(pair, 0) + freq
-            where.setdefault(pair, set()).add(w)
-    return counts, where
 
 
 def lora_delta_weight(self):

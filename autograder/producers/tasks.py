@@ -31,18 +31,22 @@ def _batch(params: dict[str, Any]):
 
 def sentiment(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`GPT2SentimentClassifier.forward`: eval logits [B, num_labels] ("out") and, with
-    params["dropout"], the training-mode logits ("train")."""
+    params["dropout"], the training-mode logits ("train") with `self.dropout` replaced by
+    a fixed mask (0 or 1/(1-p) per element of last_token), judged by value."""
     import torch
 
     from classifier import GPT2SentimentClassifier
 
+    p = params.get("dropout", 0.0)
     model = GPT2SentimentClassifier(trusted.stub_gpt(VOCAB, WIDTH, params["seed"]),
-                                    params["num_labels"], params.get("dropout", 0.0))
+                                    params["num_labels"], p)
     names = seed_parameters(model.classifier, params["seed"])
     ids, mask = _batch(params)
     result = {"out": to_numpy(model.eval()(ids, mask), "class logits"), **names}
-    if params.get("dropout"):
-        torch.manual_seed(params["seed"])
+    if p:
+        generator = torch.Generator().manual_seed(params["seed"] + 1)
+        model.dropout = trusted.fixed_dropout(
+            (torch.rand(params["B"], WIDTH, generator=generator) >= p) / (1 - p))
         with torch.no_grad():
             result["train"] = to_numpy(model.train()(ids, mask), "training-mode logits")
     return result

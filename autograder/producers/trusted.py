@@ -10,7 +10,8 @@ own rule.  Two kinds:
   live in the staff-only `solutions.py`, which the child binds here (`bind`) on Gradescope
   and in the staff tree.  In the student's copy, which lacks it, the student's own
   functions stand in (`solution`), so locally one bug can fail more cases than on
-  Gradescope.
+  Gradescope.  `stand_in` makes a trusted version take the call the submission's scaffold
+  makes to its own (extra arguments with defaults), and says so in the feedback.
 
 torch is imported inside each function: the child imports it first, from its own site.
 """
@@ -18,6 +19,7 @@ torch is imported inside each function: the child imports it first, from its own
 from __future__ import annotations
 
 import importlib
+import inspect
 import types
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +43,19 @@ def gelu_tanh():
             return torch.nn.functional.gelu(x, approximate="tanh")
 
     return TrustedGELU()
+
+
+def fixed_dropout(mask):
+    """A deterministic stand-in for `nn.Dropout` (a module, so that it can replace one):
+    multiplies its input by the fixed `mask` (0 or 1/(1-p) per element), in any mode, so a
+    training-mode output is judged by value, not by its random draws."""
+    import torch
+
+    class FixedDropout(torch.nn.Module):
+        def forward(self, x):
+            return x * mask
+
+    return FixedDropout()
 
 
 def copy_mapped(model, mapped: Any) -> None:
@@ -97,7 +112,6 @@ def stub_gpt(vocab_size: int, hidden_size: int, seed: int):
 STANDS_FOR: dict[str, str] = {
     "attention": "modules/attention.py:CausalSelfAttention.attention",
     "add": "modules/gpt2_layer.py:GPT2Layer.add",
-    "pair_counts": "bpe.py:count_pairs",
     "lora_delta_weight": "modules/lora.py:LoRALinear.delta_weight",
     "sigmoid_loss": "dpo.py:sigmoid_loss",
     "ipo_loss": "dpo.py:ipo_loss",
@@ -143,3 +157,28 @@ def solution(name: str) -> Callable:
     for attribute in qualname.split("."):
         target = getattr(target, attribute)
     return target
+
+
+def stand_in(name: str, own: Callable) -> tuple[Callable, str | None]:
+    """`solution(name)`, made to accept the call the submission makes to its own version
+    `own`: the arguments `own` adds to the handout's signature, with defaults (or through
+    *args / **kwargs), are accepted and ignored.  Returns the callable and the note that
+    says so (None when `own` adds nothing, or is itself what stands in)."""
+    trusted = solution(name)
+    try:
+        theirs = inspect.signature(own).parameters
+    except (TypeError, ValueError):
+        return trusted, None
+    ours = list(inspect.signature(trusted).parameters)
+    extra = [arg for arg, parameter in theirs.items() if arg not in ours and (
+        parameter.default is not inspect.Parameter.empty
+        or parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))]
+    if own is trusted or not extra:
+        return trusted, None
+
+    def call(*args, **kwargs):
+        return trusted(*args[: len(ours)], **{k: v for k, v in kwargs.items() if k in ours})
+
+    qualname = STANDS_FOR[name].partition(":")[2]
+    return call, (f"the grader's trusted {qualname} stood in for yours here: it accepted "
+                  f"and ignored the extra argument(s) {extra} of your signature")
