@@ -36,6 +36,7 @@ from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
+    HelpFormatter,
     add_model_args,
     add_peft_args,
     device_from_args,
@@ -129,7 +130,8 @@ def output_path(args: argparse.Namespace, task: str, split: str) -> str:
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--task", default="both", choices=["sst", "cfimdb", "both"])
     parser.add_argument("--fine-tune-mode", dest="fine_tune_mode", default="last-linear-layer",
                         choices=list(DEFAULT_LR),

@@ -37,6 +37,29 @@ SWITCHES: dict[str, tuple[str, ...]] = {
 # tie_word_embeddings (models/gpt2.py), mu_centering (training/losses.py).
 BOOLEAN_SWITCHES: tuple[str, ...] = ("qk_norm", "bias", "tie_word_embeddings", "mu_centering")
 
+# What each research switch and option does, in one line (pretrain.py's --help).
+SWITCH_HELP: dict[str, str] = {
+    "attention_impl": "eager: the explicit softmax of the handout; sdpa: the fused kernel",
+    "attention_variant": "how scores become outputs: softmax; vbias (plus a learned value "
+                         "per head); cabias (a learned key and value, weighted as if in the "
+                         "softmax); attn_bias (a learned key and value prepended); ca_softmax "
+                         "(a learned gate per head and position); sigmoid (unnormalised)",
+    "position_encoding": "learned (GPT-2's table), alibi (linear score biases), rope "
+                         "(rotary), none",
+    "rope_layout": "rotary channel pairs: half (i, i + r/2, GPT-NeoX) or interleaved "
+                   "(2i, 2i+1, GPT-J)",
+    "mlp": "feed-forward block: gelu_tanh (GPT-2) or swiglu",
+    "qk_norm": "LayerNorm on queries and keys (width d, shared by the heads)",
+    "bias": "biases in every Linear and LayerNorm (False: nanoGPT's bias=False)",
+    "tie_word_embeddings": "logits through the word embedding (False: a separate output "
+                           "embedding)",
+    "mu_centering": "subtract the mean output-embedding row after each optimizer step",
+    "rope_theta": "rotary base: channel pair i turns by theta^(-2i/r) per position",
+    "rotary_fraction": "rotate the first int(d * fraction) channels of each head",
+    "z_loss": "weight of mean(logsumexp(logits)^2) added to the loss",
+    "mu_loss": "weight of ||mean output-embedding row||^2 added to the loss",
+}
+
 # config.mlp -> the usual intermediate width for model width D (intermediate_size=None).
 # SwiGLU has three matrices instead of two, so ~8D/3 keeps the parameter count of 4D,
 # rounded up to a multiple of 256 as in the output-embedding-centering study.

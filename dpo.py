@@ -56,6 +56,7 @@ from modules.lora import disable_adapters, merge_lora
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    HelpFormatter,
     add_model_args,
     add_peft_args,
     bounded,
@@ -378,7 +379,8 @@ def evaluate(policy: GPT2Model, dev_batches: list[dict], tokenizer, args: argpar
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--task", default="sonnet", choices=sorted(TASKS))
     parser.add_argument("--init_checkpoint", default=None,
                         help="a task script's checkpoint (.pt) loaded over the weights")

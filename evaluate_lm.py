@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from models.gpt2 import GPT2Model
+from training.args import HelpFormatter
 from training.lm_data import SPLITS, LMTokenizer, open_split, read_text
 from training.loading import load_model
 from training.perplexity import lm_metrics, sequence_nll, windows
@@ -129,7 +130,7 @@ def json_object(text: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True,
                         help="ckpt.pt (or its folder), Hugging Face folder, or hub name")
     source = parser.add_mutually_exclusive_group()

@@ -37,6 +37,7 @@ from modules.lora import merge_lora
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    HelpFormatter,
     add_model_args,
     add_peft_args,
     bounded,
@@ -79,7 +80,8 @@ def dev_cross_entropy(gpt: GPT2Model, loader, device: torch.device) -> float:
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--lr", type=POSITIVE_FLOAT, default=None,
                         help="default: 1e-5, or 5e-4 with --peft lora")
     parser.add_argument("--temperature", type=bounded(float, 0.0), default=1.2,

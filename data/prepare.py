@@ -37,6 +37,7 @@ from data.loaders import (
     write_paraphrase,
     write_sentiment,
 )
+from training.args import HelpFormatter
 from training.paths import course_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,7 +150,8 @@ def write_split(out: str, hidden: str | None, task: str, stem: str, splits: dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--from", dest="source", default=str(course_data("cs224n")),
                         help="folder with the course files (ids-sst-train.csv, ...; default: "
                              "cs224n/ of the course data, training/paths.py)")

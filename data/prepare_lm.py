@@ -51,6 +51,7 @@ import regex
 from tqdm import tqdm
 
 from bpe import Tokenizer, train_bpe
+from training.args import HelpFormatter
 from training.lm_data import EOT, gpt2_tokenizer_dir, load_tokenizer_dir, read_text
 from training.paths import TINY_SHAKESPEARE, course_data
 
@@ -254,7 +255,7 @@ def prepare(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", help="UTF-8 text file (the whole corpus, or the training "
                         f"split; default: {TINY_SHAKESPEARE} of the course data)")

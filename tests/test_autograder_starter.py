@@ -186,7 +186,7 @@ def test_attention_with_extra_defaulted_arguments_loses_nothing(tmp_path):
     arguments, ignores them, and the feedback says so."""
     data = _grade_edited(tmp_path, ATTENTION_EXTRA_ARGUMENTS)
     _assert_loses_exactly(data, set())
-    layer = [t for t in data["tests"] if t["case"].startswith("layer/forward")]
+    layer = [t for t in data["tests"] if t["extra_data"]["case"].startswith("layer/forward")]
     assert layer
     for test in layer:
         assert ("stood in for yours here: it accepted and ignored the extra argument(s) "
@@ -204,7 +204,7 @@ def test_every_trusted_stand_in_accepts_extra_defaulted_arguments(tmp_path):
            "beta: float, label_smoothing: float, *, scale: float = 1.0) -> torch.Tensor:")
     data = grade(folder, only=["lora", "dpo"], predictions=False)
     assert data["tests"] and all(t["status"] == "passed" for t in data["tests"])
-    notes = {t["case"]: t["output"] for t in data["tests"]}
+    notes = {t["extra_data"]["case"]: t["output"] for t in data["tests"]}
     assert "LoRALinear.delta_weight stood in for yours here: it accepted and ignored the " \
            "extra argument(s) ['transpose']" in notes["lora/visible_merge"]
     assert "sigmoid_loss stood in for yours here: it accepted and ignored the extra " \

@@ -13,8 +13,9 @@ import pytest
 from training.args import HelpFormatter
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ["sample.py", "average_checkpoints.py", "export_hf.py", "paraphrase_detection.py",
-           "sweep.py", "analysis/outliers.py"]
+SCRIPTS = ["pretrain.py", "classifier.py", "paraphrase_detection.py", "sonnet_generation.py",
+           "dpo.py", "evaluate_lm.py", "sample.py", "average_checkpoints.py", "export_hf.py",
+           "sweep.py", "analysis/outliers.py", "data/prepare.py", "data/prepare_lm.py"]
 
 
 class Parsed(Exception):
@@ -54,6 +55,16 @@ def test_help_shows_every_default(script, monkeypatch):
                 else str(default)
             assert "default" in (action.help or "").lower() or \
                 f"(default:{''.join(shown.split())})" in text, (script, action.dest)
+
+
+def test_every_research_switch_says_what_it_does():
+    from config import BOOLEAN_SWITCHES, SWITCH_HELP, SWITCHES
+    from training.pretrain_flags import NUMERIC_OPTIONS, build_parser
+
+    names = {*SWITCHES, *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS}
+    assert set(SWITCH_HELP) == names
+    helps = {action.dest: action.help for action in build_parser()._actions}
+    assert all(helps[name] == SWITCH_HELP[name] for name in names)
 
 
 def test_the_formatter_states_a_default_once_and_none_for_a_switch():

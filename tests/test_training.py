@@ -68,6 +68,26 @@ def test_four_micro_batches_of_two_equal_one_batch_of_eight(tmp_path):
     assert max_difference(one, four) < 1e-6
 
 
+def test_the_progress_bar_shows_the_last_train_and_validation_loss(tmp_path, monkeypatch):
+    import training.trainer
+
+    shown = []
+
+    class Bar(training.trainer.tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+            shown.append(dict(ordered_dict))
+            super().set_postfix(ordered_dict, refresh, **kwargs)
+
+    monkeypatch.setattr(training.trainer, "tqdm", Bar)
+    run_tiny(tmp_path, "--progress", "--max_iters", "3", "--eval_interval", "2")
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [s["loss"] for s in shown] == [f"{r['train_loss']:.4f}" for r in rows
+                                          if r["train_loss"] is not None]
+    assert shown == [{"loss": f"{rows[1]['train_loss']:.4f}"},  # step 1: logged, no eval
+                     *({"loss": f"{row['train_loss']:.4f}", "val_loss": f"{row['val_loss']:.4f}"}
+                       for row in rows[2:])]  # steps 2 and 3 (the last) evaluate
+
+
 def test_resume_is_exact_bit_for_bit(tmp_path):
     """Stopped after step 3 and resumed from ckpt.pt (dropout on, so the random states
     matter): the same losses, learning rates, norms and final weights, exactly."""

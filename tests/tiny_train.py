@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exit_rank", type=int, default=-1)
     parser.add_argument("--exit_after", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--progress", action="store_true", help="the tqdm bar")
     args = parser.parse_args(argv)
     if args.die_on_ckpt:
         die_on_ckpt(args.die_on_ckpt)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                         parallel=args.parallel, out_dir=args.out, checkpoint_prefix="gpt.",
                         keep_checkpoints=args.keep_checkpoints,
                         compile=args.compile_backend is not None,
-                        compile_backend=args.compile_backend or "inductor", progress=False)
+                        compile_backend=args.compile_backend or "inductor", progress=args.progress)
     trainer = Trainer(model, train, lm_loss, batches, evaluate, device, info,
                       model_args={"vocab_size": VOCAB})
     resume = checkpoint.load_checkpoint(os.path.join(args.out, "ckpt.pt")) if args.resume else None

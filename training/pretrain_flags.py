@@ -20,7 +20,7 @@ import shutil
 
 import torch
 
-from config import BOOLEAN_SWITCHES, SWITCHES, GPT2Config
+from config import BOOLEAN_SWITCHES, SWITCH_HELP, SWITCHES, GPT2Config
 from training import distributed
 from training.args import (
     NON_NEGATIVE_FLOAT,
@@ -28,6 +28,7 @@ from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
+    HelpFormatter,
     bounded,
 )
 from training.trainer import AUTOCAST_DTYPES
@@ -57,7 +58,7 @@ def flag_bool(text: str) -> bool:
 def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
     """pretrain.py's parser; ``allow_abbrev=False`` refuses shortened flag names."""
     parser = argparse.ArgumentParser(
-        prog="pretrain.py", allow_abbrev=allow_abbrev,
+        prog="pretrain.py", allow_abbrev=allow_abbrev, formatter_class=HelpFormatter,
         description="Train a GPT-2 from scratch (or continue one) on a prepared corpus.")
     add = parser.add_argument
     add("--data_dir", default="data/shakespeare_char", help="folder from data/prepare_lm.py")
@@ -112,13 +113,13 @@ def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
     add("--wandb_run_name", default=None)
     for name, allowed in SWITCHES.items():
         add(f"--{name}", default=getattr(GPT2Config, name), choices=allowed,
-            help="architecture switch of config.py")
+            help=SWITCH_HELP[name])
     for name in BOOLEAN_SWITCHES:
         add(f"--{name}", type=flag_bool, nargs="?", const=True,
-            default=getattr(GPT2Config, name), help="research switch of config.py")
+            default=getattr(GPT2Config, name), help=SWITCH_HELP[name])
     for name in NUMERIC_OPTIONS:
         add(f"--{name}", type=float, default=getattr(GPT2Config, name),
-            help="research option of config.py")
+            help=SWITCH_HELP[name])
     return parser
 
 

@@ -301,6 +301,7 @@ class Trainer:
         progress = distributed.Progress(self.dist)
         bar = tqdm(total=config.max_iters, initial=self.iter_num, desc="train",
                    disable=not (config.progress and self.dist.is_main), leave=False)
+        shown: dict[str, str] = {}  # on the bar: the last logged train loss, the last val_loss
         try:
             while self.iter_num < config.max_iters:
                 progress.mark(f"was at step {self.iter_num}")
@@ -329,10 +330,14 @@ class Trainer:
                              "grad_norm": float(grad_norm)}
                     since = None
                     steps_since = 0
+                    shown["loss"] = f"{means[0]:.4f}"
                     if evaluating:
                         self._evaluate_and_log(log, train)
+                        if self.last_metrics.get("val_loss") is not None:
+                            shown["val_loss"] = f"{self.last_metrics['val_loss']:.4f}"
                     else:
                         self._write_row(log, train, {})
+                    bar.set_postfix(shown, refresh=False)
                     last_row_time = time.perf_counter()
         except (RuntimeError, torch.distributed.DistBackendError) as error:
             progress.mark(f"failed at step {self.iter_num} ({type(error).__name__})")
