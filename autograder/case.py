@@ -56,9 +56,9 @@ FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
     "pretraining": ("transformers",),
     "research": (*ATTENTION_KERNELS, "transformers"),
 }
-# Modules inside a refused one that a graded function may use: the base class the
-# handout's AdamW extends.
-ALLOWED_MODULES = ("torch.optim.optimizer",)
+# Names inside a refused module that a graded function may use: the base class the
+# handout's AdamW extends (its module, and the name `torch.optim` exports it under).
+ALLOWED_CALLS = ("torch.optim.optimizer", "torch.optim.Optimizer")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Case:
         refuses while the functions it grades run, too."""
         return {"name": self.name, "producer": self.producer, "params": self.params,
                 "grades": list(self.grades), "forbidden": list(self.forbidden),
-                "allowed": list(ALLOWED_MODULES)}
+                "allowed": list(ALLOWED_CALLS)}
 
 
 # rule tag -> the rule in words (a failed case's feedback states each of its rules this
