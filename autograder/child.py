@@ -76,12 +76,12 @@ def _c_module(function: object) -> str:
     return ""
 
 
-def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, tuple, tuple, tuple]:
-    """Code objects and C functions (each -> the name it was refused under), folders (and
-    the allowed files inside them) and module names of `names`: a module refuses everything
-    under its folder, a function its code, a class the code of its own methods.  A module
-    that is not installed refuses nothing."""
-    codes, builtins, folders, modules = {}, {}, [], []
+def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, dict, tuple, tuple]:
+    """Code objects, C functions and folders (each -> the name it is refused under), the
+    allowed files inside those folders, and the module names of `names`: a module refuses
+    everything under its folder, a function its code, a class the code of its own methods.
+    A module that is not installed refuses nothing."""
+    codes, builtins, folders, modules = {}, {}, {}, []
     for name in names:
         try:
             spec = importlib.util.find_spec(name)
@@ -89,8 +89,9 @@ def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, tuple, t
             spec = None
         if spec is not None:
             modules.append(name)
-            folders += [str(Path(d)) + os.sep for d in spec.submodule_search_locations or ()]
-            folders += [spec.origin] if spec.origin and not spec.submodule_search_locations else []
+            places = [str(Path(d)) + os.sep for d in spec.submodule_search_locations or ()]
+            places += [spec.origin] if spec.origin and not spec.submodule_search_locations else []
+            folders.update(dict.fromkeys(places, name))
             continue
         module, _, attribute = name.rpartition(".")
         try:
@@ -106,7 +107,7 @@ def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, tuple, t
                 builtins[member] = name
     spared = tuple(spec.origin for spec in map(importlib.util.find_spec, allowed)
                    if spec is not None and spec.origin)
-    return codes, builtins, tuple(folders), spared, tuple(m + "." for m in modules) + tuple(modules)
+    return codes, builtins, folders, spared, tuple(m + "." for m in modules) + tuple(modules)
 
 
 class CallGuard:
@@ -121,8 +122,9 @@ class CallGuard:
     def arm(self, case: dict) -> None:
         self.graded = {(self.stage + rel, qualname) for rel, _, qualname in
                        (function.partition(":") for function in case.get("grades", ()))}
-        (self.codes, self.builtins, self.folders, self.spared,
+        (self.codes, self.builtins, self.folder_names, self.spared,
          self.modules) = _resolve(case.get("forbidden", []), case.get("allowed", []))
+        self.folders = tuple(self.folder_names)
         self.hits = []
         if self.graded and (self.codes or self.builtins or self.folders):
             threading.setprofile(self.hook)
@@ -144,9 +146,12 @@ class CallGuard:
         if event == "call":
             code = frame.f_code
             path = code.co_filename
-            if code in self.codes or (path.startswith(self.folders)
-                                      and not path.startswith(self.spared)):
-                self._check(frame.f_back, self.codes.get(code) or f"{code.co_qualname} ({path})")
+            if code in self.codes:
+                self._check(frame.f_back, self.codes[code])
+            elif path.startswith(self.folders) and not path.startswith(self.spared):
+                module = next(name for folder, name in self.folder_names.items()
+                              if path.startswith(folder))
+                self._check(frame.f_back, f"{module} ({code.co_qualname})")
         elif event == "c_call":
             try:
                 refused = arg in self.builtins or _c_module(arg).startswith(self.modules)
