@@ -76,20 +76,24 @@ def _c_module(function: object) -> str:
     return ""
 
 
-def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, dict, tuple, tuple]:
-    """Code objects, C functions and folders (each -> the name it is refused under), the
-    allowed files inside those folders, and the module names of `names`: a module refuses
-    everything under its folder, a function its code, a class the code of its own methods.
-    A module that is not installed refuses nothing."""
-    codes, builtins, folders, modules = {}, {}, {}, []
+def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, dict, dict, tuple, tuple]:
+    """Code objects, C functions, C function names and folders (each -> the name it is
+    refused under), the allowed files inside those folders, and the names of the refused
+    modules that ship compiled code (`tokenizers`, `tiktoken`: their C functions are
+    refused by module name).  A module refuses everything under its folder, a function
+    its code, a class the code of its own methods, and a C function also every C function
+    whose name holds its name (the same kernel through `torch.ops.aten`, or its `_flash`
+    and `_math` forms).  A module that is not installed refuses nothing."""
+    codes, builtins, kernels, folders, modules = {}, {}, {}, {}, []
     for name in names:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             spec = None
         if spec is not None:
-            modules.append(name)
             places = [str(Path(d)) + os.sep for d in spec.submodule_search_locations or ()]
+            if any(any(Path(place).glob("*.so")) for place in places):
+                modules.append(name)
             places += [spec.origin] if spec.origin and not spec.submodule_search_locations else []
             folders.update(dict.fromkeys(places, name))
             continue
@@ -104,14 +108,19 @@ def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, dict, tu
             if hasattr(member, "__code__"):
                 codes[member.__code__] = name
             elif isinstance(member, types.BuiltinFunctionType) and not isinstance(target, type):
-                builtins[member] = name
+                builtins[member] = kernels[attribute] = name
     spared = tuple(spec.origin for spec in map(importlib.util.find_spec, allowed)
                    if spec is not None and spec.origin)
-    return codes, builtins, folders, spared, tuple(m + "." for m in modules) + tuple(modules)
+    return codes, builtins, kernels, folders, spared, tuple(m + "." for m in modules) + tuple(modules)
+
+
+class RefusedCall(Exception):
+    """Raised into the student's code at a refused call, to end the case there."""
 
 
 class CallGuard:
-    """A profile hook that records the first refused call made under a graded function."""
+    """A profile hook that records the first refused call made under a graded function and
+    raises `RefusedCall` there (Python then unsets the hook; the case is refused anyway)."""
 
     def __init__(self, stage: str):
         self.stage = str(Path(stage)) + os.sep
@@ -122,9 +131,10 @@ class CallGuard:
     def arm(self, case: dict) -> None:
         self.graded = {(self.stage + rel, qualname) for rel, _, qualname in
                        (function.partition(":") for function in case.get("grades", ()))}
-        (self.codes, self.builtins, self.folder_names, self.spared,
+        (self.codes, self.builtins, self.kernels, self.folder_names, self.spared,
          self.modules) = _resolve(case.get("forbidden", []), case.get("allowed", []))
         self.folders = tuple(self.folder_names)
+        self.watch_c = bool(self.builtins or self.modules)
         self.hits = []
         if self.graded and (self.codes or self.builtins or self.folders):
             threading.setprofile(self.hook)
@@ -133,7 +143,7 @@ class CallGuard:
     def disarm(self) -> list[str]:
         """Stop watching; the refusals seen (a removed hook is one too)."""
         if self.graded and (self.codes or self.builtins or self.folders):
-            if sys.getprofile() is not self.hook:
+            if sys.getprofile() is not self.hook and not self.hits:
                 self.hits.append("the grader's call guard (sys.setprofile) was removed or "
                                  "replaced while the case ran")
             sys.setprofile(None)
@@ -152,14 +162,16 @@ class CallGuard:
                 module = next(name for folder, name in self.folder_names.items()
                               if path.startswith(folder))
                 self._check(frame.f_back, f"{module} ({code.co_qualname})")
-        elif event == "c_call":
+        elif event == "c_call" and self.watch_c:
             try:
-                refused = arg in self.builtins or _c_module(arg).startswith(self.modules)
-            except Exception:  # an unhashable callable, or one whose attributes raise
+                name = getattr(arg, "__name__", "")
+                kernel = next((refused for part, refused in self.kernels.items()
+                               if part in name), None)
+                refused = arg in self.builtins or kernel or _c_module(arg).startswith(self.modules)
+            except Exception:  # an unhashable callable, or attributes that raise
                 refused = False
             if refused:
-                self._check(frame, self.builtins.get(arg)
-                            or f"{_c_module(arg)}.{getattr(arg, '__name__', '?')}")
+                self._check(frame, self.builtins.get(arg) or kernel or f"{_c_module(arg)}.{name}")
 
     def _check(self, frame: types.FrameType | None, call: str) -> None:
         """Record `call` when a graded function is on the stack from `frame` down."""
@@ -172,7 +184,7 @@ class CallGuard:
                 self.hits.append(f"refused call: {call}, made at {where} while "
                                  f"{code.co_qualname} ran; grading refuses it there, since "
                                  "it would do the graded function's job")
-                return
+                raise RefusedCall(self.hits[-1])
             frame = frame.f_back
 
 
@@ -240,7 +252,8 @@ def main(plan_path: str) -> None:
             except BaseException as caught:  # noqa: B036
                 error = caught
         if error is not None or refused:
-            text = "\n".join(refused + ([describe(error, stage)] if error is not None else []))
+            raised = [] if error is None or isinstance(error, RefusedCall) else [describe(error, stage)]
+            text = "\n".join(refused + raised)
             (out / f"{safe}.err").write_text(text[:MAX_ERROR_CHARS])
         marker.write(f"DONE {name}\n")
     marker.flush()

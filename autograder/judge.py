@@ -122,15 +122,28 @@ def find_function(tree: ast.AST, qualname: str) -> ast.AST | None:
     return node
 
 
+def is_call_name(name: str) -> bool:
+    """Whether a refused name's last part names a function or class, not a module (modules
+    are named in lowercase without underscores here: `torch.optim`, `transformers`)."""
+    leaf = name.rsplit(".", 1)[-1]
+    return "." in name and (leaf != leaf.lower() or "_" in leaf)
+
+
 def refused(name: str, forbidden: tuple[str, ...], string: bool = False) -> str | None:
-    """The refused call that `name` is or lies inside; a string also refuses by the last
-    part of a dotted call (`getattr(F, "scaled_dot_product_attention")`)."""
+    """The refused call that `name` is or lies inside.  A function or class is refused by
+    its last part too: as a string (`getattr(F, "scaled_dot_product_attention")`) or as
+    the last part of any other chain (`torch.ops.aten.scaled_dot_product_attention`,
+    `torch._scaled_dot_product_flash_attention`)."""
     if any(name == ok or name.startswith(ok + ".") for ok in ALLOWED_CALLS):
         return None
+    leaf = name.rsplit(".", 1)[-1]
     for call in forbidden:
-        if name == call or name.startswith(call + ".") or string and "." in call and \
-                name == call.rsplit(".", 1)[-1]:
+        if name == call or name.startswith(call + "."):
             return call
+        if is_call_name(call):
+            own = call.rsplit(".", 1)[-1]
+            if name == own if string else "." in name and own in leaf:
+                return call
     return None
 
 

@@ -246,6 +246,21 @@ FORBIDDEN_ATTACKS = {
         "        return self.sdpa_attention(key, query, value, attention_mask)\n",
         "refused call: torch.nn.functional.scaled_dot_product_attention, made at "
         "modules/attention.py:"),
+    "sdpa_through_torch_ops": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        ATTENTION_MASK
+        + "        out = torch.ops.aten.scaled_dot_product_attention(query, key, value, mask)\n"
+        "        return out.transpose(1, 2).reshape(B, T_q, H * d)\n",
+        "modules/attention.py:{line}: CausalSelfAttention.attention uses "
+        "torch.ops.aten.scaled_dot_product_attention"),
+    "sdpa_math_kernel_by_a_built_name": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        ATTENTION_MASK
+        + "        kernel = getattr(torch.ops.aten, '_scaled_dot_product_' + 'attention_math')\n"
+        "        out = kernel(query, key, value, mask)[0]\n"
+        "        return out.transpose(1, 2).reshape(B, T_q, H * d)\n",
+        "refused call: torch.nn.functional.scaled_dot_product_attention, made at "
+        "modules/attention.py:"),
     "transformers_eager_attention_forward": (
         "modules/attention.py", "CausalSelfAttention.attention", "attention",
         "        from transformers.models.gpt2.modeling_gpt2 import eager_attention_forward\n"
@@ -298,7 +313,7 @@ def test_forbidden_call_scores_zero_and_is_named(name, tmp_path):
     rel, qualname, group, body, expected = FORBIDDEN_ATTACKS[name]
     submission = reference_submission(tmp_path / "submission")
     start = replace_fence(submission / rel, qualname, body)
-    data = grade(submission, only=[group], limits=FAST)
+    data = grade(submission, only=[group])
     assert data["tests"] and group_score(data, group) == 0, data["output"]
     lines = [start + i for i, line in enumerate(body.splitlines()) if "torch.optim" in line
              or "scaled_dot_product" in line or "import eager" in line]
