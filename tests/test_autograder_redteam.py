@@ -344,33 +344,43 @@ def shop(handout: Path, work: Path, *only: str) -> dict:
     return json.loads((work / "out.json").read_text())
 
 
+# assignment -> its parts; every other part ships solved in its release.
+SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
+                     "extensions": ("sdpa", "lora", "dpo", "research", "tasks")}
+
+
 @pytest.fixture(scope="module")
-def core_release(tmp_path_factory) -> Path:
-    """A release of the model, the optimizer and the tokenizer: every other part (the
-    fused path, LoRA, DPO, the tasks, research) ships solved."""
+def releases(tmp_path_factory) -> dict[str, Path]:
+    """The handout of each assignment of SHOPPING_RELEASES, released once."""
     from autograder.release import release
 
-    handout = tmp_path_factory.mktemp("core") / "handout"
-    release(REPO, handout, ("model", "optimizer", "tokenizer"))
-    return handout
+    made = {}
+    for name, parts in SHOPPING_RELEASES.items():
+        made[name] = tmp_path_factory.mktemp(name) / "handout"
+        release(REPO, made[name], parts)
+    return made
 
 
-def test_no_solved_callable_is_a_drop_in_for_a_graded_function(core_release, tmp_path):
+@pytest.mark.parametrize("assignment", sorted(SHOPPING_RELEASES))
+def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, releases, tmp_path):
     """The shopping attack: every callable the release ships solved, with trivial glue,
     as each graded function that has a visible case of its own; none scores."""
-    answer = shop(core_release, tmp_path / "shop")
-    assert {"modules/attention.py:CausalSelfAttention.attention", "optimizer.py:AdamW.step",
-            "bpe.py:count_pairs"} <= set(answer["functions"]), answer["functions"]
+    answer = shop(releases[assignment], tmp_path / "shop")
+    expected = {"core": {"modules/attention.py:CausalSelfAttention.attention",
+                         "optimizer.py:AdamW.step", "bpe.py:count_pairs"},
+                "extensions": {"modules/lora.py:LoRALinear.forward", "dpo.py:dpo_loss",
+                               "modules/positions.py:rotary_tables"}}[assignment]
+    assert expected <= set(answer["functions"]), answer["functions"]
     assert answer["tried"] > 100, answer
     assert answer["scored"] == [], answer["scored"]
 
 
-def test_shopping_finds_a_helper_that_recomputes_the_scores(core_release, tmp_path):
+def test_shopping_finds_a_helper_that_recomputes_the_scores(releases, tmp_path):
     """The attack is real: planted back, the helpers that once shipped solved in
     modules/attention_variants.py (the masked scaled scores, the head merge) make a
     two-line attention score."""
     handout = tmp_path / "handout"
-    shutil.copytree(core_release, handout)
+    shutil.copytree(releases["core"], handout)
     (handout / "modules" / "attention_variants.py").open("a").write(
         "\n\ndef _masked_scores(key, query, mask):\n"
         "    T_q, T_k = query.shape[2], key.shape[2]\n"
