@@ -67,11 +67,15 @@ def describe(error: BaseException, stage: str) -> str:
         return f"{type(error).__name__} (its message could not be printed)"
 
 
+# The builtins the guard's hook uses, bound before any student code can replace them.
+_getattr, _isinstance, _next, _type = getattr, isinstance, next, type
+
+
 def _c_module(function: object) -> str:
     """The module a C function belongs to (its own, its class's or its object's), or ""."""
-    owner = getattr(function, "__objclass__", None) or type(getattr(function, "__self__", None))
-    for name in (getattr(function, "__module__", None), getattr(owner, "__module__", None)):
-        if isinstance(name, str):
+    owner = _getattr(function, "__objclass__", None) or _type(_getattr(function, "__self__", None))
+    for name in (_getattr(function, "__module__", None), _getattr(owner, "__module__", None)):
+        if _isinstance(name, str):
             return name
     return ""
 
@@ -159,14 +163,14 @@ class CallGuard:
             if code in self.codes:
                 self._check(frame.f_back, self.codes[code])
             elif path.startswith(self.folders) and not path.startswith(self.spared):
-                module = next(name for folder, name in self.folder_names.items()
-                              if path.startswith(folder))
+                module = _next(name for folder, name in self.folder_names.items()
+                               if path.startswith(folder))
                 self._check(frame.f_back, f"{module} ({code.co_qualname})")
         elif event == "c_call" and self.watch_c:
             try:
-                name = getattr(arg, "__name__", "")
-                kernel = next((refused for part, refused in self.kernels.items()
-                               if part in name), None)
+                name = _getattr(arg, "__name__", "")
+                kernel = _next((refused for part, refused in self.kernels.items()
+                                if part in name), None)
                 refused = arg in self.builtins or kernel or _c_module(arg).startswith(self.modules)
             except Exception:  # an unhashable callable, or attributes that raise
                 refused = False
