@@ -25,13 +25,14 @@ k' and v' carry no position: they are neither rotated nor given an ALiBi bias.
 
 No variant recomputes what the handout's graded attention computes (the masked, scaled
 scores, the head merge): every one goes through `module.core`, so `attention_impl="sdpa"`
-uses scaled_dot_product_attention, and a research release runs the student's own
-`attention`.  cabias reads p_i as the weight `core` gives k' (value = an indicator of k').
+uses scaled_dot_product_attention, and a release that grades the attention but ships these
+variants solved runs them on the student's own `attention`.  cabias reads p_i as the weight `core` gives k' (value = an indicator of k').
 sigmoid reads each weight as a two-way softmax, sigmoid(S_ij - log n) = e^S_ij / (e^S_ij +
 n): `core` over the keys plus one zero key whose mask entry is log n gives probabilities
 P_ij = e^S_ij / (n + Z_i) and P_i0 = n / (n + Z_i), so the weight is P_ij / (P_ij + P_i0);
 the probabilities come out d columns of an identity value at a time (ceil((T_k + 1) / d)
-calls of `core`, the stated cost of a formula without a softmax).
+calls of `core`, the stated cost of a formula without a softmax; P_i0 underflows, and the
+weights with it, only once Z_i exceeds n by about e^87 in float32).
 """
 
 from __future__ import annotations
