@@ -7,7 +7,10 @@ rules are what the targeted mutants in `tests/` break: a mutant of rule R must l
 exactly the cases whose `rules` contain R.
 
 A case names the fenced functions it grades (`grades`, `"<file>:<qualname>"`), and so its
-part (`autograder/parts.py`): an assignment grades the cases of its parts only.
+part (`autograder/parts.py`): an assignment grades the cases of its parts only.  Each
+part declares the library calls that would do its fenced functions' job for them
+(`FORBIDDEN_CALLS`); a case refuses them (`forbidden`) in the source of the functions it
+grades (`autograder/judge.py`) and while they run (`autograder/child.py`).
 
 Every module of `autograder/cases/` is a case list (`CASES`), found by name: `visible*`
 modules ship with the handout, with their reference outputs, so that
@@ -17,6 +20,7 @@ simply absent from a handout.  A new case file is picked up without being listed
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
@@ -33,6 +37,28 @@ CASES_DIR = Path(__file__).resolve().parent / "cases"
 # included); `pretrained` also imports transformers.
 GROUP_TIMEOUT_S = {"pretrained": 60.0}
 DEFAULT_GROUP_TIMEOUT_S = 30.0
+# part -> what would do the job of its fenced functions: a module (everything in it) or a
+# dotted path to a function or class.  Grading refuses each in the source of a graded
+# function and while it runs (a call through another function counts: the solved
+# `sdpa_attention` called from `attention`); that function's cases score 0.
+ATTENTION_KERNELS = ("torch.nn.functional.scaled_dot_product_attention",
+                     "torch.nn.functional.multi_head_attention_forward",
+                     "torch.nn.MultiheadAttention")
+FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
+    "model": (*ATTENTION_KERNELS, "transformers"),
+    "optimizer": ("torch.optim",),
+    "tokenizer": ("tokenizers", "tiktoken", "transformers"),
+    "tasks": ("transformers", "peft", "trl"),
+    "sdpa": ("torch.nn.functional.multi_head_attention_forward", "torch.nn.MultiheadAttention",
+             "transformers"),
+    "lora": ("peft", "trl", "transformers"),
+    "dpo": ("trl", "peft", "transformers"),
+    "pretraining": ("transformers",),
+    "research": (*ATTENTION_KERNELS, "transformers"),
+}
+# Names inside a refused module that a graded function may use: the base class the
+# handout's AdamW extends (its module, and the name `torch.optim` exports it under).
+ALLOWED_CALLS = ("torch.optim.optimizer", "torch.optim.Optimizer")
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,7 @@ class Case:
     time_limit_s: float | None = None  # timed by the parent from outside the child
     extra: dict[str, Any] = field(default_factory=dict)  # judge options (e.g. dropout p)
     grades: tuple[str, ...] = ()  # the fenced functions it grades, "<file>:<qualname>"
+    forbidden: tuple[str, ...] = ()  # FORBIDDEN_CALLS of its part (`all_cases` sets it)
 
     @property
     def group(self) -> str:
@@ -60,8 +87,11 @@ class Case:
         return self.visibility == "visible"
 
     def plan_entry(self) -> dict[str, Any]:
-        """What the child needs to run this case (no points, no tolerances)."""
-        return {"name": self.name, "producer": self.producer, "params": self.params}
+        """What the child needs to run this case (no points, no tolerances): the calls it
+        refuses while the functions it grades run, too."""
+        return {"name": self.name, "producer": self.producer, "params": self.params,
+                "grades": list(self.grades), "forbidden": list(self.forbidden),
+                "allowed": list(ALLOWED_CALLS)}
 
 
 # rule tag -> the rule in words (a failed case's feedback states each of its rules this
@@ -191,7 +221,7 @@ def all_cases(include_hidden: bool = True, parts: tuple[str, ...] | None = None,
               root: Path | None = None) -> list[Case]:
     """Every case of this tree (of `parts` only, when given: their functions are read from
     `root`), in grading order: by part, then by group as first listed; validated (unique
-    names, known rules, one part each)."""
+    names, known rules, one part each), each with the `FORBIDDEN_CALLS` of its part."""
     cases: list[Case] = []
     for module_name in case_modules(include_hidden):
         cases.extend(importlib.import_module(module_name).CASES)
@@ -206,6 +236,8 @@ def all_cases(include_hidden: bool = True, parts: tuple[str, ...] | None = None,
                              f"visibility {case.visibility!r}")
     root = root or Path(__file__).resolve().parents[1]
     part = {case.name: case_part(case, root) for case in cases}
+    cases = [dataclasses.replace(case, forbidden=FORBIDDEN_CALLS[part[case.name]])
+             for case in cases]
     if parts is not None:
         cases = [case for case in cases if part[case.name] in parts]
     groups = list(dict.fromkeys(case.group for case in cases))

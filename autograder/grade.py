@@ -239,7 +239,7 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
             stage, trusted = stage_submission(layout, files, run_dir)
             runs, child_log, iso_notes = sandbox.run_cases(cases, run_dir, stage, trusted, limits,
                                                            layout.hidden_cases)
-            tests += case_tests(cases, judge_all(cases, runs, reference))
+            tests += case_tests(cases, judge_all(cases, runs, reference, stage))
             notes += iso_notes
             if child_log.strip():
                 notes.append("your code's printed output (cut):\n" + child_log[-2000:])

@@ -8,16 +8,23 @@ scores all its points or none.  Arrays whose key starts with "_" are notes, not 
 the module's parameter names (`PARAMETER_NAMES`) are compared with the reference model's,
 and the feedback lists the ones the grader did not expect and the ones it missed; the
 producer's `NOTES` (e.g. a trusted stand-in that ignored extra arguments) are shown.
+
+Before any array, the source of each function a case grades is scanned (`refused_uses`):
+a name, import or string in it that resolves to one of the case's refused calls
+(`autograder/case.py` FORBIDDEN_CALLS) scores the case 0, naming the file, line and call.
+(The child refuses the same calls at run time, when made through any other function.)
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from autograder import npzio
-from autograder.case import Case
+from autograder.case import ALLOWED_CALLS, Case
 from autograder.producers import NOTES, PARAMETER_NAMES, names_from_array
 from autograder.sandbox import CaseRun
 
@@ -68,6 +75,101 @@ def compare(key: str, out: np.ndarray, ref: np.ndarray, atol: float, rtol: float
     return None
 
 
+def import_aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name -> the dotted name it imports, for every import of the file."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split(".")[0]
+                aliases[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def dotted_names(node: ast.AST, aliases: dict[str, str]) -> list[tuple[int, str, bool]]:
+    """(line, dotted name, whether it is a string) for every import, name chain and string
+    inside `node`, names resolved through the file's imports
+    ("F.scaled_dot_product_attention" -> "torch.nn.functional.scaled_dot_product_attention")."""
+    found = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Import):
+            found += [(sub.lineno, alias.name, False) for alias in sub.names]
+        elif isinstance(sub, ast.ImportFrom) and sub.module and not sub.level:
+            found += [(sub.lineno, f"{sub.module}.{alias.name}", False) for alias in sub.names]
+        elif isinstance(sub, ast.Attribute | ast.Name):
+            parts, head = [], sub
+            while isinstance(head, ast.Attribute):
+                parts.append(head.attr)
+                head = head.value
+            if isinstance(head, ast.Name):
+                root = aliases.get(head.id, head.id)
+                found.append((sub.lineno, ".".join([root, *reversed(parts)]), False))
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            found.append((sub.lineno, sub.value, True))
+    return found
+
+
+def find_function(tree: ast.AST, qualname: str) -> ast.AST | None:
+    node: ast.AST | None = tree
+    for name in qualname.split("."):
+        node = next((child for child in ast.iter_child_nodes(node) if isinstance(
+            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and child.name == name),
+            None)
+        if node is None:
+            return None
+    return node
+
+
+def is_call_name(name: str) -> bool:
+    """Whether a refused name's last part names a function or class, not a module (modules
+    are named in lowercase without underscores here: `torch.optim`, `transformers`)."""
+    leaf = name.rsplit(".", 1)[-1]
+    return "." in name and (leaf != leaf.lower() or "_" in leaf)
+
+
+def refused(name: str, forbidden: tuple[str, ...], string: bool = False) -> str | None:
+    """The refused call that `name` is or lies inside.  A function or class is refused by
+    its last part too: as a string (`getattr(F, "scaled_dot_product_attention")`) or as
+    the last part of any other chain (`torch.ops.aten.scaled_dot_product_attention`,
+    `torch._scaled_dot_product_flash_attention`)."""
+    if any(name == ok or name.startswith(ok + ".") for ok in ALLOWED_CALLS):
+        return None
+    leaf = name.rsplit(".", 1)[-1]
+    for call in forbidden:
+        if name == call or name.startswith(call + "."):
+            return call
+        if is_call_name(call):
+            own = call.rsplit(".", 1)[-1]
+            if name == own if string else "." in name and own in leaf:
+                return call
+    return None
+
+
+def refused_uses(stage: Path, case: Case) -> list[str]:
+    """'<file>:<line>: ...' for each use of a refused call in the source of a function
+    `case` grades, as staged (a file that does not parse is left to the run)."""
+    problems = []
+    for function in case.grades if case.forbidden else ():
+        rel, _, qualname = function.partition(":")
+        try:
+            tree = ast.parse((stage / rel).read_text(), filename=rel)
+        except (OSError, SyntaxError, ValueError):
+            continue
+        node = find_function(tree, qualname)
+        if node is None:
+            continue
+        aliases = import_aliases(tree)
+        for line, name, string in dotted_names(node, aliases):
+            call = refused(name, case.forbidden, string)
+            if call is not None:
+                problems.append(f"{rel}:{line}: {qualname} uses {name}, which grading refuses "
+                                f"in this function ({call} would do its job)")
+    return problems
+
+
 def parameter_notes(produced: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> list[str]:
     """Lines on the parameter names of the student's module against the reference's."""
     if PARAMETER_NAMES not in expected or PARAMETER_NAMES not in produced:
@@ -115,13 +217,18 @@ def check_dropout(key: str, train: np.ndarray, evaluated: np.ndarray, case: Case
     return None
 
 
-def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray]) -> Verdict:
-    """Score one case from its output snapshot; every failure path still returns a Verdict
-    with feedback."""
+def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray],
+               stage: Path | None = None) -> Verdict:
+    """Score one case from its output snapshot and (when `stage` is given) the staged
+    source of the functions it grades; every failure path still returns a Verdict with
+    feedback."""
     expected = reference_arrays(reference, case)
     if not expected:
         return Verdict(case, 0.0, "no reference output for this case on this grader "
                                   "(run `python -m autograder build-reference`)")
+    uses = refused_uses(stage, case) if stage is not None else []
+    if uses:
+        return Verdict(case, 0.0, "\n".join(uses)[:MAX_FEEDBACK], run.seconds)
     if run.status != "done":
         return Verdict(case, 0.0, f"{run.status}: {run.note}".strip(": "), run.seconds)
     if run.error is not None:
@@ -167,7 +274,7 @@ def judge_case(case: Case, run: CaseRun, reference: dict[str, np.ndarray]) -> Ve
     return Verdict(case, case.points, "\n".join(notes)[:MAX_FEEDBACK], run.seconds)
 
 
-def judge_all(cases: list[Case], runs: dict[str, CaseRun],
-              reference: dict[str, np.ndarray]) -> list[Verdict]:
-    return [judge_case(case, runs.get(case.name, CaseRun("not_run")), reference)
+def judge_all(cases: list[Case], runs: dict[str, CaseRun], reference: dict[str, np.ndarray],
+              stage: Path | None = None) -> list[Verdict]:
+    return [judge_case(case, runs.get(case.name, CaseRun("not_run")), reference, stage)
             for case in cases]

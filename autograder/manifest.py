@@ -10,8 +10,6 @@
 - PREDICTION_FILES: prediction outputs a submission must carry (graded by the judge alone).
 - STAFF_ONLY: never leave the staff tree (hidden cases, labels, staff tests, CI, the
   trusted solutions `SOLUTIONS`), even from HANDOUT_FOLDERS.
-- SHARED_SOLUTION_LINES: the reviewed exceptions to the release check's rule that no line
-  of a graded fence appears in any released file.
 - PARTS: the parts staff choose from (`release --parts`, `build --parts`), in handout
   order.  A fenced function belongs to the part whose section its docstring cites
   ("(handout 3.1)" is in part "model", section 3); a case belongs to the part of the
@@ -179,14 +177,6 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/similarity.py",  # copydetect is a staff tool (the dev pins)
     "autograder/producers/solutions.py",  # SOLUTIONS
 )
-# released file -> solution lines (as `release.code_lines` writes them) it may carry
-# although a graded fence holds them too, each reviewed: the research attention variants
-# (handout 9) build the causal mask as the attention fence (handout 3.1) does.
-SHARED_SOLUTION_LINES: dict[str, tuple[str, ...]] = {
-    "modules/attention_variants.py": (
-        "causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)",
-    ),
-}
 # The trusted versions of fenced functions (their solutions): in the bundle and the staff
 # tree only; the producers bind them through `autograder/producers/trusted.py`.
 SOLUTIONS = "autograder/producers/solutions.py"

@@ -39,7 +39,6 @@ from autograder.manifest import (
     HANDOUT_FILES,
     HANDOUT_FOLDERS,
     PARTS,
-    SHARED_SOLUTION_LINES,
     STAFF_ONLY,
 )
 from autograder.parts import (
@@ -256,8 +255,7 @@ def fenced_lines(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, 
 
 def find_leaks(secret: dict[str, Fence], folder: Path) -> list[str]:
     """'<file>:<line>: ...' for every line of every text file under `folder` that is a
-    solution line of `secret` (`solution_lines`), naming the fence it comes from; the
-    manifest's SHARED_SOLUTION_LINES are allowed where it lists them."""
+    solution line of `secret` (`solution_lines`), naming the fence it comes from."""
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
@@ -266,7 +264,7 @@ def find_leaks(secret: dict[str, Fence], folder: Path) -> list[str]:
             continue  # binary (.npy, .npz): no source text in it
         rel = path.relative_to(folder).as_posix()
         for number, line in enumerate(code_lines(text, rel.endswith(".py")), start=1):
-            if line in secret and line not in SHARED_SOLUTION_LINES.get(rel, ()):
+            if line in secret:
                 fence = secret[line]
                 problems.append(f"{rel}:{number}: solution line survives (from the fence of "
                                 f"{fence.path} {fence.qualname} at line {fence.begin}): "

@@ -25,8 +25,9 @@ from config import SWITCHES, GPT2Config
 from models.gpt2 import GPT2Model
 from training.args import POSITIVE_INT
 
-# Variants that run the explicit formula under attention_impl="sdpa".
-NO_FUSED_KERNEL = {"cabias", "sigmoid"}
+# Variants whose weights come out of the attention d columns of an identity at a time
+# (ceil((T + 1) / d) calls of the fused kernel; modules/attention_variants.py).
+THROUGH_PROBABILITIES = {"sigmoid"}
 
 ROWS: dict[str, dict] = {
     "default (softmax, learned)": {},
@@ -101,8 +102,8 @@ def main() -> None:
           f"{args.layers} layers x {args.width} wide, vocabulary 1024, attention_impl=sdpa")
     for name, seconds in times.items():
         switches = ROWS[name]
-        note = ("  (explicit formula: no fused kernel)"
-                if switches.get("attention_variant") in NO_FUSED_KERNEL else "")
+        note = ("  (probabilities through the kernel)"
+                if switches.get("attention_variant") in THROUGH_PROBABILITIES else "")
         print(f"  {name:28s} {seconds * 1000:8.1f} ms   ratio {seconds / base:5.2f}{note}")
 
 

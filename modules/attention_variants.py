@@ -21,17 +21,25 @@ h*d .. (h+1)*d - 1).  `module.core` is the softmax attention of `config.attentio
               which changes earlier outputs when tokens are appended and breaks the KV
               cache; a fixed n keeps the model causal.)
 
-k' and v' carry no position: they are neither rotated nor given an ALiBi bias.  Fused path:
-softmax, vbias, attn_bias and ca_softmax go through `module.core`, so `attention_impl="sdpa"`
-uses scaled_dot_product_attention.  cabias needs the softmax normaliser and sigmoid has no
-softmax at all; the fused kernel returns neither, so both run the explicit formula below
-under either attention_impl (the stated fallback).
+k' and v' carry no position: they are neither rotated nor given an ALiBi bias.
+
+No variant recomputes what the handout's graded attention computes (the masked, scaled
+scores, the head merge): every one goes through `module.core`, so `attention_impl="sdpa"`
+uses scaled_dot_product_attention, and a release that grades the attention but ships these
+variants solved runs them on the student's own `attention`.  cabias reads p_i as the weight `core` gives k' (value = an indicator of k').
+sigmoid reads each weight as a two-way softmax, sigmoid(S_ij - log n) = e^S_ij / (e^S_ij +
+n): `core` over the keys plus one zero key whose mask entry is log n gives probabilities
+P_ij = e^S_ij / (n + Z_i) and P_i0 = n / (n + Z_i), so the weight is P_ij / (P_ij + P_i0);
+the probabilities come out d columns of an identity value at a time (ceil((T_k + 1) / d)
+calls of `core`, the stated cost of a formula without a softmax; P_i0 underflows, and the
+weights with it, only once Z_i exceeds n by about e^87 in float32).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -42,19 +50,45 @@ from config import GPT2Config
 from modules.common import linear
 
 
-def _merge_heads(out: torch.Tensor) -> torch.Tensor:
-    """[B, H, T, d] -> [B, T, H * d]."""
+@contextmanager
+def _without_dropout(module: nn.Module) -> Iterator[None]:
+    """`module.dropout` at p = 0 inside the block (the extractions below must be exact)."""
+    p, module.dropout.p = module.dropout.p, 0.0
+    try:
+        yield
+    finally:
+        module.dropout.p = p
+
+
+def _merge_heads(module, out: torch.Tensor) -> torch.Tensor:
+    """[B, H, T, d] -> [B, T, H * d] through `module.core`: a mask that is 0 on the
+    diagonal and the dtype's minimum elsewhere makes every softmax row exactly one-hot."""
     B, H, T, d = out.shape
-    return out.transpose(1, 2).reshape(B, T, H * d)  # (B, T, D)
+    low = torch.finfo(out.dtype).min
+    diagonal = torch.full((T, T), low, dtype=out.dtype, device=out.device).fill_diagonal_(0.0)
+    zeros = torch.zeros_like(out)
+    with _without_dropout(module):
+        return module.core(zeros, zeros, out, diagonal)  # (B, T, D)
 
 
-def _masked_scores(key: torch.Tensor, query: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
-    """S = Q K^T / sqrt(d), future keys at the dtype's minimum, plus `mask`: [B, H, T_q, T_k]."""
-    T_q, T_k = query.shape[2], key.shape[2]
-    scores = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])  # (B, H, T_q, T_k)
-    causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)
-    return scores.masked_fill(~causal, torch.finfo(scores.dtype).min) + mask
+def _probabilities(module, key, query, mask) -> torch.Tensor:
+    """The probabilities `module.core` gives each key, without dropout: [B, H, T_q, T_k].
+
+    The value is d columns of the T_k x T_k identity at a time, so each call returns d
+    columns of the probabilities (heads merged: head h in columns h*d .. (h+1)*d - 1).
+    """
+    B, H, T_k, d = key.shape
+    T_q = query.shape[2]
+    columns = []
+    with _without_dropout(module):
+        for start in range(0, T_k, d):
+            block = torch.zeros(B, H, T_k, d, dtype=query.dtype, device=query.device)
+            width = min(d, T_k - start)
+            block[:, :, start:start + width, :width] = torch.eye(width, dtype=query.dtype,
+                                                                 device=query.device)
+            merged = module.core(key, query, block, mask)  # (B, T_q, H * d)
+            columns.append(merged.view(B, T_q, H, d).transpose(1, 2)[..., :width])
+    return torch.cat(columns, dim=-1)  # (B, H, T_q, T_k)
 
 
 def softmax_attention(module, key, query, value, mask, x):
@@ -81,13 +115,15 @@ def attn_bias_attention(module, key, query, value, mask, x):
 
 
 def cabias_attention(module, key, query, value, mask, x):
-    scores = _masked_scores(key, query, mask)  # (B, H, T_q, T_k)
-    normaliser = scores.logsumexp(dim=-1, keepdim=True)  # (B, H, T_q, 1)
-    probs = module.dropout((scores - normaliser).exp())
-    bias_score = query @ module.k_bias[None, :, :, None] / math.sqrt(query.shape[-1])  # (B, H, T_q, 1)
-    bias_weight = module.dropout(torch.sigmoid(bias_score - normaliser))  # p_i
-    out = probs @ value + bias_weight * module.v_bias[None, :, None, :]  # (B, H, T_q, d)
-    return _merge_heads(out)
+    out = module.core(key, query, value, mask)  # (B, T_q, D): softmax(S) V
+    B, H, _, d = key.shape
+    bias_key, _, bias_mask = _prepend_bias_key(module, key, value, mask)  # (B, H, T_k + 1, d)
+    indicator = torch.zeros_like(bias_key)
+    indicator[:, :, 0, 0] = 1.0  # the value of k' is e_0, the other values 0
+    weight = module.core(bias_key, query, indicator, bias_mask)  # (B, T_q, D)
+    weight = weight.view(B, -1, H, d)[..., :1]  # (B, T_q, H, 1): p_i, dropped like a probability
+    out = out.view(B, -1, H, d) + weight * module.v_bias  # (B, T_q, H, d)
+    return out.reshape(B, -1, H * d)  # (B, T_q, D)
 
 
 def ca_softmax_attention(module, key, query, value, mask, x):
@@ -99,9 +135,11 @@ def ca_softmax_attention(module, key, query, value, mask, x):
 
 
 def sigmoid_attention(module, key, query, value, mask, x):
-    scores = _masked_scores(key, query, mask)  # (B, H, T_q, T_k)
-    weights = torch.sigmoid(scores - math.log(module.max_positions))
-    return _merge_heads(module.dropout(weights) @ value)
+    zero_key = F.pad(key, (0, 0, 1, 0))  # (B, H, T_k + 1, d): a zero key in front
+    zero_mask = F.pad(mask, (1, 0), value=math.log(module.max_positions))
+    probs = _probabilities(module, zero_key, query, zero_mask)  # (B, H, T_q, T_k + 1)
+    weights = probs[..., 1:] / (probs[..., 1:] + probs[..., :1])  # sigmoid(S - log n)
+    return _merge_heads(module, module.dropout(weights) @ value)
 
 
 def _bias_pair(std: float) -> Callable[[GPT2Config], dict[str, nn.Module | nn.Parameter]]:

@@ -221,3 +221,171 @@ def test_fork_bomb_graded_beside_an_honest_submission_leaves_it_alone(tmp_path):
             grade_all(folder, tmp_path / "gradebook.csv", jobs=2, only=["attention"])}
     assert rows["mallory"]["score"] == 0
     assert rows["alice"]["score"] == rows["alice"]["max_score"] > 0
+
+
+# Each fenced function refuses the library calls that would do its job
+# (autograder/case.py FORBIDDEN_CALLS): in its source (the judge's scan names file, line and
+# call) and at run time, through any other function (the child's guard).
+ATTENTION_MASK = (
+    "        B, H, T_q, d = query.shape\n"
+    "        T_k = key.shape[2]\n"
+    "        causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)\n"
+    "        mask = attention_mask.masked_fill(~causal, torch.finfo(query.dtype).min)\n")
+FORBIDDEN_ATTACKS = {
+    "sdpa_in_attention": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        ATTENTION_MASK
+        + "        p = self.dropout.p if self.training else 0.0\n"
+        "        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, "
+        "dropout_p=p)\n"
+        "        return out.transpose(1, 2).reshape(B, T_q, H * d)\n",
+        "modules/attention.py:{line}: CausalSelfAttention.attention uses "
+        "torch.nn.functional.scaled_dot_product_attention"),
+    "solved_sdpa_attention_from_attention": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        "        return self.sdpa_attention(key, query, value, attention_mask)\n",
+        "refused call: torch.nn.functional.scaled_dot_product_attention, made at "
+        "modules/attention.py:"),
+    "sdpa_through_torch_ops": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        ATTENTION_MASK
+        + "        out = torch.ops.aten.scaled_dot_product_attention(query, key, value, mask)\n"
+        "        return out.transpose(1, 2).reshape(B, T_q, H * d)\n",
+        "modules/attention.py:{line}: CausalSelfAttention.attention uses "
+        "torch.ops.aten.scaled_dot_product_attention"),
+    "sdpa_math_kernel_by_a_built_name": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        ATTENTION_MASK
+        + "        kernel = getattr(torch.ops.aten, '_scaled_dot_product_' + 'attention_math')\n"
+        "        out = kernel(query, key, value, mask)[0]\n"
+        "        return out.transpose(1, 2).reshape(B, T_q, H * d)\n",
+        "refused call: torch.nn.functional.scaled_dot_product_attention, made at "
+        "modules/attention.py:"),
+    "transformers_eager_attention_forward": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        "        from transformers.models.gpt2.modeling_gpt2 import eager_attention_forward\n"
+        + ATTENTION_MASK
+        + "        out, _ = eager_attention_forward(self, query, key, value, mask, "
+        "dropout=self.dropout.p)\n"
+        "        return out.reshape(B, T_q, H * d)\n",
+        "modules/attention.py:{line}: CausalSelfAttention.attention uses "
+        "transformers.models.gpt2.modeling_gpt2.eager_attention_forward"),
+    "transformers_attention_by_a_built_name": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        "        import importlib\n"
+        "        hf = importlib.import_module('trans' + 'formers.models.gpt2.modeling_gpt2')\n"
+        + ATTENTION_MASK
+        + "        out, _ = hf.eager_attention_forward(self, query, key, value, mask, "
+        "dropout=self.dropout.p)\n"
+        "        return out.reshape(B, T_q, H * d)\n",
+        "refused call: transformers ("),
+    "torch_adamw_in_step": (
+        "optimizer.py", "AdamW.step", "optimizer",
+        "        for group in self.param_groups:\n"
+        "            inner = torch.optim.AdamW(group['params'], lr=group['lr'], "
+        "betas=group['betas'], eps=group['eps'], weight_decay=group['weight_decay'])\n"
+        "            inner.step()\n",
+        "optimizer.py:{line}: AdamW.step uses torch.optim.AdamW"),
+    "torch_adamw_by_a_built_name": (
+        "optimizer.py", "AdamW.step", "optimizer",
+        "        make = getattr(__import__('torch').optim, 'Adam' + 'W')\n"
+        "        for group in self.param_groups:\n"
+        "            make(group['params'], lr=group['lr'], betas=group['betas']).step()\n",
+        "refused call: torch.optim ("),
+}
+
+
+def replace_fence(path: Path, qualname: str, body: str) -> int:
+    """Put `body` in place of the fenced block of `qualname` in `path`; the 1-based line
+    the body starts at."""
+    from autograder.release import find_fences
+
+    text = path.read_text()
+    fence = next(f for f in find_fences(path.name, text) if f.qualname == qualname)
+    lines = text.splitlines(keepends=True)
+    lines[fence.begin - 1 : fence.end] = [body]
+    path.write_text("".join(lines))
+    return fence.begin
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_ATTACKS))
+def test_forbidden_call_scores_zero_and_is_named(name, tmp_path):
+    rel, qualname, group, body, expected = FORBIDDEN_ATTACKS[name]
+    submission = reference_submission(tmp_path / "submission")
+    start = replace_fence(submission / rel, qualname, body)
+    data = grade(submission, only=[group])
+    assert data["tests"] and group_score(data, group) == 0, data["output"]
+    lines = [start + i for i, line in enumerate(body.splitlines()) if "torch.optim" in line
+             or "scaled_dot_product" in line or "import eager" in line]
+    wanted = expected.format(line=lines[0] if lines else "")
+    assert all(wanted in t["output"] for t in data["tests"]), \
+        [t["output"][:300] for t in data["tests"]]
+
+
+def test_every_part_declares_the_calls_it_refuses():
+    from autograder.case import FORBIDDEN_CALLS
+    from autograder.manifest import PARTS
+
+    assert set(FORBIDDEN_CALLS) == set(PARTS)
+    assert "torch.nn.functional.scaled_dot_product_attention" in FORBIDDEN_CALLS["model"]
+    assert "torch.nn.functional.scaled_dot_product_attention" not in FORBIDDEN_CALLS["sdpa"]
+
+
+def shop(handout: Path, work: Path, *only: str) -> dict:
+    """tests/redteam/shopping.py on `handout` (offline, no terminal), its JSON answer."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(REDTEAM / "shopping.py"), str(handout),
+         str(REPO / "autograder" / "producers" / "solutions.py"), str(work / "out.json"), *only],
+        cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((work / "out.json").read_text())
+
+
+# assignment -> its parts; every other part ships solved in its release.
+SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
+                     "extensions": ("sdpa", "lora", "dpo", "research", "tasks")}
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory) -> dict[str, Path]:
+    """The handout of each assignment of SHOPPING_RELEASES, released once."""
+    from autograder.release import release
+
+    made = {}
+    for name, parts in SHOPPING_RELEASES.items():
+        made[name] = tmp_path_factory.mktemp(name) / "handout"
+        release(REPO, made[name], parts)
+    return made
+
+
+@pytest.mark.parametrize("assignment", sorted(SHOPPING_RELEASES))
+def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, releases, tmp_path):
+    """The shopping attack: every callable the release ships solved, with trivial glue,
+    as each graded function that has a visible case of its own; none scores."""
+    answer = shop(releases[assignment], tmp_path / "shop")
+    expected = {"core": {"modules/attention.py:CausalSelfAttention.attention",
+                         "optimizer.py:AdamW.step", "bpe.py:count_pairs"},
+                "extensions": {"modules/lora.py:LoRALinear.forward", "dpo.py:dpo_loss",
+                               "modules/positions.py:rotary_tables"}}[assignment]
+    assert expected <= set(answer["functions"]), answer["functions"]
+    assert answer["tried"] > 100, answer
+    assert answer["scored"] == [], answer["scored"]
+
+
+def test_shopping_finds_a_helper_that_recomputes_the_scores(releases, tmp_path):
+    """The attack is real: planted back, the helpers that once shipped solved in
+    modules/attention_variants.py (the masked scaled scores, the head merge) make a
+    two-line attention score."""
+    handout = tmp_path / "handout"
+    shutil.copytree(releases["core"], handout)
+    (handout / "modules" / "attention_variants.py").open("a").write(
+        "\n\ndef _masked_scores(key, query, mask):\n"
+        "    T_q, T_k = query.shape[2], key.shape[2]\n"
+        "    scores = query @ key.transpose(-1, -2) / math.sqrt(query.shape[-1])\n"
+        "    causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril(T_k - T_q)\n"
+        "    return scores.masked_fill(~causal, torch.finfo(scores.dtype).min) + mask\n")
+    answer = shop(handout, tmp_path / "shop", "modules/attention.py:CausalSelfAttention.attention")
+    assert any("_masked_scores" in line for line in answer["scored"]), answer
