@@ -51,3 +51,35 @@ def test_no_task_or_study_script_imports_another(script):
 @pytest.mark.parametrize("path", sorted((REPO / "bench").glob("*.py")), ids=lambda p: p.name)
 def test_benchmarks_import_no_task_script(path):
     assert not imported(path) & set(TASK_SCRIPTS), path
+
+
+# The autograder's authoring layer (staff only: the handout's documents, the bundle, the
+# reference outputs, the demo, the similarity report) sits above its grading runtime.
+AUTHORING = ("release", "document", "release_data", "bundle", "reference", "demo",
+             "similarity")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The full dotted names of the absolute imports of the file at ``path``, e.g.
+    {'autograder.release'} for ``from autograder.release import release``, and
+    'autograder.<name>' for ``from autograder import <name>``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+RUNTIME = sorted(path for path in [*(REPO / "autograder").glob("*.py"),
+                                   *(REPO / "autograder" / "cases").glob("*.py"),
+                                   *(REPO / "autograder" / "producers").glob("*.py")]
+                 if path.stem not in (*AUTHORING, "__main__"))
+
+
+@pytest.mark.parametrize("path", RUNTIME, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_the_grading_runtime_imports_no_authoring(path):
+    authoring = {f"autograder.{name}" for name in AUTHORING}
+    assert not imported_modules(path) & authoring, path
