@@ -48,6 +48,7 @@ import torch
 from models.gpt2 import GPT2Model
 from modules.attention_variants import attention_variant
 from training.args import HelpFormatter
+from training.checkpoint import model_from_checkpoint
 from training.lm_data import (
     LMTokenizer,
     gpt2_tokenizer_dir,
@@ -169,7 +170,7 @@ def load_model(spec: str) -> GPT2Model:
     if path.is_dir() and (path / "ckpt.pt").is_file():
         path = path / "ckpt.pt"
     if path.is_file():
-        model = GPT2Model.from_checkpoint(path, attention_impl="eager")
+        model = model_from_checkpoint(path, attention_impl="eager")
     elif path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--model {spec}: the folder holds neither ckpt.pt nor a "

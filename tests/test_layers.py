@@ -1,5 +1,6 @@
 """The layers of DESIGN.md, read from the import statements (``ast``, every import in a file,
-also those inside functions): ``training/`` knows no task, the task and study scripts never
+also those inside functions): the model (``models/``, ``modules/``) knows no training,
+``training/`` knows no task, the task and study scripts never
 import each other, and ``bench/`` imports no task script."""
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def test_imported_reads_every_absolute_import(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "training").glob("*.py")), ids=lambda p: p.name)
 def test_the_training_core_imports_no_task(path):
     assert not imported(path) & set(TASK_LEVEL), path
+
+
+@pytest.mark.parametrize("path", sorted([*(REPO / "models").glob("*.py"), *(REPO / "modules").glob("*.py"),
+                                         REPO / "config.py", REPO / "utils.py"]),
+                         ids=lambda p: p.relative_to(REPO).as_posix())
+def test_the_model_imports_no_training_and_no_task(path):
+    assert not imported(path) & {"training", *TASK_LEVEL}, path
 
 
 @pytest.mark.parametrize("script", TASK_SCRIPTS + STUDY_SCRIPTS)
