@@ -176,7 +176,8 @@ RULES = {
     "dpo_ipo": "ipo_loss = (z - 1 / (2 beta))^2",
     "dpo_hinge": "hinge_loss = max(0, 1 - beta z)",
     "ns_normalize": "newton_schulz first divides X by its Frobenius norm ||X||_F",
-    "ns_eps": "the norm is clamped: X / max(||X||_F, eps), so a zero matrix stays zero",
+    "ns_eps": "the norm is clamped at eps: X / max(||X||_F, eps), so a matrix whose norm is "
+              "below eps is divided by eps (and a zero matrix stays zero)",
     "ns_iteration": "newton_schulz repeats `steps` times A = X X^T, X = a X + (b A + c A A) X "
                     "with (a, b, c) = coefficients, in G's dtype (not bfloat16)",
     "muon_momentum": "Muon's buffer from zeros, per parameter: buf = buf.lerp(g, 1 - momentum), "

@@ -1,5 +1,7 @@
 """Muon and Shampoo (handout 7.6) against float64 replicas of their rules, Muon against
-`torch.optim.Muon` itself, and the refusals of bad hyper-parameters."""
+`torch.optim.Muon` itself, the refusals of bad hyper-parameters, and `--optimizer
+muon|shampoo` in the one training loop (which parameters each optimizer takes, each group's
+schedule, the flags and a resume)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,17 @@ import pytest
 import scipy.linalg
 import torch
 
-from optimizer import Muon, Shampoo, newton_schulz
+import classifier
+import pretrain
+from config import GPT2Config
+from data import prepare_lm
+from models.gpt2 import GPT2Model
+from models.lm import CausalLM
+from optimizer import AdamW, Muon, Shampoo, newton_schulz
+from training.batches import TokenBatches
+from training.optimizers import block_matrices, build_optimizers
+from training.schedule import lr_at
+from training.trainer import TrainConfig, Trainer
 
 SHAPES = {"tall": (7, 4), "wide": (4, 7), "square": (5, 5)}
 
@@ -198,3 +210,105 @@ def test_state_dict_round_trip_continues_the_same_trajectory(optimizer_class):
         param.grad = torch.tensor(g)
         second.step()
     assert torch.equal(param.detach(), straight)
+
+
+# --- --optimizer muon|shampoo in the one loop (training/optimizers.py) ---
+
+def tiny_gpt() -> GPT2Model:
+    torch.manual_seed(0)
+    return GPT2Model(GPT2Config(vocab_size=50, max_position_embeddings=16, hidden_size=16,
+                                num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=32))
+
+
+def test_the_blocks_matrices_go_to_muon_and_everything_else_to_adamw():
+    gpt = tiny_gpt()
+    model = torch.nn.ModuleDict({"gpt": gpt, "head": torch.nn.Linear(16, 3)})
+    config = TrainConfig(max_iters=4, learning_rate=1e-3, optimizer="muon", muon_lr=0.05)
+    adamw, muon = build_optimizers(model, config)
+    names = {id(p): name for name, p in model.named_parameters()}
+    in_muon = sorted(names[id(p)] for group in muon.param_groups for p in group["params"])
+    in_adamw = sorted(names[id(p)] for group in adamw.param_groups for p in group["params"])
+    assert type(adamw) is AdamW and type(muon) is Muon
+    assert in_muon == sorted(name for name, p in model.named_parameters()
+                             if name.startswith("gpt.gpt_layers.") and p.dim() == 2)
+    assert len(in_muon) == 2 * 6  # query, key, value, attention_dense, interm, out per layer
+    assert set(in_adamw) == set(names.values()) - set(in_muon)
+    assert {"gpt.word_embedding.weight", "head.weight", "head.bias",
+            "gpt.final_layer_norm.weight"} <= set(in_adamw)
+    assert muon.param_groups[0]["lr_scale"] == pytest.approx(50.0)
+    (only,) = build_optimizers(model, TrainConfig(max_iters=4))  # adamw: everything
+    assert sum(len(g["params"]) for g in only.param_groups) == len(names)
+
+
+@pytest.mark.parametrize("optimizer, lr_flag", [("muon", "muon_lr"), ("shampoo", "shampoo_lr")])
+def test_each_group_follows_the_schedule_from_its_own_peak(optimizer, lr_flag, tmp_path):
+    config = TrainConfig(max_iters=3, learning_rate=1e-3, min_lr=1e-4, warmup_iters=1,
+                         eval_interval=100, out_dir=str(tmp_path), optimizer=optimizer,
+                         progress=False, **{lr_flag: 0.01})
+    model = CausalLM(tiny_gpt())
+    tokens = np.random.default_rng(0).integers(0, 50, 400).astype(np.uint16)
+    batches = TokenBatches(tokens, 8, 2, 1, 0, 1, seed=1)
+
+    def loss(model, batch):
+        logits = model(batch["input_ids"]).float()
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 50),
+                                                 batch["targets"].reshape(-1))
+
+    trainer = Trainer(model, config, loss, batches, None)
+    before = [p.detach().clone() for p in block_matrices(model)]
+    for step in range(3):
+        trainer.train_step()
+        adamw_lr = lr_at(step, 1e-3, 1e-4, 1, 3)
+        adamw, matrices = trainer.optimizers
+        assert adamw.param_groups[0]["lr"] == pytest.approx(adamw_lr, rel=1e-12)
+        assert matrices.param_groups[0]["lr"] == pytest.approx(adamw_lr * 10, rel=1e-12)
+        trainer.iter_num += 1
+    assert all(not torch.equal(a, p) for a, p in zip(before, block_matrices(model), strict=True))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+    (["--muon_lr", "0"], "argument --muon_lr: 0 is not a number > 0"),
+    (["--shampoo_lr", "nan"], "argument --shampoo_lr: nan is not a number > 0"),
+    (["--shampoo_update_every", "0"], "argument --shampoo_update_every: 0 is not an integer"),
+    (["--optimizer", "muon", "--parallel", "fsdp"], "--optimizer muon preconditions whole "
+                                                    "matrices and --parallel fsdp shards"),
+])
+def test_bad_optimizer_flags_are_refused_with_the_value(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        pretrain.get_args(argv)
+    assert message in capsys.readouterr().err
+    if "fsdp" not in argv:
+        with pytest.raises(SystemExit):
+            classifier.get_args(argv)
+        assert message in capsys.readouterr().err
+
+
+def test_train_config_refuses_an_unknown_optimizer_and_fsdp_with_muon():
+    with pytest.raises(ValueError, match="optimizer 'lion'"):
+        TrainConfig(max_iters=1, optimizer="lion")
+    with pytest.raises(ValueError, match="parallel 'fsdp' shards them"):
+        TrainConfig(max_iters=1, optimizer="shampoo", parallel="fsdp")
+
+
+def test_pretrain_with_shampoo_keeps_its_flags_on_resume(tmp_path, capsys):
+    text = tmp_path / "input.txt"
+    text.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 100,
+                    encoding="utf-8")
+    prepare_lm.main(["--input", str(text), "--tokenizer", "bytes", "--out_dir",
+                     str(tmp_path / "chars")])
+    flags = ["--data_dir", str(tmp_path / "chars"), "--out_dir", str(tmp_path / "run"),
+             "--num_samples", "0", "--n_layer", "1", "--n_head", "2", "--n_embd", "16",
+             "--block_size", "16", "--batch_size", "2", "--warmup_iters", "1",
+             "--eval_interval", "2", "--eval_iters", "1"]
+    pretrain.main([*flags, "--max_iters", "2", "--optimizer", "shampoo", "--shampoo_lr",
+                   "0.002", "--shampoo_update_every", "3"])
+    assert "optimizers: Shampoo on 6 tensors (lr 0.002), AdamW on" in capsys.readouterr().out
+    pretrain.main([*flags, "--init_from", "resume", "--max_iters", "4", "--override"])
+    state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert state["iter_num"] == 4
+    assert (state["config"]["optimizer"], state["config"]["shampoo_lr"],
+            state["config"]["shampoo_update_every"]) == ("shampoo", 0.002, 3)
+    roots = [s for s in state["optimizer"]["state"].values() if "left_root" in s]
+    assert len(roots) == 6 and all(s["step"] == 4 for s in roots)

@@ -62,11 +62,13 @@ QUINTIC = [3.4445, -4.7750, 2.0315]  # Muon's default Newton-Schulz coefficients
 
 def newton_schulz_case(name, title, points, rows, cols, scale=1.0, steps=5,
                        coefficients=QUINTIC, eps=1e-7, seed=0, visibility="after_due_date"):
-    """newton_schulz of a seeded float64 [rows, cols] times `scale` (0: the zero matrix,
-    which only the eps of the normalisation keeps finite)."""
+    """newton_schulz of a seeded float64 [rows, cols] times `scale`; a scale below
+    eps / (rows * cols) gives a matrix whose norm is below eps, divided by eps, not by its
+    norm."""
     params = {"rows": rows, "cols": cols, "scale": scale, "steps": steps,
               "coefficients": list(coefficients), "eps": eps, "seed": seed}
-    rules = ("ns_normalize", "ns_iteration") if scale else ("ns_eps",)
+    below_eps = scale < eps / (rows * cols)
+    rules = ("ns_eps" if below_eps else "ns_normalize", "ns_iteration")
     return Case(f"preconditioned/{name}", "newton_schulz", params, points, rules,
                 f"newton_schulz: {title}", visibility=visibility, atol=1e-8, rtol=1e-8,
                 grades=(NEWTON_SCHULZ,))
@@ -344,8 +346,8 @@ PRECONDITIONED = [
     newton_schulz_case("visible_newton_schulz_tall", "a tall matrix, 3 steps of another "
                        "polynomial", 2.0, 6, 3, scale=0.5, steps=3,
                        coefficients=(2.0, -1.5, 0.5), seed=161, visibility="visible"),
-    newton_schulz_case("visible_newton_schulz_zero", "the zero matrix stays zero", 1.0, 3, 5,
-                       scale=0.0, visibility="visible"),
+    newton_schulz_case("visible_newton_schulz_tiny", "a matrix whose norm is below eps", 1.0,
+                       3, 5, scale=1e-10, seed=167, visibility="visible"),
     preconditioned_case("visible_muon", "three Nesterov steps of a wide matrix", "muon",
                         [muon_hyper()], 2.0, seed=162, visibility="visible"),
     preconditioned_case("visible_muon_plain", "no Nesterov, weight decay, a tall matrix",
