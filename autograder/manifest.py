@@ -52,6 +52,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/loading.py",
     "training/peft.py",
     "training/trainer.py",
+    "training/optimizers.py",
     "training/schedule.py",
     "training/batches.py",
     "training/checkpoint.py",
