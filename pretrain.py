@@ -37,6 +37,7 @@ from models.generate import generate
 from models.gpt2 import GPT2Model
 from models.lm import CausalLM
 from training import distributed
+from training.args import optimizer_options
 from training.batches import TokenBatches
 from training.checkpoint import CheckpointError, CheckpointNotFound, load_checkpoint
 from training.lm_data import bytes_per_token, load_lm_tokenizer, open_split, read_meta
@@ -163,7 +164,7 @@ def make_trainer(args: argparse.Namespace, meta: dict, model: GPT2Model, info,
         beta2=args.beta2, grad_clip=args.grad_clip, eval_interval=args.eval_interval,
         log_interval=args.log_interval, dtype=args.dtype, compile=args.compile,
         parallel=args.parallel, out_dir=args.out_dir, keep_checkpoints=args.keep_checkpoints,
-        checkpoint_prefix="gpt.")
+        checkpoint_prefix="gpt.", **optimizer_options(args))
     batches = TokenBatches(train, args.block_size, args.batch_size,
                            args.gradient_accumulation_steps // info.world_size, info.rank,
                            info.world_size, args.seed, device, "train.bin")

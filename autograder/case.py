@@ -53,6 +53,7 @@ FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
              "transformers"),
     "lora": ("peft", "trl", "transformers"),
     "dpo": ("trl", "peft", "transformers"),
+    "preconditioned": ("torch.optim",),  # torch.optim.Muon, torch.optim._muon's Newton-Schulz
     "pretraining": ("transformers",),
     "research": (*ATTENTION_KERNELS, "transformers"),
 }
@@ -174,6 +175,29 @@ RULES = {
                    "eps = label_smoothing (DPO at eps = 0)",
     "dpo_ipo": "ipo_loss = (z - 1 / (2 beta))^2",
     "dpo_hinge": "hinge_loss = max(0, 1 - beta z)",
+    "ns_normalize": "newton_schulz first divides X by its Frobenius norm ||X||_F",
+    "ns_eps": "the norm is clamped at eps: X / max(||X||_F, eps), so a matrix whose norm is "
+              "below eps is divided by eps (and a zero matrix stays zero)",
+    "ns_iteration": "newton_schulz repeats `steps` times A = X X^T, X = a X + (b A + c A A) X "
+                    "with (a, b, c) = coefficients, in G's dtype (not bfloat16)",
+    "muon_momentum": "Muon's buffer from zeros, per parameter: buf = buf.lerp(g, 1 - momentum), "
+                     "each group's own hyper-parameters, parameters without a gradient skipped",
+    "muon_nesterov": "with nesterov the update orthogonalised is g.lerp(buf, momentum), "
+                     "without it buf",
+    "muon_lr_original": "adjust_lr_fn None or 'original' scales lr by sqrt(max(1, rows / "
+                        "cols))",
+    "muon_lr_rms": "adjust_lr_fn 'match_rms_adamw' scales lr by 0.2 * sqrt(max(rows, cols))",
+    "muon_weight_decay": "Muon's decoupled decay p *= 1 - lr * weight_decay (the unadjusted lr) "
+                         "comes before the update",
+    "shampoo_factors": "Shampoo's factors from zeros: L = beta2 L + (1 - beta2) G G^T, R = "
+                       "beta2 R + (1 - beta2) G^T G, parameters without a gradient skipped",
+    "shampoo_roots": "the update is (L + eps I)^(-1/4) G (R + eps I)^(-1/4)",
+    "shampoo_update_every": "the inverse roots are recomputed at steps 1, 1 + update_every, ... "
+                            "and reused in between",
+    "shampoo_momentum": "heavy-ball momentum on the update: buf = momentum * buf + update, "
+                        "then p -= lr * buf",
+    "shampoo_weight_decay": "Shampoo's decoupled decay p *= 1 - lr * weight_decay comes before "
+                            "the update",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
                       "GPT-2's state at each row's last real token",
     "sentiment_dropout": "the classifier's self.dropout acts on last_token, before the "

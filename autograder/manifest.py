@@ -52,6 +52,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/loading.py",
     "training/peft.py",
     "training/trainer.py",
+    "training/optimizers.py",
     "training/schedule.py",
     "training/batches.py",
     "training/checkpoint.py",
@@ -199,6 +200,7 @@ PARTS: dict[str, Part] = {
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
     "lora": Part("7.2", "LoRA", "handout/lora.md"),
     "dpo": Part("7.3", "DPO", "handout/dpo.md"),
+    "preconditioned": Part("7.6", "Preconditioned optimizers", "handout/preconditioned.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

@@ -33,7 +33,8 @@ from optimizer import AdamW
 from training.args import POSITIVE_INT
 from training.batches import TokenBatches
 from training.lm_data import open_split
-from training.trainer import TrainConfig, Trainer, param_groups
+from training.optimizers import param_groups
+from training.trainer import TrainConfig, Trainer
 
 
 def lm_loss(model, batch):

@@ -203,6 +203,15 @@ MUTANTS = {
         "            - F.logsigmoid(-beta * logits) * label_smoothing)",
         "(-F.logsigmoid(beta * logits) * label_smoothing\n"
         "            - F.logsigmoid(-beta * logits) * (1 - label_smoothing))"),
+    "ns_coefficients_swapped": (
+        "ns_iteration", "optimizer.py",
+        "X = a * X + (b * A + c * A @ A) @ X", "X = a * X + (c * A + b * A @ A) @ X"),
+    "muon_nesterov_ignored": (
+        "muon_nesterov", "optimizer.py",
+        'update = grad.lerp(buf, momentum) if group["nesterov"] else buf', "update = buf"),
+    "shampoo_roots_every_step": (
+        "shampoo_update_every", "optimizer.py",
+        'if (state["step"] - 1) % group["update_every"] == 0:', "if True:"),
 }
 
 

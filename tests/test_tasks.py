@@ -416,3 +416,14 @@ def test_dpo_trains_on_the_shared_trainer(subset, make_checkpoint, tmp_path, mon
     assert not calls & {"backward", "step", "zero_grad"}
     imports = {node.module for node in ast.walk(source) if isinstance(node, ast.ImportFrom)}
     assert "optimizer" not in imports and "training.finetune" in imports
+
+
+def test_classifier_fine_tunes_the_blocks_with_muon(subset, make_checkpoint, tmp_path):
+    """--optimizer muon (handout 7.6): the blocks' 12 matrices with Muon, the rest (the
+    embeddings, norms, biases and the head) with AdamW at --lr."""
+    out = run_script("classifier.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "sst",
+                     "--fine-tune-mode", "full-model", "--epochs", "1", "--max_train_examples",
+                     "16", "--max_length", "64", "--lr", "1e-3", "--optimizer", "muon",
+                     "--checkpoint_dir", str(tmp_path / "out"))
+    assert "optimizers: Muon on 12 tensors (lr 0.02), AdamW on 26 tensors (lr 0.001)" in out
+    assert "[sst] epoch 1/1: train loss" in out

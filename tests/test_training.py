@@ -88,10 +88,12 @@ def test_the_progress_bar_shows_the_last_train_and_validation_loss(tmp_path, mon
                        for row in rows[2:])]  # steps 2 and 3 (the last) evaluate
 
 
-def test_resume_is_exact_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon", "shampoo"])
+def test_resume_is_exact_bit_for_bit(tmp_path, optimizer):
     """Stopped after step 3 and resumed from ckpt.pt (dropout on, so the random states
-    matter): the same losses, learning rates, norms and final weights, exactly."""
-    flags = ("--dropout", "0.1", "--eval_interval", "3")
+    matter; with Muon or Shampoo, their state saved beside AdamW's, Shampoo's inverse roots
+    due again at step 5): the same losses, learning rates, norms and final weights, exactly."""
+    flags = ("--dropout", "0.1", "--eval_interval", "3", "--optimizer", optimizer)
     whole = run_tiny(tmp_path / "whole", "--max_iters", "6", *flags)
     run_tiny(tmp_path / "split", "--max_iters", "3", *flags)
     resumed = run_tiny(tmp_path / "split", "--max_iters", "6", "--resume", *flags)

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval_interval", type=int, default=2)
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--parallel", default="ddp")
+    parser.add_argument("--optimizer", default="adamw", help="adamw, muon or shampoo")
     parser.add_argument("--compile_backend", default=None, help="torch.compile with it")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--keep_checkpoints", type=int, default=0)
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
                         parallel=args.parallel, out_dir=args.out, checkpoint_prefix="gpt.",
                         keep_checkpoints=args.keep_checkpoints,
                         compile=args.compile_backend is not None,
-                        compile_backend=args.compile_backend or "inductor", progress=args.progress)
+                        compile_backend=args.compile_backend or "inductor", progress=args.progress,
+                        optimizer=args.optimizer, shampoo_update_every=2)
     trainer = Trainer(model, train, lm_loss, batches, evaluate, device, info,
                       model_args={"vocab_size": VOCAB})
     resume = checkpoint.load_checkpoint(os.path.join(args.out, "ckpt.pt")) if args.resume else None

@@ -1,4 +1,5 @@
-"""Command-line plumbing shared by the scripts: bounded argparse types and the model flags."""
+"""Command-line plumbing shared by the scripts: bounded argparse types, the model flags and
+the optimizer flags (``training.optimizers`` builds what they choose)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import argparse
 import copy
 import math
 import os
+from typing import Any
 
 import torch
 
 from training import paths
+from training.optimizers import MUON_LR, OPTIMIZERS, SHAMPOO_LR, SHAMPOO_UPDATE_EVERY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = str(paths.DATA_DIR)  # where data/prepare.py writes: the default --data_dir
@@ -96,6 +99,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_dir", default=os.path.join(REPO, "out"),
                         help="where the best checkpoint and the metrics log are written")
     parser.add_argument("--seed", type=int, default=11711)
+    add_optimizer_args(parser)
 
 
 def add_peft_args(parser: argparse.ArgumentParser) -> None:
@@ -110,3 +114,25 @@ def add_peft_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora_targets", nargs="+", default=["query", "value"],
                         help="names of the nn.Linear layers that get adapters (query key "
                              "value attention_dense interm_dense out_dense)")
+
+
+def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
+    """The optimizer flags of pretrain.py and every task script."""
+    parser.add_argument("--optimizer", default="adamw", choices=list(OPTIMIZERS),
+                        help="muon or shampoo: the transformer blocks' 2-D matrices with it, "
+                             "everything else with AdamW (handout 7.6)")
+    parser.add_argument("--muon_lr", type=POSITIVE_FLOAT, default=MUON_LR,
+                        help="--optimizer muon: the matrices' peak learning rate")
+    parser.add_argument("--shampoo_lr", type=POSITIVE_FLOAT, default=SHAMPOO_LR,
+                        help="--optimizer shampoo: the matrices' peak learning rate")
+    parser.add_argument("--shampoo_update_every", type=POSITIVE_INT,
+                        default=SHAMPOO_UPDATE_EVERY,
+                        help="--optimizer shampoo: steps between recomputing the inverse roots")
+
+
+OPTIMIZER_FLAGS = ("optimizer", "muon_lr", "shampoo_lr", "shampoo_update_every")
+
+
+def optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TrainConfig`` fields of ``add_optimizer_args``' flags, as parsed."""
+    return {name: getattr(args, name) for name in OPTIMIZER_FLAGS}

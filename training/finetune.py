@@ -3,8 +3,8 @@
 Each script brings its model (logits from ``forward(input_ids, attention_mask)``), its
 examples and its ``collate``; this module gives the loaders, the seeding, the loss, the
 predictions, ``fit`` (``epochs`` passes of the ``Trainer`` at a constant learning rate:
-AdamW, no weight decay, no clipping, bf16 autocast with ``--use_gpu``; evaluated after
-every epoch) and ``fit_and_write`` (fit a classifier on dev accuracy, then predict every
+AdamW, or ``--optimizer muon|shampoo`` on the blocks' matrices beside it; no weight decay,
+no clipping, bf16 autocast with ``--use_gpu``; evaluated after every epoch) and ``fit_and_write`` (fit a classifier on dev accuracy, then predict every
 split with its best checkpoint and hand the predictions to the script's writer).  The
 metric and the file format are the script's (``evaluation.py``): this module knows no task.
 """
@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from training.args import optimizer_options
 from training.batches import LoaderBatches
 from training.checkpoint import load_checkpoint
 from training.peft import checkpoint_state, load_weights
@@ -95,7 +96,7 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
         eval_at_start=False, log_interval=log_interval or steps, out_dir=args.checkpoint_dir,
         last_name=last_name, best_name=best_name or f"{name}-best.pt",
         metrics_name=f"{name}-metrics.jsonl", best_metric=best_metric, best_mode="max",
-        save_optimizer=False)
+        save_optimizer=False, **optimizer_options(args))
     gpt = getattr(model, "gpt", model)
     trainer = Trainer(model, config, lambda m, batch: loss_fn(m, to_device(batch, device)),
                       LoaderBatches(loader), evaluate, device,

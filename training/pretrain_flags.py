@@ -25,10 +25,12 @@ from training import distributed
 from training.args import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
+    OPTIMIZER_FLAGS,
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
     HelpFormatter,
+    add_optimizer_args,
     bounded,
 )
 from training.trainer import AUTOCAST_DTYPES
@@ -40,7 +42,7 @@ NUMERIC_OPTIONS = ("rope_theta", "rotary_fraction", "z_loss", "mu_loss")
 # The flags a resume keeps from its checkpoint: the schedule (and the tokens per step) ...
 SCHEDULE_FLAGS = ("max_iters", "learning_rate", "min_lr", "warmup_iters", "lr_decay_iters",
                   "decay_lr", "weight_decay", "beta1", "beta2", "grad_clip", "batch_size",
-                  "gradient_accumulation_steps")
+                  "gradient_accumulation_steps", *OPTIMIZER_FLAGS)
 # ... and the model
 MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", *SWITCHES,
                *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS)
@@ -93,6 +95,7 @@ def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
             ("top_p", bounded(float, 0.0, 1.0, low_open=True), 0.95, "nucleus sampling"),
             ("ddp_timeout", POSITIVE_FLOAT, 300.0, "seconds a rank waits for the others")):
         add(f"--{name}", type=kind, default=default, help=text)
+    add_optimizer_args(parser)
     add("--sample_prompts", nargs="+", default=list(SAMPLE_PROMPTS),
         help=f"prompts samples.txt continues (default: {list(SAMPLE_PROMPTS)})")
     add("--device", default="cpu", choices=["cpu", "cuda"])
@@ -133,6 +136,9 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.decay_lr and args.lr_decay_iters <= args.warmup_iters:
         parser.error(f"--lr_decay_iters {args.lr_decay_iters} must exceed --warmup_iters "
                      f"{args.warmup_iters}")
+    if args.optimizer != "adamw" and args.parallel == "fsdp":
+        parser.error(f"--optimizer {args.optimizer} preconditions whole matrices and "
+                     "--parallel fsdp shards them; use --parallel ddp")
     if args.dtype is None:
         args.dtype = "bfloat16" if args.device == "cuda" else "float32"
     if args.init_from not in ("scratch", "resume") and not (

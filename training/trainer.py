@@ -8,8 +8,9 @@ One optimizer step (``TrainConfig`` names the knobs, with nanoGPT's flag names):
 2. for each micro-batch of the step: ``loss_fn(model, batch) / micro-batches``, backward
    (under bf16 autocast on a GPU when ``dtype="bfloat16"``; fp32 on the CPU), gradients
    all-reduced on the last micro-batch only;
-3. clip the global gradient norm to ``grad_clip`` (0: measure it only), ``AdamW`` step,
-   then ``after_step()`` (e.g. mu-centering of the output embedding).
+3. clip the global gradient norm to ``grad_clip`` (0: measure it only), a step of each
+   optimizer (``training.optimizers``: AdamW, or Muon or Shampoo on the blocks' matrices
+   beside it), then ``after_step()`` (e.g. mu-centering of the output embedding).
 Every ``log_interval`` steps rank 0 writes one metrics row; every ``eval_interval`` steps
 (and at the last) it evaluates, prints one line and saves the checkpoints.
 """
@@ -28,7 +29,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from optimizer import AdamW
 from training import distributed
 from training.checkpoint import (
     CheckpointError,
@@ -39,6 +39,14 @@ from training.checkpoint import (
     set_rng_state,
 )
 from training.metrics import MetricsLog
+from training.optimizers import (
+    MUON_LR,
+    OPTIMIZERS,
+    SHAMPOO_LR,
+    SHAMPOO_UPDATE_EVERY,
+    build_optimizers,
+    describe_optimizers,
+)
 from training.schedule import lr_at
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}  # --dtype -> autocast dtype
@@ -57,6 +65,10 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8  # AdamW's epsilon
+    optimizer: str = "adamw"  # or "muon" / "shampoo" on the blocks' matrices (OPTIMIZERS)
+    muon_lr: float = MUON_LR  # the matrices' peak lr with Muon
+    shampoo_lr: float = SHAMPOO_LR  # the matrices' peak lr with Shampoo
+    shampoo_update_every: int = SHAMPOO_UPDATE_EVERY  # steps between Shampoo's inverse roots
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
     eval_interval: int = 250  # evaluate (and save) every N steps, and after the last
     eval_at_start: bool = True  # also evaluate before the first step
@@ -85,6 +97,11 @@ class TrainConfig:
         if self.parallel not in distributed.WRAPPERS:
             raise ValueError(f"parallel {self.parallel!r}; choose one of "
                              f"{list(distributed.WRAPPERS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+        if self.optimizer != "adamw" and self.parallel == "fsdp":
+            raise ValueError(f"optimizer {self.optimizer!r} preconditions whole matrices, and "
+                             "parallel 'fsdp' shards them; use parallel 'ddp'")
         if self.keep_checkpoints < 0:
             raise ValueError(f"keep_checkpoints {self.keep_checkpoints}; use 0 (none) or more")
         if self.lr_decay_iters is None:
@@ -96,14 +113,6 @@ def autocast(device: torch.device, dtype: str = "bfloat16"):
     if device.type == "cuda" and AUTOCAST_DTYPES[dtype] is not None:
         return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[dtype])
     return contextlib.nullcontext()
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on the trainable tensors of 2 or more dimensions (matrices,
-    embeddings), none on biases and LayerNorm gains."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
 
 
 def count_tokens(batch: Any) -> int:
@@ -154,9 +163,9 @@ class Trainer:
             model = distributed.WRAPPERS[config.parallel](model, self.device)
         self.model = torch.compile(model, backend=config.compile_backend) if config.compile \
             else model
-        self.optimizer = AdamW(param_groups(self.model, config.weight_decay),
-                               lr=config.learning_rate, betas=(config.beta1, config.beta2),
-                               eps=config.eps)
+        self.optimizers = build_optimizers(self.model, config)
+        if len(self.optimizers) > 1 and self.dist.is_main:
+            print(describe_optimizers(self.optimizers), flush=True)
         self.out_dir = Path(config.out_dir)
         self.iter_num, self.tokens, self.elapsed = 0, 0, 0.0
         self.best: float | None = None
@@ -184,7 +193,7 @@ class Trainer:
                        if k.startswith(prefix)}
         if self.select_state is not None:
             model_state = self.select_state(model_state)
-        optimizer = (get_optimizer_state_dict(self.model, self.optimizer, options=full)
+        optimizer = (get_optimizer_state_dict(self.model, self.optimizers, options=full)
                      if self.config.save_optimizer else None)
         return {"model": model_state, "optimizer": optimizer, "model_args": self.model_args,
                 "iter_num": self.iter_num, "best_val_loss": self.best,
@@ -211,7 +220,7 @@ class Trainer:
         if state.get("optimizer") is None:
             raise CheckpointError("the checkpoint has no optimizer state, so training cannot resume "
                              "from it exactly; start from its weights instead")
-        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"],
+        set_optimizer_state_dict(self.model, self.optimizers, state["optimizer"],
                                  options=StateDictOptions(full_state_dict=True))
         self.iter_num, self.best = state["iter_num"], state["best_val_loss"]
         self.tokens, self.elapsed = state["tokens"], state["elapsed_s"]
@@ -240,8 +249,9 @@ class Trainer:
         config = self.config
         lr = lr_at(self.iter_num, config.learning_rate, config.min_lr, config.warmup_iters,
                    config.lr_decay_iters, config.decay_lr)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for optimizer in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_scale"]
         start = time.perf_counter()
         micro_batches = self.batches.next_step()
         self.data_time += time.perf_counter() - start
@@ -268,8 +278,9 @@ class Trainer:
             grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
         if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
             grad_norm = grad_norm.full_tensor()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         if self.after_step is not None:
             self.after_step()
         return step_losses, grad_norm.detach(), tokens

@@ -55,6 +55,78 @@ def adamw_case(name, title, groups, points, shapes=((3, 4), (5,)), steps=5, froz
                 grades=("optimizer.py:AdamW.step",))
 
 
+NEWTON_SCHULZ = "optimizer.py:newton_schulz"
+MUON_STEP, SHAMPOO_STEP = "optimizer.py:Muon.step", "optimizer.py:Shampoo.step"
+QUINTIC = [3.4445, -4.7750, 2.0315]  # Muon's default Newton-Schulz coefficients
+
+
+def newton_schulz_case(name, title, points, rows, cols, scale=1.0, steps=5,
+                       coefficients=QUINTIC, eps=1e-7, seed=0, visibility="after_due_date"):
+    """newton_schulz of a seeded float64 [rows, cols] times `scale`; a scale below
+    eps / (rows * cols) gives a matrix whose norm is below eps, divided by eps, not by its
+    norm."""
+    params = {"rows": rows, "cols": cols, "scale": scale, "steps": steps,
+              "coefficients": list(coefficients), "eps": eps, "seed": seed}
+    below_eps = scale < eps / (rows * cols)
+    rules = ("ns_eps" if below_eps else "ns_normalize", "ns_iteration")
+    return Case(f"preconditioned/{name}", "newton_schulz", params, points, rules,
+                f"newton_schulz: {title}", visibility=visibility, atol=1e-8, rtol=1e-8,
+                grades=(NEWTON_SCHULZ,))
+
+
+def muon_hyper(lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, ns_coefficients=QUINTIC,
+               eps=1e-7, weight_decay=0.0, adjust_lr_fn=None):
+    """One Muon parameter group's hyper-parameters, as the `muon` producer reads them."""
+    return {"lr": lr, "momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
+            "ns_coefficients": list(ns_coefficients), "eps": eps,
+            "weight_decay": weight_decay, "adjust_lr_fn": adjust_lr_fn}
+
+
+def shampoo_hyper(lr=0.05, beta2=0.9, eps=1e-4, update_every=1, momentum=0.0,
+                  weight_decay=0.0):
+    """One Shampoo parameter group's hyper-parameters, as the `shampoo` producer reads them."""
+    return {"lr": lr, "beta2": beta2, "eps": eps, "update_every": update_every,
+            "momentum": momentum, "weight_decay": weight_decay}
+
+
+def muon_rules(groups, shapes) -> tuple[str, ...]:
+    """The rules a Muon run depends on (over two or more steps, where the momentum shows
+    through the orthogonalisation): the original lr adjustment only shows on a non-square
+    matrix of a group that uses it."""
+    shapes_of = [[s for i, s in enumerate(shapes) if i % len(groups) == g]
+                 for g in range(len(groups))]
+    rules = ["muon_momentum"]
+    rules += ["muon_nesterov"] if any(g["nesterov"] for g in groups) else []
+    rules += ["muon_lr_original"] if any(
+        g["adjust_lr_fn"] in (None, "original") and any(r != c for r, c in own)
+        for g, own in zip(groups, shapes_of, strict=True)) else []
+    rules += ["muon_lr_rms"] if any(g["adjust_lr_fn"] == "match_rms_adamw"
+                                    for g in groups) else []
+    rules += ["muon_weight_decay"] if any(g["weight_decay"] for g in groups) else []
+    return tuple(rules)
+
+
+def shampoo_rules(groups) -> tuple[str, ...]:
+    """The rules a Shampoo run of two or more steps depends on."""
+    rules = ["shampoo_factors", "shampoo_roots"]
+    rules += ["shampoo_update_every"] if any(g["update_every"] > 1 for g in groups) else []
+    rules += ["shampoo_momentum"] if any(g["momentum"] for g in groups) else []
+    rules += ["shampoo_weight_decay"] if any(g["weight_decay"] for g in groups) else []
+    return tuple(rules)
+
+
+def preconditioned_case(name, title, optimizer, groups, points, shapes=((4, 6),), steps=3,
+                        frozen=(), seed=0, visibility="after_due_date"):
+    """`steps` (two or more) steps of Muon or Shampoo (`optimizer`) on seeded float64
+    parameters of `shapes`, parameter i in group i % len(groups)."""
+    params = {"shapes": [list(s) for s in shapes], "steps": steps, "seed": seed,
+              "groups": groups, "frozen": list(frozen)}
+    rules = muon_rules(groups, shapes) if optimizer == "muon" else shampoo_rules(groups)
+    return Case(f"preconditioned/{name}", optimizer, params, points, rules,
+                f"{optimizer.capitalize()}: {title}", visibility=visibility, atol=1e-8,
+                rtol=1e-8, grades=(MUON_STEP if optimizer == "muon" else SHAMPOO_STEP,))
+
+
 def bpe_case(name, producer, params, points, rules, title, visibility="after_due_date"):
     """Token ids are integers, so every bpe comparison is exact."""
     return Case(f"bpe/{name}", producer, params, points, rules, f"bpe: {title}",
@@ -268,4 +340,30 @@ DPO = [
              ("dpo_margin", "dpo_rewards"), "dpo_loss, sigmoid, with a reference",
              grades=("dpo.py:dpo_loss",)),
 ]
-CASES = MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
+PRECONDITIONED = [
+    newton_schulz_case("visible_newton_schulz", "a wide matrix, the default quintic", 2.0,
+                       4, 6, scale=3.0, seed=160, visibility="visible"),
+    newton_schulz_case("visible_newton_schulz_tall", "a tall matrix, 3 steps of another "
+                       "polynomial", 2.0, 6, 3, scale=0.5, steps=3,
+                       coefficients=(2.0, -1.5, 0.5), seed=161, visibility="visible"),
+    newton_schulz_case("visible_newton_schulz_tiny", "a matrix whose norm is below eps", 1.0,
+                       3, 5, scale=1e-10, seed=167, visibility="visible"),
+    preconditioned_case("visible_muon", "three Nesterov steps of a wide matrix", "muon",
+                        [muon_hyper()], 2.0, seed=162, visibility="visible"),
+    preconditioned_case("visible_muon_plain", "no Nesterov, weight decay, a tall matrix",
+                        "muon", [muon_hyper(lr=0.1, nesterov=False, weight_decay=0.5,
+                                            adjust_lr_fn="original")], 2.0,
+                        shapes=((6, 3),), seed=163, visibility="visible"),
+    preconditioned_case("visible_muon_rms", "adjust_lr_fn='match_rms_adamw'", "muon",
+                        [muon_hyper(adjust_lr_fn="match_rms_adamw")], 2.0,
+                        shapes=((5, 5), (3, 7)), seed=164, visibility="visible"),
+    preconditioned_case("visible_shampoo", "three steps of a wide matrix", "shampoo",
+                        [shampoo_hyper()], 2.0, shapes=((3, 5),), seed=165,
+                        visibility="visible"),
+    preconditioned_case("visible_shampoo_every", "update_every=2, momentum, weight decay",
+                        "shampoo", [shampoo_hyper(lr=0.1, update_every=2, momentum=0.9,
+                                                  weight_decay=0.3)], 2.0,
+                        shapes=((4, 4), (5, 2)), steps=4, seed=166, visibility="visible"),
+]
+CASES = (MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
+         + PRECONDITIONED)

@@ -56,3 +56,15 @@ def ipo_loss(logits, beta: float, label_smoothing: float):
 def hinge_loss(logits, beta: float, label_smoothing: float):
     """`hinge_loss` (handout 7.3): max(0, 1 - β z), [B]."""
     return (1 - beta * logits).clamp(min=0)
+
+
+def newton_schulz(G, steps: int, coefficients, eps: float):
+    """`newton_schulz` (handout 7.6): a tall G transposed, divided by max(||G||_F, eps),
+    then `steps` times X = a X + (b A + c A^2) X with A = X X^T, in G's dtype."""
+    a, b, c = coefficients
+    X = G.T if G.shape[0] > G.shape[1] else G
+    X = X / X.norm().clamp(min=eps)
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + b * (A @ X) + c * (A @ (A @ X))
+    return X.T if G.shape[0] > G.shape[1] else X

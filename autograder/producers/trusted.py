@@ -116,6 +116,7 @@ STANDS_FOR: dict[str, str] = {
     "sigmoid_loss": "dpo.py:sigmoid_loss",
     "ipo_loss": "dpo.py:ipo_loss",
     "hinge_loss": "dpo.py:hinge_loss",
+    "newton_schulz": "optimizer.py:newton_schulz",
 }
 _bound: dict[str, Callable] = {}  # name -> the staff version, once `bind` ran
 
