@@ -98,6 +98,15 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=11711)
 
 
+def add_quantize_args(parser: argparse.ArgumentParser) -> None:
+    """`--quantize`: evaluate the model quantized (handout 7.4, `modules/quantize.py`)."""
+    from modules.quantize import QUANTIZE_MODES
+
+    parser.add_argument("--quantize", default="none", choices=["none", *QUANTIZE_MODES],
+                        help="evaluate with int8 weights in the transformer blocks, or the "
+                             "whole model in bfloat16 (training is unchanged)")
+
+
 def add_peft_args(parser: argparse.ArgumentParser) -> None:
     """Parameter-efficient fine-tuning flags (handout 7.2), applied by `training.peft`."""
     parser.add_argument("--peft", default="none", choices=["none", "lora"],
