@@ -26,10 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.batches import LoaderBatches
-from training.checkpoint import load_checkpoint
 from modules.lora import merge_lora
 from modules.quantize import model_bytes, quantize_model
+from training.batches import LoaderBatches
+from training.checkpoint import load_checkpoint
 from training.peft import checkpoint_state, load_weights
 from training.trainer import TrainConfig, Trainer, autocast
 
