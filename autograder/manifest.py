@@ -34,6 +34,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/attention.py",
     "modules/gpt2_layer.py",
     "modules/lora.py",
+    "modules/quantize.py",
     # research architectures (handout 9)
     "modules/attention_variants.py",
     "modules/common.py",
@@ -143,6 +144,7 @@ GRADABLE_FILES: tuple[str, ...] = (
     "modules/positions.py",
     "training/losses.py",
     "modules/lora.py",
+    "modules/quantize.py",
     "optimizer.py",
     "bpe.py",
     "classifier.py",
@@ -198,6 +200,7 @@ PARTS: dict[str, Part] = {
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
     "lora": Part("7.2", "LoRA", "handout/lora.md"),
     "dpo": Part("7.3", "DPO", "handout/dpo.md"),
+    "quantize": Part("7.4", "Quantization", "handout/quantize.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

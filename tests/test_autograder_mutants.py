@@ -196,6 +196,27 @@ MUTANTS = {
         "            - F.logsigmoid(-beta * logits) * label_smoothing)",
         "(-F.logsigmoid(beta * logits) * label_smoothing\n"
         "            - F.logsigmoid(-beta * logits) * (1 - label_smoothing))"),
+    "quantize_scale_over_128": (
+        "quant_scale", "modules/quantize.py",
+        "scale = work.abs().amax(dim=1) / Q_MAX  # (out,)",
+        "scale = work.abs().amax(dim=1) / (Q_MAX + 1)  # (out,)"),
+    "quantize_zero_row_scale_zero": (
+        "quant_zero_row", "modules/quantize.py",
+        "    scale = torch.where(scale == 0, torch.ones_like(scale), scale)\n", ""),
+    "quantize_round_half_up": (
+        "quant_round", "modules/quantize.py",
+        "q = torch.round(work / scale[:, None])", "q = torch.floor(work / scale[:, None] + 0.5)"),
+    "int8_linear_without_scale": (
+        "int8_forward", "modules/quantize.py",
+        "weight = dequantize_int8(self.q, self.scale).to(x.dtype)  # (out, in)",
+        "weight = self.q.to(x.dtype)  # (out, in)"),
+    "int8_linear_in_float32": (
+        "int8_dtype", "modules/quantize.py",
+        "        weight = dequantize_int8(self.q, self.scale).to(x.dtype)  # (out, in)\n"
+        "        bias = None if self.bias is None else self.bias.to(x.dtype)\n"
+        "        return F.linear(x, weight, bias)  # (..., out)\n",
+        "        weight = dequantize_int8(self.q, self.scale)  # (out, in)\n"
+        "        return F.linear(x.float(), weight, self.bias)  # (..., out)\n"),
 }
 
 

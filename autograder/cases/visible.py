@@ -268,4 +268,21 @@ DPO = [
              ("dpo_margin", "dpo_rewards"), "dpo_loss, sigmoid, with a reference",
              grades=("dpo.py:dpo_loss",)),
 ]
-CASES = MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
+QUANTIZE = [
+    _visible("quantize/visible_quantize_int8", "quantize_int8",
+             {"out": 4, "in": 6, "tie_rows": [1], "zero_rows": [3], "seed": 175}, 2.0,
+             ("quant_scale", "quant_zero_row", "quant_round"),
+             "quantize_int8 of a [4, 6] weight: a row of half-way entries, a zero row",
+             atol=0.0, rtol=1e-6, grades=("modules/quantize.py:quantize_int8",)),
+    _visible("quantize/visible_int8_linear", "int8_linear",
+             {"in": 5, "out": 3, "shape": [2], "seed": 176}, 2.0, ("int8_forward",),
+             "Int8Linear.forward of a float32 [2, 5] input, and its gradient",
+             atol=1e-6, rtol=1e-6, grades=("modules/quantize.py:Int8Linear.forward",)),
+    _visible("quantize/visible_int8_linear_float64", "int8_linear",
+             {"in": 4, "out": 6, "shape": [3, 2], "dtype": "float64", "seed": 177}, 2.0,
+             ("int8_forward", "int8_dtype"),
+             "Int8Linear.forward of a float64 input computes in float64",
+             atol=1e-10, rtol=1e-10, grades=("modules/quantize.py:Int8Linear.forward",)),
+]
+CASES = (MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
+         + QUANTIZE)
