@@ -57,6 +57,7 @@ FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
     "research": (*ATTENTION_KERNELS, "transformers"),
     "quantize": ("torchao", "torch.ao", "torch.quantization", "torch.nn.quantized",
                  "torch.quantize_per_channel", "torch._weight_int8pack_mm", "transformers"),
+    "reft": ("pyreft", "pyvene", "peft", "transformers"),
 }
 # Names inside a refused module that a graded function may use: the base class the
 # handout's AdamW extends (its module, and the name `torch.optim` exports it under).
@@ -171,6 +172,10 @@ RULES = {
                     "when it is None)",
     "int8_dtype": "Int8Linear.forward computes in x's dtype: W and the bias are cast to "
                   "x.dtype, the result has x's dtype",
+    "reft_edit": "LoReFTIntervention.forward returns h + (learned_source(h) - h R^T) R, in "
+                 "h's dtype (R [r, D] maps back, not R^T)",
+    "reft_dropout": "LoReFT dropout acts on the whole edited state h + (...) R, in training "
+                    "only",
     "logp_shift": "the token at position t is scored by log_softmax(logits[t - 1])",
     "logp_completion": "only completion tokens count (the end-of-text token included); "
                        "prompt and padding tokens never do",

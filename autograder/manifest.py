@@ -35,6 +35,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/gpt2_layer.py",
     "modules/lora.py",
     "modules/quantize.py",
+    "modules/reft.py",
     # research architectures (handout 9)
     "modules/attention_variants.py",
     "modules/common.py",
@@ -145,6 +146,7 @@ GRADABLE_FILES: tuple[str, ...] = (
     "training/losses.py",
     "modules/lora.py",
     "modules/quantize.py",
+    "modules/reft.py",
     "optimizer.py",
     "bpe.py",
     "classifier.py",
@@ -201,6 +203,7 @@ PARTS: dict[str, Part] = {
     "lora": Part("7.2", "LoRA", "handout/lora.md"),
     "dpo": Part("7.3", "DPO", "handout/dpo.md"),
     "quantize": Part("7.4", "Quantization", "handout/quantize.md"),
+    "reft": Part("7.5", "ReFT", "handout/reft.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

@@ -55,9 +55,11 @@ class LoReFTIntervention(nn.Module):
             raise ValueError(f"LoReFT dropout must be in [0, 1), got {dropout!r}")
         rotate = nn.Linear(hidden_size, rank, bias=False)
         nn.init.orthogonal_(rotate.weight)
-        # Without trivialization R is a function of its one parameter alone (no random base
-        # buffer), so that saving the trainable parameters saves R.
-        self.rotate_layer = orthogonal(rotate, use_trivialization=False)
+        # Householder reflections without trivialization: R is a function of its one
+        # parameter alone (no random base buffer, so saving the trainable parameters saves
+        # R), for any rank up to D, and R can be assigned (`rotate_layer.weight = Q`).
+        self.rotate_layer = orthogonal(rotate, orthogonal_map="householder",
+                                       use_trivialization=False)
         self.learned_source = nn.Linear(hidden_size, rank)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 

@@ -217,6 +217,14 @@ MUTANTS = {
         "        return F.linear(x, weight, bias)  # (..., out)\n",
         "        weight = dequantize_int8(self.q, self.scale)  # (out, in)\n"
         "        return F.linear(x.float(), weight, self.bias)  # (..., out)\n"),
+    "reft_source_sign_flipped": (
+        "reft_edit", "modules/reft.py",
+        "delta = (self.learned_source(h) - F.linear(h, R)) @ R  # (..., D)",
+        "delta = (self.learned_source(h) + F.linear(h, R)) @ R  # (..., D)"),
+    "reft_dropout_on_the_edit_only": (
+        "reft_dropout", "modules/reft.py",
+        "return self.dropout((h + delta).to(h.dtype))",
+        "return (h + self.dropout(delta)).to(h.dtype)"),
 }
 
 

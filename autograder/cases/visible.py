@@ -284,5 +284,16 @@ QUANTIZE = [
              "Int8Linear.forward of a float64 input computes in float64",
              atol=1e-10, rtol=1e-10, grades=("modules/quantize.py:Int8Linear.forward",)),
 ]
+REFT = [
+    _visible("reft/visible_forward", "reft_forward", {"D": 6, "r": 2, "shape": [2, 3],
+                                                      "seed": 184}, 2.0, ("reft_edit",),
+             "LoReFTIntervention.forward of rank 2, and the gradients of h, W and b",
+             atol=1e-5, rtol=1e-5, grades=("modules/reft.py:LoReFTIntervention.forward",)),
+    _visible("reft/visible_forward_dropout", "reft_forward",
+             {"D": 5, "r": 1, "shape": [4], "dropout": 0.5, "train": True, "seed": 185}, 2.0,
+             ("reft_edit", "reft_dropout"),
+             "forward in training mode: dropout on the whole edited state", atol=1e-5,
+             rtol=1e-5, grades=("modules/reft.py:LoReFTIntervention.forward",)),
+]
 CASES = (MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
-         + QUANTIZE)
+         + QUANTIZE + REFT)
