@@ -2,16 +2,17 @@
 
     .venv/bin/python bench/quantize.py --model out/pretrain/best.pt --data_dir data/shakespeare_char
     .venv/bin/python bench/quantize.py --model gpt2 --text ../shared/data/wikitext-2/test.txt \\
-        --classifier out/sst-classifier.pt --task sst --task_data data
+        --classifier_flags "--task sst --fine-tune-mode full-model --epochs 1"
 
 Rows: fp32, bf16 (`quantize_model(model, "bf16")`), int8 weight-only (the transformer
 blocks' linear layers, `quantize_model(model, "int8")`) and int8 including the embeddings
 (`include_embeddings=True`).  Columns: megabytes of the whole model and of its blocks
 (`model_bytes`), bits per byte and perplexity on the text (`evaluate_lm.evaluate_ids`,
-windows of `--block_size`, the first `--max_tokens` tokens), the dev accuracy of a
-fine-tuned sentiment classifier when `--classifier` is given (its backbone quantized the
-same way, its head kept float), and milliseconds per generated token (greedy, batch 1, the
-KV cache, median of `--repeats`).
+windows of `--block_size`, the first `--max_tokens` tokens), with `--classifier_flags` the
+dev accuracy of `classifier.py` run with those flags and `--quantize` of the row (the same
+seed and steps, so the same fine-tuned checkpoint, evaluated quantized; the row with the
+embeddings has no such flag), and milliseconds per generated token (greedy, batch 1, the KV
+cache, median of `--repeats`).
 
 In the same run, when `torchao` is installed, the fp32 model's block linear layers are
 quantized with torchao's `Int8WeightOnlyConfig` and the largest logit difference against
@@ -24,45 +25,39 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import re
+import shlex
 import statistics
+import subprocess
+import sys
 import time
-from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
-import evaluation
-from classifier import GPT2SentimentClassifier, collate
-from data.loaders import SENTIMENT_TASKS, read_sentiment
 from evaluate_lm import evaluate_ids
 from models.generate import generate
 from models.gpt2 import GPT2Model
 from modules.lora import merge_lora
 from modules.quantize import model_bytes, quantize_model
 from training.args import POSITIVE_INT
-from training.checkpoint import load_checkpoint
-from training.finetune import make_loader, predict
 from training.lm_data import open_split, read_text
-from training.loading import load_gpt2, load_model, load_tokenizer
-from training.peft import apply_peft, load_weights
+from training.loading import load_model
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # row name -> how the model is quantized (None: as trained, fp32)
 ROWS = {"fp32": None, "bf16": ("bf16", False), "int8 weight-only": ("int8", False),
         "int8 incl. embeddings": ("int8", True)}
 
 
 def quantized(model: nn.Module, how: tuple[str, bool] | None) -> nn.Module:
-    """A quantized copy of `model` (adapters merged first), or the model itself."""
+    """A quantized copy of `model` (LoRA adapters merged first), or the model itself."""
     if how is None:
         return model
     copied = copy.deepcopy(model)
     merge_lora(copied)
     return quantize_model(copied, how[0], include_embeddings=how[1])
-
-
-def backbone(model: nn.Module) -> GPT2Model:
-    return getattr(model, "gpt", model)
 
 
 def ms_per_token(model: GPT2Model, prompt: list[int], new_tokens: int, repeats: int) -> float:
@@ -103,25 +98,12 @@ def torchao_line(model: GPT2Model, ours_int8: GPT2Model, ids: np.ndarray,
             f"{reference.abs().max():.3g})")
 
 
-def load_classifier(path: str, task: str) -> GPT2SentimentClassifier:
-    """A classifier.py checkpoint rebuilt as its run built it (weights, peft, head)."""
-    state = load_checkpoint(path)
-    args = argparse.Namespace(**state["config"])
-    model = GPT2SentimentClassifier(load_gpt2(args), SENTIMENT_TASKS[task][1], 0.0,
-                                    args.fine_tune_mode)
-    apply_peft(model, args, task)
-    load_weights(model, args.peft, state["model"])
-    return model.eval()
-
-
-def dev_accuracy(model: nn.Module, task: str, data_dir: str, tokenizer, max_examples: int
-                 ) -> float:
-    stem, num_labels = SENTIMENT_TASKS[task]
-    path = os.path.join(data_dir, f"{stem}-dev.csv")
-    examples = read_sentiment(path, num_labels, labelled=True)[:max_examples]
-    loader = make_loader(examples, partial(collate, tokenizer=tokenizer, max_length=512), 32)
-    _, predictions, gold = predict(model, loader, torch.device("cpu"), f"{task} dev")
-    return evaluation.accuracy_f1(gold, predictions)[0]
+def classifier_accuracy(flags: str, mode: str | None) -> float:
+    """The best dev accuracy `classifier.py` prints, run with `flags` and `--quantize mode`."""
+    command = [sys.executable, os.path.join(REPO, "classifier.py"), *shlex.split(flags),
+               "--quantize", mode or "none"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return float(re.findall(r"best dev acc (\d+\.\d+)", out)[-1])
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -140,15 +122,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="generated tokens per timing (64)")
     parser.add_argument("--repeats", type=POSITIVE_INT, default=3)
     parser.add_argument("--threads", type=POSITIVE_INT, default=None)
-    parser.add_argument("--classifier", help="a classifier.py checkpoint (sst-classifier.pt)")
-    parser.add_argument("--task", choices=list(SENTIMENT_TASKS), default="sst")
-    parser.add_argument("--task_data", help="the prepared data folder of --classifier")
-    parser.add_argument("--task_tokenizer", help="its tokenizer (default: --task_data's "
-                        "gpt2-tokenizer)")
-    parser.add_argument("--max_dev_examples", type=POSITIVE_INT, default=400)
+    parser.add_argument("--classifier_flags", help="classifier.py flags (one string) whose "
+                        "run gives each row's task metric")
     args = parser.parse_args(argv)
-    if args.classifier and not args.task_data:
-        parser.error("--classifier needs --task_data DIR (the data/prepare.py folder)")
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load_model(args.model, args.tokenizer or args.data_dir)
@@ -159,11 +135,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ids = np.asarray(open_split(args.data_dir, "val"))
     ids = ids[:args.max_tokens]
     block_size = args.block_size or model.config.max_position_embeddings
-    classifier, task_tokenizer = None, None
-    if args.classifier:
-        classifier = load_classifier(args.classifier, args.task)
-        task_tokenizer = load_tokenizer(args.task_tokenizer
-                                        or os.path.join(args.task_data, "gpt2-tokenizer"))
     prompt = [int(t) for t in ids[:16]]
     rows = []
     for name, how in ROWS.items():
@@ -173,10 +144,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "blocks MiB": model_bytes(lm.gpt_layers) / 2**20,
                "bits/byte": figures["bits_per_byte"], "perplexity": figures["perplexity"],
                "ms/token": ms_per_token(lm, prompt, args.new_tokens, args.repeats)}
-        if classifier is not None:
-            task_model = quantized(classifier, how)
-            row[f"{args.task} dev acc"] = dev_accuracy(task_model, args.task, args.task_data,
-                                                       task_tokenizer, args.max_dev_examples)
+        if args.classifier_flags:
+            row["task dev acc"] = ("--" if how is not None and how[1] else
+                                   classifier_accuracy(args.classifier_flags, how and how[0]))
         rows.append(row)
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |")
