@@ -39,6 +39,7 @@ from training.args import (
     HelpFormatter,
     add_model_args,
     add_peft_args,
+    add_quantize_args,
     device_from_args,
 )
 from training.finetune import fit_and_write, make_loader, seed_everything
@@ -152,6 +153,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  f"last-linear-layer-{{task}}-{split}-output.csv otherwise)")
     add_model_args(parser)
     add_peft_args(parser)
+    add_quantize_args(parser)
     args = parser.parse_args(argv)
     for split in ("dev", "test"):
         given = getattr(args, f"{split}_out")

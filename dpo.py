@@ -404,7 +404,11 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_model_args(parser)
     add_peft_args(parser)
     parser.set_defaults(epochs=1, batch_size=4)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.peft == "reft":
+        parser.error("--peft reft: DPO's reference is the policy with its adapters off, and "
+                     "ReFT interventions have no off switch here; use --peft lora or none")
+    return args
 
 
 def policy_length(args: argparse.Namespace, policy: GPT2Model) -> int:

@@ -16,7 +16,9 @@ and written with ``--json``: ``tokens`` (scored), ``bytes`` (UTF-8 bytes of the 
 tokens' text), ``nll_nats`` (summed), ``perplexity``, ``bits_per_token`` and
 ``bits_per_byte`` = nll_nats / (ln 2 * bytes), which compares models with different
 tokenizers. ``--data_dir DIR --split val|train`` scores a prepared split
-(``data/prepare_lm.py``) instead of a text file.
+(``data/prepare_lm.py``) instead of a text file.  ``--quantize int8|bf16`` scores the model
+quantized (``modules/quantize.py``: int8 weights in the transformer blocks, or everything in
+bfloat16); the result also holds ``quantize`` and ``model_bytes`` (what the model takes).
 
 The tokenizer: ``--tokenizer DIR`` (a folder with vocab.json and merges.txt or a Hugging
 Face tokenizer.json, or a folder that ``data/prepare_lm.py`` wrote); by default, for one of ours, the corpus folder of its
@@ -45,7 +47,8 @@ import numpy as np
 import torch
 
 from models.gpt2 import GPT2Model
-from training.args import HelpFormatter
+from modules.quantize import model_bytes, quantize_model
+from training.args import HelpFormatter, add_quantize_args
 from training.lm_data import SPLITS, LMTokenizer, open_split, read_text
 from training.loading import load_model
 from training.perplexity import lm_metrics, sequence_nll, windows
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "(default: half the window)")
     parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (8)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_quantize_args(parser)
     parser.add_argument("--json", help="also write the figures (with --harness: the "
                         "harness's results) to this JSON file")
     harness = parser.add_argument_group("lm-evaluation-harness (docs/harness.md)")
@@ -175,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         text = read_text(args.text) if args.text else None
         ids = None if args.data_dir is None else open_split(args.data_dir, args.split)
         model, tokenizer = load_model(args.model, args.tokenizer or args.data_dir)
+        if args.quantize != "none":
+            quantize_model(model, args.quantize)
         block_size = args.block_size or model.config.max_position_embeddings
         stride = args.stride or max(1, block_size // 2)
         if text is not None:
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     scored = {"text": args.text} if text is not None else {"data_dir": args.data_dir,
                                                             "split": args.split}
     result = {"model": args.model, **scored, "block_size": block_size, "stride": stride,
-              **result}
+              "quantize": args.quantize, "model_bytes": model_bytes(model), **result}
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -206,6 +212,8 @@ def run_harness(parser: argparse.ArgumentParser, args: argparse.Namespace) -> di
     metadata = {**({"text": args.text} if args.text else {}), **args.harness_metadata}
     try:
         model, tokenizer = load_model(args.model, args.tokenizer)
+        if args.quantize != "none":
+            quantize_model(model, args.quantize)
         result = evaluate_harness(model, tokenizer, tasks, args.harness_include, metadata,
                                   args.harness_limit, args.batch_size, args.device,
                                   args.block_size)

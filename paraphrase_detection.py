@@ -40,6 +40,7 @@ from training.args import (
     HelpFormatter,
     add_model_args,
     add_peft_args,
+    add_quantize_args,
     device_from_args,
 )
 from training.finetune import fit_and_write, make_loader, seed_everything
@@ -105,6 +106,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tokens per prompt")
     add_model_args(parser)
     add_peft_args(parser)
+    add_quantize_args(parser)
     return parser.parse_args(argv)
 
 

@@ -40,10 +40,11 @@ from training.args import (
     HelpFormatter,
     add_model_args,
     add_peft_args,
+    add_quantize_args,
     bounded,
     device_from_args,
 )
-from training.finetune import fit, make_loader, seed_everything
+from training.finetune import fit, make_loader, quantize_for_eval, seed_everything
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
 from training.trainer import autocast
@@ -92,6 +93,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
     add_model_args(parser)
     add_peft_args(parser)
+    add_quantize_args(parser)
     return parser.parse_args(argv)
 
 
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sonnet", args, device, lr, last_name="sonnet.pt")
     print(f"[sonnet] checkpoint -> {os.path.join(args.checkpoint_dir, 'sonnet.pt')}")
     merge_lora(gpt)  # generation without the adapter branch (nothing to do without peft)
+    quantize_for_eval(gpt, args, "sonnet")  # --quantize: generate and score quantized
 
     results = {}
     for prompts_name, out_name in (("sonnets_held_out_dev.txt", "generated_sonnets_dev.txt"),

@@ -56,6 +56,9 @@ FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
     "preconditioned": ("torch.optim",),  # torch.optim.Muon, torch.optim._muon's Newton-Schulz
     "pretraining": ("transformers",),
     "research": (*ATTENTION_KERNELS, "transformers"),
+    "quantize": ("torchao", "torch.ao", "torch.quantization", "torch.nn.quantized",
+                 "torch.quantize_per_channel", "torch._weight_int8pack_mm", "transformers"),
+    "reft": ("pyreft", "pyvene", "peft", "transformers"),
 }
 # Names inside a refused module that a graded function may use: the base class the
 # handout's AdamW extends (its module, and the name `torch.optim` exports it under).
@@ -162,6 +165,18 @@ RULES = {
     "lora_init": "a fresh adapter (lora_B zero, as __init__ sets it) leaves base(x) unchanged",
     "lora_delta": "delta_weight is (lora_B @ lora_A) * scaling, [out, in] like base.weight",
     "lora_merge": "merge adds delta_weight() to base.weight in place and sets merged",
+    "quant_scale": "quantize_int8's scale is max |weight[row]| / 127 per row, float32 [out], "
+                   "and q = clamp(round(weight / scale[:, None]), -127, 127) as int8",
+    "quant_zero_row": "an all-zero row has scale 1.0 (and codes 0)",
+    "quant_round": "q rounds half to even (torch.round): 2.5 -> 2, 3.5 -> 4, -2.5 -> -2",
+    "int8_forward": "Int8Linear.forward is x @ dequantize_int8(q, scale)^T + bias (no bias "
+                    "when it is None)",
+    "int8_dtype": "Int8Linear.forward computes in x's dtype: W and the bias are cast to "
+                  "x.dtype, the result has x's dtype",
+    "reft_edit": "LoReFTIntervention.forward returns h + (learned_source(h) - h R^T) R, in "
+                 "h's dtype (R [r, D] maps back, not R^T)",
+    "reft_dropout": "LoReFT dropout acts on the whole edited state h + (...) R, in training "
+                    "only",
     "logp_shift": "the token at position t is scored by log_softmax(logits[t - 1])",
     "logp_completion": "only completion tokens count (the end-of-text token included); "
                        "prompt and padding tokens never do",

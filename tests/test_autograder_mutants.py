@@ -212,6 +212,35 @@ MUTANTS = {
     "shampoo_roots_every_step": (
         "shampoo_update_every", "optimizer.py",
         'if (state["step"] - 1) % group["update_every"] == 0:', "if True:"),
+    "quantize_scale_over_128": (
+        "quant_scale", "modules/quantize.py",
+        "scale = work.abs().amax(dim=1) / Q_MAX  # (out,)",
+        "scale = work.abs().amax(dim=1) / (Q_MAX + 1)  # (out,)"),
+    "quantize_zero_row_scale_zero": (
+        "quant_zero_row", "modules/quantize.py",
+        "    scale = torch.where(scale == 0, torch.ones_like(scale), scale)\n", ""),
+    "quantize_round_half_up": (
+        "quant_round", "modules/quantize.py",
+        "q = torch.round(work / scale[:, None])", "q = torch.floor(work / scale[:, None] + 0.5)"),
+    "int8_linear_without_scale": (
+        "int8_forward", "modules/quantize.py",
+        "weight = dequantize_int8(self.q, self.scale).to(x.dtype)  # (out, in)",
+        "weight = self.q.to(x.dtype)  # (out, in)"),
+    "int8_linear_in_float32": (
+        "int8_dtype", "modules/quantize.py",
+        "        weight = dequantize_int8(self.q, self.scale).to(x.dtype)  # (out, in)\n"
+        "        bias = None if self.bias is None else self.bias.to(x.dtype)\n"
+        "        return F.linear(x, weight, bias)  # (..., out)\n",
+        "        weight = dequantize_int8(self.q, self.scale)  # (out, in)\n"
+        "        return F.linear(x.float(), weight, self.bias)  # (..., out)\n"),
+    "reft_source_sign_flipped": (
+        "reft_edit", "modules/reft.py",
+        "delta = (self.learned_source(h) - F.linear(h, R)) @ R  # (..., D)",
+        "delta = (self.learned_source(h) + F.linear(h, R)) @ R  # (..., D)"),
+    "reft_dropout_on_the_edit_only": (
+        "reft_dropout", "modules/reft.py",
+        "return self.dropout((h + delta).to(h.dtype))",
+        "return (h + self.dropout(delta)).to(h.dtype)"),
 }
 
 

@@ -346,8 +346,8 @@ def shop(handout: Path, work: Path, *only: str) -> dict:
 
 # assignment -> its parts; every other part ships solved in its release.
 SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
-                     "extensions": ("sdpa", "lora", "dpo", "preconditioned", "research",
-                                    "tasks")}
+                     "extensions": ("sdpa", "lora", "dpo", "research", "tasks", "quantize",
+                                    "reft", "preconditioned")}
 
 
 @pytest.fixture(scope="module")
@@ -371,7 +371,10 @@ def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, relea
                          "optimizer.py:AdamW.step", "bpe.py:count_pairs"},
                 "extensions": {"modules/lora.py:LoRALinear.forward", "dpo.py:dpo_loss",
                                "optimizer.py:newton_schulz", "optimizer.py:Muon.step",
-                               "modules/positions.py:rotary_tables"}}[assignment]
+                               "modules/positions.py:rotary_tables",
+                               "modules/quantize.py:quantize_int8",
+                               "modules/quantize.py:Int8Linear.forward",
+                               "modules/reft.py:LoReFTIntervention.forward"}}[assignment]
     assert expected <= set(answer["functions"]), answer["functions"]
     assert answer["tried"] > 100, answer
     assert answer["scored"] == [], answer["scored"]

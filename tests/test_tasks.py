@@ -275,6 +275,16 @@ def test_classifier_output_flags_that_would_overwrite_are_refused(flags, message
      "argument --temperature: nan is not a number >= 0"),
     (sonnet_generation, ["--gen_batch_size", "0"],
      "argument --gen_batch_size: 0 is not an integer"),
+    (classifier, ["--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+    (sonnet_generation, ["--quantize", "fp8"], "argument --quantize: invalid choice: 'fp8'"),
+    (classifier, ["--peft", "reft", "--reft_positions", "middle"],
+     "argument --reft_positions: ReFT positions 'middle'"),
+    (paraphrase_detection, ["--reft_positions", "last:0"],
+     "argument --reft_positions: ReFT positions 'last:0'"),
+    (classifier, ["--reft_layers", "0,x"], "argument --reft_layers: '0,x' is not 'all' nor"),
+    (sonnet_generation, ["--reft_rank", "0"], "argument --reft_rank: 0 is not an integer >= 1"),
+    (classifier, ["--reft_dropout", "1"],
+     "argument --reft_dropout: 1 is not a number >= 0 and < 1"),
 ])
 def test_bad_arguments_are_refused_with_the_value(module, flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -427,3 +437,27 @@ def test_classifier_fine_tunes_the_blocks_with_muon(subset, make_checkpoint, tmp
                      "--checkpoint_dir", str(tmp_path / "out"))
     assert "optimizers: Muon on 12 tensors (lr 0.02), AdamW on 26 tensors (lr 0.001)" in out
     assert "[sst] epoch 1/1: train loss" in out
+def test_classifier_with_reft_evaluated_in_int8(subset, make_checkpoint, tmp_path):
+    """--peft reft trains the interventions and the head only; --quantize int8 then
+    evaluates the best checkpoint with int8 blocks (the interventions stay float)."""
+    out = run_script("classifier.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "sst",
+                     "--epochs", "1", "--max_train_examples", "32", "--max_length", "128",
+                     "--checkpoint_dir", str(tmp_path / "out"), "--peft", "reft",
+                     "--reft_rank", "2", "--reft_layers", "0,1", "--reft_positions",
+                     "first+last", "--quantize", "int8")
+    match = re.search(r"\[sst\] peft reft on 2 layers: ([\d,]+) of ([\d,]+) parameters train", out)
+    assert match, out
+    width = SIZES["hidden_size"]
+    assert int(match.group(1).replace(",", "")) == 2 * 2 * (2 * width + 1) + 5 * width + 5
+    assert "[sst] quantized int8:" in out
+    state = torch.load(tmp_path / "out" / "sst-classifier.pt", map_location="cpu",
+                       weights_only=False)
+    assert (state["config"]["peft"], state["config"]["reft_positions"]) == ("reft", "first+last")
+    keys = set(state["model"])
+    assert keys - {"classifier.weight", "classifier.bias"} == {
+        f"gpt.reft.interventions.{i}.{name}" for i in (0, 1) for name in (
+            "rotate_layer.parametrizations.weight.original", "learned_source.weight",
+            "learned_source.bias")}
+    predictions, errors = evaluation.read_predictions(
+        tmp_path / "predictions" / "last-linear-layer-sst-test-output.csv")
+    assert errors == [] and predictions

@@ -102,10 +102,41 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     add_optimizer_args(parser)
 
 
+def reft_layers(text: str) -> str:
+    """``--reft_layers``: "all" or comma-separated layer indices (checked against the
+    model's depth when the interventions are added)."""
+    entries = text.split(",")
+    if text != "all" and not all(entry.strip().isdigit() for entry in entries):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'all' nor comma-separated layer "
+                                         "indices such as 0,3")
+    return text
+
+
+def reft_positions(text: str) -> str:
+    """``--reft_positions``: last, last:k, first+last or first+last:k."""
+    from modules.reft import parse_positions
+
+    try:
+        parse_positions(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_quantize_args(parser: argparse.ArgumentParser) -> None:
+    """`--quantize`: evaluate the model quantized (handout 7.4, `modules/quantize.py`)."""
+    from modules.quantize import QUANTIZE_MODES
+
+    parser.add_argument("--quantize", default="none", choices=["none", *QUANTIZE_MODES],
+                        help="evaluate with int8 weights in the transformer blocks, or the "
+                             "whole model in bfloat16 (training is unchanged)")
+
+
 def add_peft_args(parser: argparse.ArgumentParser) -> None:
     """Parameter-efficient fine-tuning flags (handout 7.2), applied by `training.peft`."""
-    parser.add_argument("--peft", default="none", choices=["none", "lora"],
-                        help="lora: train low-rank adapters (and a task head) only")
+    parser.add_argument("--peft", default="none", choices=["none", "lora", "reft"],
+                        help="lora: train low-rank adapters (and a task head) only; reft: "
+                             "train LoReFT interventions on hidden states (handout 7.5)")
     parser.add_argument("--lora_r", type=POSITIVE_INT, default=8, help="adapter rank")
     parser.add_argument("--lora_alpha", type=POSITIVE_FLOAT, default=16.0,
                         help="the update is scaled by alpha / r")
@@ -114,6 +145,15 @@ def add_peft_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora_targets", nargs="+", default=["query", "value"],
                         help="names of the nn.Linear layers that get adapters (query key "
                              "value attention_dense interm_dense out_dense)")
+    parser.add_argument("--reft_rank", type=POSITIVE_INT, default=4,
+                        help="rank r of each LoReFT intervention")
+    parser.add_argument("--reft_layers", type=reft_layers, default="all",
+                        help="layers whose outputs are edited: all, or indices such as 0,3")
+    parser.add_argument("--reft_positions", type=reft_positions, default="last",
+                        help="real-token positions edited in each row: last, first+last, or "
+                             "with :k the first and last k (e.g. first+last:2)")
+    parser.add_argument("--reft_dropout", type=PROBABILITY_BELOW_ONE, default=0.0,
+                        help="dropout on the edited states")
 
 
 def add_optimizer_args(parser: argparse.ArgumentParser) -> None:

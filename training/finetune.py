@@ -27,6 +27,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from training.args import optimizer_options
+from modules.lora import merge_lora
+from modules.quantize import model_bytes, quantize_model
 from training.batches import LoaderBatches
 from training.checkpoint import load_checkpoint
 from training.peft import checkpoint_state, load_weights
@@ -115,6 +117,19 @@ def epoch_line(name: str, row: dict[str, Any], epochs: int, steps: int) -> str:
     return line + (" (best, saved)" if row["improved"] else "")
 
 
+def quantize_for_eval(model: nn.Module, args: argparse.Namespace, name: str) -> nn.Module:
+    """``--quantize``: merge any LoRA adapters, then ``quantize_model(model, args.quantize)``
+    in place, printing the bytes before and after; the model as it was with "none"."""
+    if args.quantize == "none":
+        return model
+    merge_lora(model)
+    before = model_bytes(model)
+    quantize_model(model, args.quantize)
+    print(f"[{name}] quantized {args.quantize}: {before / 2**20:.1f} MiB -> "
+          f"{model_bytes(model) / 2**20:.1f} MiB")
+    return model
+
+
 def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, list],
                   collate_fn: Callable, name: str, checkpoint_name: str,
                   args: argparse.Namespace, device: torch.device, lr: float,
@@ -122,7 +137,8 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
                   write: Callable[[str, list[str], list[int]], None],
                   outputs: dict[str, str] | None = None) -> dict:
     """Train a classifier, keeping the checkpoint with the best dev accuracy
-    (``args.checkpoint_dir/checkpoint_name``); then, with it, predict each split and
+    (``args.checkpoint_dir/checkpoint_name``); then, with it (quantized by ``--quantize``,
+    ``quantize_for_eval``), predict each split and
     ``write(outputs[split], ids, predictions)`` (default path:
     ``<args.out_dir>/<name>-<split>-output.csv``).  Returns {'dev_acc', 'dev_f1'}.
 
@@ -141,6 +157,7 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
         best_name=checkpoint_name)
     best = load_checkpoint(os.path.join(args.checkpoint_dir, checkpoint_name), map_location=device)
     load_weights(model, args.peft, best["model"])
+    quantize_for_eval(model, args, name)
     results = {}
     for split, examples in splits.items():
         loader = make_loader(examples, collate_fn, args.eval_batch_size)

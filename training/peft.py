@@ -1,11 +1,13 @@
-"""The `--peft` switch of the task scripts (flags in `training.args.add_peft_args`).
+"""The `--peft` switch of the task scripts (flags in `training.args.add_peft_args`):
+LoRA (`modules/lora.py`) or ReFT (`modules/reft.py`).
 
 `apply_peft` adds the adapters the flags ask for and prints what trains.  Task checkpoints
 (`training.checkpoint` dicts, written by `training.finetune.fit`) keep in "model" what
 `checkpoint_state` selects and load back through `load_weights`: without peft the model's
 whole state dict, with LoRA the adapters and the task head only, a few hundred kilobytes
-for gpt2; the LoRA settings are in the run flags ("config"), so `load_lora_into` can
-rebuild the adapters from the checkpoint (DPO starts from such a checkpoint).
+for gpt2, with ReFT the interventions and the head; the LoRA settings are in the run flags
+("config"), so `load_lora_into` can rebuild the adapters from the checkpoint (DPO starts
+from such a checkpoint).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from models.gpt2 import GPT2Model, copy_checked
 from modules.lora import apply_lora, load_trainable_state_dict, merge_lora
+from modules.reft import apply_reft
 from training.checkpoint import load_checkpoint
 
 
@@ -27,15 +30,22 @@ def lora_settings(args: argparse.Namespace) -> dict:
             "dropout": args.lora_dropout}
 
 
+def reft_settings(args: argparse.Namespace) -> dict:
+    """The `apply_reft` keyword arguments the --reft_* flags give."""
+    return {"rank": args.reft_rank, "layers": args.reft_layers,
+            "positions": args.reft_positions, "dropout": args.reft_dropout}
+
+
 # --peft value -> function(model, args) that prepares the model and returns what it changed.
 PEFT_METHODS: dict[str, Callable[[nn.Module, argparse.Namespace], list[str]]] = {
     "none": lambda model, args: [],
     "lora": lambda model, args: apply_lora(model, **lora_settings(args)),
+    "reft": lambda model, args: apply_reft(model, **reft_settings(args)),
 }
 
 
 # --peft value -> the default learning rate of the task scripts (full fine-tuning: their own).
-PEFT_LR = {"lora": 5e-4}
+PEFT_LR = {"lora": 5e-4, "reft": 2e-3}
 
 
 def trainable_summary(model: nn.Module) -> str:
@@ -66,13 +76,14 @@ PEFT_CHECKPOINTS: dict[str, tuple[Callable[[nn.Module, dict], dict],
                                   Callable[[nn.Module, dict], object]]] = {
     "none": (lambda model, state: state, lambda model, state: model.load_state_dict(state)),
     "lora": (keep_trainable, load_trainable_state_dict),
+    "reft": (keep_trainable, load_trainable_state_dict),
 }
 
 
 def checkpoint_state(model: nn.Module, peft: str,
                      state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The part of `model`'s state dict `state` that a task checkpoint holds under --peft:
-    all of it without peft, the adapters and the task head with LoRA."""
+    all of it without peft, the adapters (LoRA) or interventions (ReFT) and the task head."""
     return PEFT_CHECKPOINTS[peft][0](model, state)
 
 
@@ -99,6 +110,9 @@ def load_backbone_checkpoint(gpt: GPT2Model, path: str) -> None:
     adapters of a LoRA checkpoint, merged into the weights.  A task head is ignored; every
     parameter ends up trainable."""
     state = load_checkpoint(path)
+    if state["config"].get("peft", "none") == "reft":
+        raise ValueError(f"{path} is a ReFT checkpoint: its interventions edit hidden states "
+                         "and fold into no weight, so it cannot start a bare GPT2Model")
     weights = state["model"]
     prefix = "gpt." if any(key.startswith("gpt.") for key in weights) else ""
     if state["config"].get("peft", "none") == "lora":

@@ -340,6 +340,33 @@ DPO = [
              ("dpo_margin", "dpo_rewards"), "dpo_loss, sigmoid, with a reference",
              grades=("dpo.py:dpo_loss",)),
 ]
+QUANTIZE = [
+    _visible("quantize/visible_quantize_int8", "quantize_int8",
+             {"out": 4, "in": 6, "tie_rows": [1], "zero_rows": [3], "seed": 175}, 2.0,
+             ("quant_scale", "quant_zero_row", "quant_round"),
+             "quantize_int8 of a [4, 6] weight: a row of half-way entries, a zero row",
+             atol=0.0, rtol=1e-6, grades=("modules/quantize.py:quantize_int8",)),
+    _visible("quantize/visible_int8_linear", "int8_linear",
+             {"in": 5, "out": 3, "shape": [2], "seed": 176}, 2.0, ("int8_forward",),
+             "Int8Linear.forward of a float32 [2, 5] input, and its gradient",
+             atol=1e-6, rtol=1e-6, grades=("modules/quantize.py:Int8Linear.forward",)),
+    _visible("quantize/visible_int8_linear_float64", "int8_linear",
+             {"in": 4, "out": 6, "shape": [3, 2], "dtype": "float64", "seed": 177}, 2.0,
+             ("int8_forward", "int8_dtype"),
+             "Int8Linear.forward of a float64 input computes in float64",
+             atol=1e-10, rtol=1e-10, grades=("modules/quantize.py:Int8Linear.forward",)),
+]
+REFT = [
+    _visible("reft/visible_forward", "reft_forward", {"D": 6, "r": 2, "shape": [2, 3],
+                                                      "seed": 184}, 2.0, ("reft_edit",),
+             "LoReFTIntervention.forward of rank 2, and the gradients of h, W and b",
+             atol=1e-5, rtol=1e-5, grades=("modules/reft.py:LoReFTIntervention.forward",)),
+    _visible("reft/visible_forward_dropout", "reft_forward",
+             {"D": 5, "r": 1, "shape": [4], "dropout": 0.5, "train": True, "seed": 185}, 2.0,
+             ("reft_edit", "reft_dropout"),
+             "forward in training mode: dropout on the whole edited state", atol=1e-5,
+             rtol=1e-5, grades=("modules/reft.py:LoReFTIntervention.forward",)),
+]
 PRECONDITIONED = [
     newton_schulz_case("visible_newton_schulz", "a wide matrix, the default quintic", 2.0,
                        4, 6, scale=3.0, seed=160, visibility="visible"),
@@ -366,4 +393,4 @@ PRECONDITIONED = [
                         shapes=((4, 4), (5, 2)), steps=4, seed=166, visibility="visible"),
 ]
 CASES = (MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
-         + PRECONDITIONED)
+         + QUANTIZE + REFT + PRECONDITIONED)
