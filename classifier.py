@@ -44,6 +44,7 @@ from training.args import (
 from training.finetune import fit_and_write, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
+from training.smart import add_smart_args
 
 DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
 GRADED_MODE = "full-model"  # its predictions keep the graded names (autograder/predictions.py)
@@ -152,6 +153,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  f"last-linear-layer-{{task}}-{split}-output.csv otherwise)")
     add_model_args(parser)
     add_peft_args(parser)
+    add_smart_args(parser)
     args = parser.parse_args(argv)
     for split in ("dev", "test"):
         given = getattr(args, f"{split}_out")

@@ -45,6 +45,7 @@ from training.args import (
 from training.finetune import fit_and_write, make_loader, seed_everything
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
+from training.smart import add_smart_args
 
 
 def answer_token_ids(tokenizer) -> list[int]:
@@ -105,6 +106,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tokens per prompt")
     add_model_args(parser)
     add_peft_args(parser)
+    add_smart_args(parser)
     return parser.parse_args(argv)
 
 

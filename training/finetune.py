@@ -29,6 +29,7 @@ from tqdm import tqdm
 from training.batches import LoaderBatches
 from training.checkpoint import load_checkpoint
 from training.peft import checkpoint_state, load_weights
+from training.smart import Smart
 from training.trainer import TrainConfig, Trainer, autocast
 
 
@@ -77,7 +78,8 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         describe: Callable[[dict[str, Any]], str] | None = None, best_metric: str = "dev_acc",
         best_name: str | None = None, last_name: str | None = None,
-        log_interval: int | None = None) -> dict[str, Any]:
+        log_interval: int | None = None,
+        after_step: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train ``args.epochs`` epochs of ``loader`` on the one loop, evaluating after each.
 
     ``loss_fn(model, batch)`` receives the batch with its tensors on ``device``.  With
@@ -86,7 +88,9 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
     ``args.checkpoint_dir/last_name``.  Checkpoints hold the model only, as
     ``training.peft.checkpoint_state`` selects it for ``args.peft`` (with LoRA: the adapters
     and the head).  Every epoch (or every ``log_interval`` steps) logs a row to
-    ``args.checkpoint_dir/<name>-metrics.jsonl``.  Returns the last epoch's row.
+    ``args.checkpoint_dir/<name>-metrics.jsonl``; a ``loss_fn`` that returns {'loss', part:
+    ...} logs each part as ``train_<part>``.  ``after_step()`` runs after every optimizer
+    step.  Returns the last epoch's row.
     """
     steps = len(loader)
     config = TrainConfig(
@@ -102,13 +106,19 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
                       model_args=asdict(gpt.config), run_config=vars(args),
                       describe=describe or (lambda row: epoch_line(name, row, args.epochs,
                                                                    steps)),
-                      select_state=partial(checkpoint_state, model, args.peft))
+                      select_state=partial(checkpoint_state, model, args.peft),
+                      after_step=after_step)
     return trainer.run()
 
 
 def epoch_line(name: str, row: dict[str, Any], epochs: int, steps: int) -> str:
-    """``[name] epoch k/N: train loss L`` and any dev metrics of the row."""
+    """``[name] epoch k/N: train loss L`` (and its logged parts, e.g. ``smart 0.0012``), and
+    any dev metrics of the row."""
     line = f"[{name}] epoch {row['iter'] // steps}/{epochs}: train loss {row['train_loss']:.4f}"
+    parts = [f"{key.removeprefix('train_').replace('_', '-')} {value:.4g}"
+             for key, value in row.items()
+             if key.startswith("train_") and key != "train_loss" and value is not None]
+    line += f" ({', '.join(parts)})" if parts else ""
     if "dev_acc" in row:
         line += f", dev acc {row['dev_acc']:.4f}, dev macro-F1 {row['dev_f1']:.4f}"
     return line + (" (best, saved)" if row["improved"] else "")
@@ -125,6 +135,8 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
     ``write(outputs[split], ids, predictions)`` (default path:
     ``<args.out_dir>/<name>-<split>-output.csv``).  Returns {'dev_acc', 'dev_f1'}.
 
+    The loss is the cross-entropy of ``model``'s class logits, plus SMART's terms when
+    ``args.smart_weight`` or ``args.bregman_weight`` is set (``training.smart``).
     ``splits`` holds the "dev" (labelled) and "test" examples; ``score(gold, predicted)``
     gives (accuracy, macro-F1), e.g. ``evaluation.accuracy_f1``; ``write`` writes a
     prediction file, e.g. ``evaluation.write_predictions``.
@@ -136,8 +148,12 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
         accuracy, f1 = score(gold, predictions)
         return {"dev_acc": accuracy, "dev_f1": f1}
 
-    fit(model, train_loader, classification_loss, name, args, device, lr, evaluate,
-        best_name=checkpoint_name)
+    loss_fn, after_step = classification_loss, None
+    if args.smart_weight or args.bregman_weight:
+        smart = Smart(model, args)
+        loss_fn, after_step = smart.loss, smart.after_step
+    fit(model, train_loader, loss_fn, name, args, device, lr, evaluate,
+        best_name=checkpoint_name, after_step=after_step)
     best = load_checkpoint(os.path.join(args.checkpoint_dir, checkpoint_name), map_location=device)
     load_weights(model, args.peft, best["model"])
     results = {}
