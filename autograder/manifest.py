@@ -59,6 +59,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/plots.py",
     "training/distributed.py",
     "training/finetune.py",
+    "training/smart.py",
     "models/lm.py",
     "classifier.py",
     "paraphrase_detection.py",
@@ -148,6 +149,7 @@ GRADABLE_FILES: tuple[str, ...] = (
     "classifier.py",
     "paraphrase_detection.py",
     "dpo.py",
+    "training/smart.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (
@@ -198,6 +200,7 @@ PARTS: dict[str, Part] = {
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
     "lora": Part("7.2", "LoRA", "handout/lora.md"),
     "dpo": Part("7.3", "DPO", "handout/dpo.md"),
+    "smart": Part("7.7", "SMART", "handout/smart.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

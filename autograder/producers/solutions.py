@@ -56,3 +56,13 @@ def ipo_loss(logits, beta: float, label_smoothing: float):
 def hinge_loss(logits, beta: float, label_smoothing: float):
     """`hinge_loss` (handout 7.3): max(0, 1 - β z), [B]."""
     return (1 - beta * logits).clamp(min=0)
+
+
+def symmetric_kl(input_logits, target_logits):
+    """`symmetric_kl` (handout 7.7): KL(p_t.detach() || p_i) + KL(p_i.detach() || p_t),
+    summed over the classes, averaged over the rows."""
+    import torch.nn.functional as F
+
+    p, q = F.log_softmax(input_logits, dim=-1), F.log_softmax(target_logits, dim=-1)
+    return ((q.detach().exp() * (q.detach() - p)).sum(dim=-1)
+            + (p.detach().exp() * (p.detach() - q)).sum(dim=-1)).mean()

@@ -116,6 +116,7 @@ STANDS_FOR: dict[str, str] = {
     "sigmoid_loss": "dpo.py:sigmoid_loss",
     "ipo_loss": "dpo.py:ipo_loss",
     "hinge_loss": "dpo.py:hinge_loss",
+    "symmetric_kl": "training/smart.py:symmetric_kl",
 }
 _bound: dict[str, Callable] = {}  # name -> the staff version, once `bind` ran
 
