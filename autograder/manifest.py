@@ -65,6 +65,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "paraphrase_detection.py",
     "sonnet_generation.py",
     "dpo.py",
+    "ensemble.py",
     "data/__init__.py",
     "data/loaders.py",
     "data/pairs.py",

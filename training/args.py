@@ -110,3 +110,12 @@ def add_peft_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora_targets", nargs="+", default=["query", "value"],
                         help="names of the nn.Linear layers that get adapters (query key "
                              "value attention_dense interm_dense out_dense)")
+
+
+def add_ensemble_args(parser: argparse.ArgumentParser) -> None:
+    """The task scripts' ensemble mode (`ensemble.py` runs it): no training."""
+    parser.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
+                        help="train nothing: average the class probabilities of these "
+                             "fine-tuned checkpoints of the task (each rebuilt with the flags "
+                             "it was trained with) and write the prediction files, under the "
+                             "graded names by default")

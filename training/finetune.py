@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -59,18 +59,27 @@ def classification_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device,
-            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
-    """Returns (ids, predicted labels, gold labels (-1 where unlabelled))."""
+def predict_probabilities(model: nn.Module, loader: DataLoader, device: torch.device,
+                          description: str = "eval") -> tuple[list[str], torch.Tensor, list[int]]:
+    """Returns (ids, class probabilities [N, C] (the softmax of the logits, float32, on the
+    CPU), gold labels (-1 where unlabelled))."""
     model.eval()
-    ids, predictions, gold = [], [], []
+    ids, probabilities, gold = [], [], []
     for batch in tqdm(loader, desc=description, leave=False):
         with autocast(device):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        predictions += logits.argmax(dim=-1).tolist()
+        probabilities.append(torch.softmax(logits.float(), dim=-1).cpu())  # (B, C)
         gold += batch["labels"].tolist()
         ids += batch["ids"]
-    return ids, predictions, gold
+    return ids, torch.cat(probabilities), gold
+
+
+def predict(model: nn.Module, loader: DataLoader, device: torch.device,
+            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
+    """Returns (ids, predicted labels (the most probable class), gold labels (-1 where
+    unlabelled))."""
+    ids, probabilities, gold = predict_probabilities(model, loader, device, description)
+    return ids, probabilities.argmax(dim=-1).tolist(), gold
 
 
 def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
@@ -156,15 +165,81 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
         best_name=checkpoint_name, after_step=after_step)
     best = load_checkpoint(os.path.join(args.checkpoint_dir, checkpoint_name), map_location=device)
     load_weights(model, args.peft, best["model"])
+    return predict_and_write([model], splits, collate_fn, name, args, device, score, write,
+                             outputs)
+
+
+# Flags of a task run that say where its data and outputs go, not what its model is: an
+# ensemble takes these from its own command line and every other flag from each checkpoint.
+RUN_FLAGS = ("task", "data_dir", "tokenizer", "out_dir", "checkpoint_dir", "dev_out",
+             "test_out", "use_gpu", "eval_batch_size", "max_length", "max_train_examples",
+             "ensemble")
+
+
+def ensemble_members(paths: list[str], args: argparse.Namespace,
+                     build: Callable[[argparse.Namespace], nn.Module],
+                     device: torch.device) -> Iterator[nn.Module]:
+    """Each fine-tuned checkpoint at ``paths`` (a task script's best checkpoint: weights and
+    its run's flags, "config") as a model on ``device``, one at a time.  ``build(flags)``
+    makes it with the flags it was trained with (``args``'s for ``RUN_FLAGS``), after
+    seeding with its run's seed as training did, so that a random or frozen backbone comes
+    back the same; then its weights are loaded.  ValueError naming the file when they do
+    not fit."""
+    for path in paths:
+        checkpoint = load_checkpoint(path, map_location=device, keys=("model", "config"))
+        saved = {key: value for key, value in checkpoint["config"].items()
+                 if key not in RUN_FLAGS and hasattr(args, key)}
+        flags = argparse.Namespace(**{**vars(args), **saved})
+        seed_everything(flags.seed)
+        model = build(flags).to(device)
+        try:
+            load_weights(model, flags.peft, checkpoint["model"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise ValueError(f"{path}: its weights do not fit this task's model ({error}); "
+                             "pass checkpoints that this task's script wrote") from None
+        print(f"[ensemble] {path}: peft {flags.peft}, seed {flags.seed}")
+        yield model
+
+
+def predict_and_write(models: Iterable[nn.Module], splits: dict[str, list],
+                      collate_fn: Callable, name: str, args: argparse.Namespace,
+                      device: torch.device,
+                      score: Callable[[list[int], list[int]], tuple[float, float]],
+                      write: Callable[[str, list[str], list[int]], None],
+                      outputs: dict[str, str] | None = None) -> dict:
+    """Predict each split (``splits``: "dev", labelled, and "test") with the mean class
+    probabilities of ``models`` (one model: its own) and ``write(outputs[split], ids,
+    predictions)`` (default path: ``<args.out_dir>/<name>-<split>-output.csv``).  The models
+    are used one at a time, in order (a generator may build each when it is reached).
+    Returns {'dev_acc', 'dev_f1'} of the mean; with several models it also prints each
+    one's dev accuracy and returns them as 'member_dev_acc'."""
+    loaders = {split: make_loader(examples, collate_fn, args.eval_batch_size)
+               for split, examples in splits.items()}
+    sums: dict[str, torch.Tensor] = {}  # split -> summed probabilities [N, C]
+    labels: dict[str, tuple[list[str], list[int]]] = {}  # split -> (ids, gold)
+    member_acc = []
+    for model in models:
+        for split, loader in loaders.items():
+            ids, probabilities, gold = predict_probabilities(model, loader, device,
+                                                             f"{name} {split}")
+            sums[split] = probabilities + sums[split] if split in sums else probabilities
+            labels[split] = (ids, gold)
+            if split == "dev":
+                member_acc.append(score(gold, probabilities.argmax(dim=-1).tolist())[0])
+    if len(member_acc) > 1:
+        print(f"[{name}] each member's dev acc: "
+              + ", ".join(f"{accuracy:.4f}" for accuracy in member_acc))
     results = {}
-    for split, examples in splits.items():
-        loader = make_loader(examples, collate_fn, args.eval_batch_size)
-        ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
+    for split, (ids, gold) in labels.items():
+        predictions = sums[split].argmax(dim=-1).tolist()  # the mean's argmax
         path = (outputs or {}).get(split) or os.path.join(args.out_dir,
                                                            f"{name}-{split}-output.csv")
         write(path, ids, predictions)
         print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":
             results["dev_acc"], results["dev_f1"] = score(gold, predictions)
-    print(f"[{name}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    label = "best" if len(member_acc) == 1 else f"ensemble of {len(member_acc)}:"
+    print(f"[{name}] {label} dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    if len(member_acc) > 1:
+        results["member_dev_acc"] = member_acc
     return results
