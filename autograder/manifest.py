@@ -107,6 +107,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "sbatch_sweep.sh",
     "sweeps/attention_variants.toml",
     "sweeps/centering.toml",
+    "sweeps/sst_lr.toml",
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
