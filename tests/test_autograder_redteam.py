@@ -346,7 +346,7 @@ def shop(handout: Path, work: Path, *only: str) -> dict:
 
 # assignment -> its parts; every other part ships solved in its release.
 SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
-                     "extensions": ("sdpa", "lora", "dpo", "research", "tasks")}
+                     "extensions": ("sdpa", "lora", "dpo", "smart", "research", "tasks")}
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +369,8 @@ def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, relea
     expected = {"core": {"modules/attention.py:CausalSelfAttention.attention",
                          "optimizer.py:AdamW.step", "bpe.py:count_pairs"},
                 "extensions": {"modules/lora.py:LoRALinear.forward", "dpo.py:dpo_loss",
-                               "modules/positions.py:rotary_tables"}}[assignment]
+                               "modules/positions.py:rotary_tables",
+                               "training/smart.py:smart_loss"}}[assignment]
     assert expected <= set(answer["functions"]), answer["functions"]
     assert answer["tried"] > 100, answer
     assert answer["scored"] == [], answer["scored"]
