@@ -1,4 +1,4 @@
-"""Ensembles of fine-tuned task checkpoints (handout 7): the mean of their class probabilities.
+"""Ensembles of fine-tuned task checkpoints: the mean of their class probabilities.
 
     python ensemble.py --task sst out/a/sst-classifier.pt out/b/sst-classifier.pt
     python ensemble.py --task para out/a/paraphrase.pt out/b/paraphrase.pt out/c/paraphrase.pt

@@ -1,5 +1,4 @@
-"""Run a grid of pretrain.py switches (or task script flags) by seeds, then compare the runs
-(handout 9).
+"""Run a grid of pretrain.py or task script flags by seeds, then compare the runs (handout 9).
 
     python sweep.py run sweeps/attention_variants.toml --out_dir out/variants
     python sweep.py run sweeps/sst_lr.toml --out_dir out/sst_lr       # classifier.py runs

@@ -183,10 +183,13 @@ def ensemble_members(paths: list[str], args: argparse.Namespace,
     its run's flags, "config") as a model on ``device``, one at a time.  ``build(flags)``
     makes it with the flags it was trained with (``args``'s for ``RUN_FLAGS``), after
     seeding with its run's seed as training did, so that a random or frozen backbone comes
-    back the same; then its weights are loaded.  ValueError naming the file when they do
-    not fit."""
+    back the same; then its weights are loaded.  Exits naming the file when it is missing,
+    unreadable or not a task checkpoint, or its weights do not fit."""
     for path in paths:
-        checkpoint = load_checkpoint(path, map_location=device, keys=("model", "config"))
+        try:
+            checkpoint = load_checkpoint(path, map_location=device, keys=("model", "config"))
+        except ValueError as error:
+            raise SystemExit(f"--ensemble {path}: {error}") from None
         saved = {key: value for key, value in checkpoint["config"].items()
                  if key not in RUN_FLAGS and hasattr(args, key)}
         flags = argparse.Namespace(**{**vars(args), **saved})
@@ -195,8 +198,9 @@ def ensemble_members(paths: list[str], args: argparse.Namespace,
         try:
             load_weights(model, flags.peft, checkpoint["model"])
         except (RuntimeError, KeyError, ValueError) as error:
-            raise ValueError(f"{path}: its weights do not fit this task's model ({error}); "
-                             "pass checkpoints that this task's script wrote") from None
+            raise SystemExit(f"--ensemble {path}: its weights do not fit this task's model "
+                             f"({error}); pass checkpoints that this task's script wrote") \
+                from None
         print(f"[ensemble] {path}: peft {flags.peft}, seed {flags.seed}")
         yield model
 
