@@ -60,8 +60,8 @@ def smart_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
     clean = eval_fn(embeddings)
     seen.clear()
-    kl, note = trusted.stand_in("symmetric_kl", getattr(smart, "symmetric_kl", None))
-    saved = smart.symmetric_kl
+    saved = getattr(smart, "symmetric_kl", None)
+    kl, note = trusted.stand_in("symmetric_kl", saved)
     smart.symmetric_kl = kl
     try:
         loss = smart.smart_loss(eval_fn, embeddings, clean, noise=noise,
