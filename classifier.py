@@ -185,8 +185,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_ensemble_args(parser)
     args = parser.parse_args(argv)
     if args.ensemble and args.task == "both":
-        parser.error("--ensemble: checkpoints belong to one task; pass --task sst or --task "
-                     "cfimdb")
+        parser.error("--ensemble with --task both: checkpoints belong to one task; pass "
+                     "--task sst or --task cfimdb")
     for split in ("dev", "test"):
         given = getattr(args, f"{split}_out")
         if given is not None and args.task == "both" and "{task}" not in given:

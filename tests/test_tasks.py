@@ -269,6 +269,7 @@ def test_classifier_output_flags_that_would_overwrite_are_refused(flags, message
     (classifier, ["--hidden_dropout_prob", "1"],
      "argument --hidden_dropout_prob: 1 is not a number >= 0 and < 1"),
     (paraphrase_detection, ["--max_length", "0"], "argument --max_length: 0 is not an integer"),
+    (classifier, ["--ensemble", "sst.pt"], "--ensemble with --task both: checkpoints belong"),
     (sonnet_generation, ["--top_p", "0"], "argument --top_p: 0 is not a number > 0 and <= 1"),
     (sonnet_generation, ["--temperature", "nan"],
      "argument --temperature: nan is not a number >= 0"),
