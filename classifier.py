@@ -37,14 +37,22 @@ from training.args import (
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
     HelpFormatter,
+    add_ensemble_args,
     add_model_args,
     add_peft_args,
     add_quantize_args,
     device_from_args,
 )
-from training.finetune import fit_and_write, make_loader, seed_everything
+from training.finetune import (
+    ensemble_members,
+    fit_and_write,
+    make_loader,
+    predict_and_write,
+    seed_everything,
+)
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
+from training.smart import add_smart_args
 
 DEFAULT_LR = {"last-linear-layer": 1e-3, "full-model": 2e-5}
 GRADED_MODE = "full-model"  # its predictions keep the graded names (autograder/predictions.py)
@@ -90,24 +98,44 @@ def collate(examples: list[SentimentExample], tokenizer, max_length: int) -> dic
             "labels": labels, "ids": [e.id for e in examples]}
 
 
-def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.device) -> dict:
-    """Train on one task, keep the best dev checkpoint, write its dev/test predictions."""
+def read_task(args: argparse.Namespace, task: str) -> tuple[list, list, list, int]:
+    """(train, dev, test examples, number of classes) of ``task`` in ``args.data_dir``."""
     stem, num_labels = SENTIMENT_TASKS[task]
     paths = {split: require_file(os.path.join(args.data_dir, f"{stem}-{split}.csv"))
              for split in ("train", "dev", "test-student")}
     train, dev, test = (require_examples(paths[split], read_sentiment(
         paths[split], num_labels, labelled=split != "test-student"))
         for split in ("train", "dev", "test-student"))
-    if args.max_train_examples:
-        train = train[:args.max_train_examples]
+    return train, dev, test, num_labels
 
-    seed_everything(args.seed)
-    gpt = load_gpt2(args)
-    model = GPT2SentimentClassifier(gpt, num_labels, args.hidden_dropout_prob,
+
+def build_model(args: argparse.Namespace, task: str, num_labels: int) -> nn.Module:
+    """GPT-2 (``args``' weights) under the classifier head, adapters applied for --peft."""
+    model = GPT2SentimentClassifier(load_gpt2(args), num_labels, args.hidden_dropout_prob,
                                     args.fine_tune_mode)
     apply_peft(model, args, task)
-    model = model.to(device)
-    max_length = min(args.max_length, gpt.config.max_position_embeddings)
+    return model
+
+
+def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.device) -> dict:
+    """Train on one task, keep the best dev checkpoint, write its dev/test predictions; with
+    ``--ensemble``, train nothing and write the predictions of the checkpoints' mean."""
+    train, dev, test, num_labels = read_task(args, task)
+    if args.max_train_examples:
+        train = train[:args.max_train_examples]
+    outputs = {split: output_path(args, task, split) for split in ("dev", "test")}
+    if args.ensemble:
+        members = ensemble_members(args.ensemble, args,
+                                   lambda flags: build_model(flags, task, num_labels), device)
+        batch_of = partial(collate, tokenizer=tokenizer, max_length=args.max_length)
+        print(f"[{task}] {len(dev)} dev / {len(test)} test, an ensemble of "
+              f"{len(args.ensemble)} checkpoints, device {device}")
+        return predict_and_write(members, {"dev": dev, "test": test}, batch_of, task, args,
+                                 device, evaluation.accuracy_f1, evaluation.write_predictions,
+                                 outputs)
+    seed_everything(args.seed)
+    model = build_model(args, task, num_labels).to(device)
+    max_length = min(args.max_length, model.gpt.config.max_position_embeddings)
     lr = args.lr or PEFT_LR.get(args.peft, DEFAULT_LR[args.fine_tune_mode])
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
@@ -115,18 +143,19 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
           f"{num_labels} classes, {args.fine_tune_mode}, peft {args.peft}, lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, task,
                          f"{task}-classifier.pt", args, device, lr,
-                         evaluation.accuracy_f1, evaluation.write_predictions,
-                         {split: output_path(args, task, split) for split in ("dev", "test")})
+                         evaluation.accuracy_f1, evaluation.write_predictions, outputs)
 
 
 def output_path(args: argparse.Namespace, task: str, split: str) -> str:
     """Where ``task``'s ``split`` predictions go: ``--dev_out``/``--test_out`` with ``{task}``
     filled in, else ``<out_dir>/{task}-{split}-output.csv`` for full-model and
-    ``<out_dir>/{mode}-{task}-{split}-output.csv`` for another mode."""
+    ``<out_dir>/{mode}-{task}-{split}-output.csv`` for another mode (an ensemble writes the
+    graded names)."""
     given = getattr(args, f"{split}_out")
     if given is not None:
         return given.replace("{task}", task)
-    prefix = "" if args.fine_tune_mode == GRADED_MODE else f"{args.fine_tune_mode}-"
+    graded = args.fine_tune_mode == GRADED_MODE or args.ensemble
+    prefix = "" if graded else f"{args.fine_tune_mode}-"
     return os.path.join(args.out_dir, f"{prefix}{task}-{split}-output.csv")
 
 
@@ -154,7 +183,12 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_model_args(parser)
     add_peft_args(parser)
     add_quantize_args(parser)
+    add_smart_args(parser)
+    add_ensemble_args(parser)
     args = parser.parse_args(argv)
+    if args.ensemble and args.task == "both":
+        parser.error("--ensemble with --task both: checkpoints belong to one task; pass "
+                     "--task sst or --task cfimdb")
     for split in ("dev", "test"):
         given = getattr(args, f"{split}_out")
         if given is not None and args.task == "both" and "{task}" not in given:

@@ -38,14 +38,22 @@ from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     HelpFormatter,
+    add_ensemble_args,
     add_model_args,
     add_peft_args,
     add_quantize_args,
     device_from_args,
 )
-from training.finetune import fit_and_write, make_loader, seed_everything
+from training.finetune import (
+    ensemble_members,
+    fit_and_write,
+    make_loader,
+    predict_and_write,
+    seed_everything,
+)
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
+from training.smart import add_smart_args
 
 
 def answer_token_ids(tokenizer) -> list[int]:
@@ -107,6 +115,8 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_model_args(parser)
     add_peft_args(parser)
     add_quantize_args(parser)
+    add_smart_args(parser)
+    add_ensemble_args(parser)
     return parser.parse_args(argv)
 
 
@@ -124,16 +134,26 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = load_tokenizer(args.tokenizer)
     tokenizer.truncation_side = "left"
     answer_ids = answer_token_ids(tokenizer)
+
+    def build_model(flags: argparse.Namespace) -> nn.Module:
+        model = ParaphraseGPT(load_gpt2(flags), answer_ids)
+        apply_peft(model, flags, "para")
+        return model
+
+    answers = dict(zip(PARAPHRASE_ANSWERS, answer_ids, strict=True))
+    if args.ensemble:
+        batch_of = partial(collate, tokenizer=tokenizer, max_length=args.max_length)
+        print(f"[para] {len(dev)} dev / {len(test)} test pairs; answers {answers}; an "
+              f"ensemble of {len(args.ensemble)} checkpoints, device {device}")
+        return predict_and_write(ensemble_members(args.ensemble, args, build_model, device),
+                                 {"dev": dev, "test": test}, batch_of, "para", args, device,
+                                 evaluation.accuracy_f1, evaluation.write_predictions)
     seed_everything(args.seed)
-    gpt = load_gpt2(args)
-    model = ParaphraseGPT(gpt, answer_ids)
-    apply_peft(model, args, "para")
-    model = model.to(device)
-    max_length = min(args.max_length, gpt.config.max_position_embeddings)
+    model = build_model(args).to(device)
+    max_length = min(args.max_length, model.gpt.config.max_position_embeddings)
     lr = args.lr or PEFT_LR.get(args.peft, 1e-5)
     batch_of = partial(collate, tokenizer=tokenizer, max_length=max_length)
     train_loader = make_loader(train, batch_of, args.batch_size, shuffle=True, seed=args.seed)
-    answers = dict(zip(PARAPHRASE_ANSWERS, answer_ids, strict=True))
     print(f"[para] {len(train)} train / {len(dev)} dev / {len(test)} test pairs; answers "
           f"{answers}; lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, "para",

@@ -1,6 +1,7 @@
-"""Run a grid of pretrain.py switches by seeds, then compare the runs (handout 9).
+"""Run a grid of pretrain.py or task script flags by seeds, then compare the runs (handout 9).
 
     python sweep.py run sweeps/attention_variants.toml --out_dir out/variants
+    python sweep.py run sweeps/sst_lr.toml --out_dir out/sst_lr       # classifier.py runs
     python sweep.py run sweeps/attention_variants.toml --out_dir out/quick --set max_iters=50
     python sweep.py slurm sweeps/attention_variants.toml --out_dir out/variants \\
         --sbatch_args "--gres=none --cpus-per-task=2"     # one array task per run
@@ -17,6 +18,12 @@ writes the same runs.json and submits ``sbatch_sweep.sh`` as one job array, one 
 unfinished run; each task runs ``sweep.py run-one DIR INDEX``, the code path of ``run``.
 ``aggregate`` (``analysis.sweep_summary``) reads sweep folders or any pretrain.py out
 folders.
+
+A grid with ``script = "classifier.py"`` or ``"paraphrase_detection.py"`` runs that script
+the same way (``python classifier.py <flags> --out_dir DIR/<run> --checkpoint_dir
+DIR/<run>``); a run is finished once its script has exited 0, and ``aggregate DIR`` then
+writes ``DIR/summary.csv``, the best dev accuracy of every run and task
+(``training.sweeps.task_summary``).
 """
 
 from __future__ import annotations
@@ -31,18 +38,22 @@ from pathlib import Path
 
 from training.args import POSITIVE_INT, HelpFormatter
 from training.sweeps import (
+    GRID_COPY,
+    PRETRAIN,
     GridError,
     expand,
+    grid_script,
+    mark_finished,
     parse_setting,
-    pretrain_argv,
     read_grid,
     read_runs,
     run_state,
+    script_argv,
+    task_summary,
     write_runs,
 )
 
 HERE = Path(__file__).resolve().parent
-PRETRAIN = HERE / "pretrain.py"
 SBATCH_SCRIPT = HERE / "sbatch_sweep.sh"
 
 
@@ -53,7 +64,7 @@ def prepare(args: argparse.Namespace) -> dict[str, dict]:
         overrides["data_dir"] = args.data_dir
     runs = expand(read_grid(args.grid, overrides))
     write_runs(args.out_dir, runs)
-    copy = Path(args.out_dir) / "grid.toml"
+    copy = Path(args.out_dir) / GRID_COPY
     if not copy.exists() or not copy.samefile(args.grid):
         shutil.copyfile(args.grid, copy)
     print(f"[sweep] {len(runs)} runs in {args.out_dir}/runs.json")
@@ -68,16 +79,19 @@ def run_one(sweep_dir: str | Path, index: int) -> bool:
         raise GridError(f"{sweep_dir}: run index {index} is not in 0 .. {len(runs) - 1}")
     name, flags = list(runs.items())[index]
     run_dir = Path(sweep_dir) / name
-    state = run_state(run_dir, flags)
+    script = grid_script(sweep_dir)
+    state = run_state(run_dir, flags, script)
     if state == "finished":
         print(f"[sweep] {index + 1}/{len(runs)} {name}: finished, skipped")
         return True
     print(f"[sweep] {index + 1}/{len(runs)} {name}: {'resumed' if state == 'started' else 'new'}",
           flush=True)
-    command = [sys.executable, str(PRETRAIN), *pretrain_argv(run_dir, flags, state)]
+    command = [sys.executable, str(HERE / script), *script_argv(script, run_dir, flags, state)]
     returncode = subprocess.run(command).returncode
     if returncode:
-        print(f"[sweep] {name}: pretrain.py exited with {returncode}: {shlex.join(command)}")
+        print(f"[sweep] {name}: {script} exited with {returncode}: {shlex.join(command)}")
+    elif script != PRETRAIN:
+        mark_finished(run_dir, command)
     return returncode == 0
 
 
@@ -95,8 +109,9 @@ def array_spec(indices: list[int], max_parallel: int | None) -> str:
 def submit(args: argparse.Namespace, runs: dict[str, dict]) -> int:
     """sbatch one array over the unfinished runs; the exit status of sbatch."""
     sweep_dir = Path(args.out_dir).resolve()
+    script = grid_script(sweep_dir)
     todo = [index for index, (name, flags) in enumerate(runs.items())
-            if run_state(sweep_dir / name, flags) != "finished"]
+            if run_state(sweep_dir / name, flags, script) != "finished"]
     if not todo:
         print("[sweep] every run has finished; nothing to submit")
         return 0
@@ -130,6 +145,14 @@ def command_run_one(args: argparse.Namespace) -> int:
 
 
 def command_aggregate(args: argparse.Namespace) -> int:
+    tasks = [path for path in args.paths if (Path(path) / GRID_COPY).is_file()
+             and grid_script(path) != PRETRAIN]
+    if tasks:
+        if len(args.paths) > 1:
+            raise GridError(f"{tasks[0]} is a sweep of {grid_script(tasks[0])}: aggregate it "
+                            "on its own")
+        print(f"[sweep] {task_summary(tasks[0], args.out_dir)}")
+        return 0
     # the summary's imports (the model, matplotlib) would slow every array task's start
     from analysis.sweep_summary import aggregate
 

@@ -54,6 +54,7 @@ FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
     "lora": ("peft", "trl", "transformers"),
     "dpo": ("trl", "peft", "transformers"),
     "preconditioned": ("torch.optim",),  # torch.optim.Muon, torch.optim._muon's Newton-Schulz
+    "smart": ("smart_pytorch", "transformers"),
     "pretraining": ("transformers",),
     "research": (*ATTENTION_KERNELS, "transformers"),
     "quantize": ("torchao", "torch.ao", "torch.quantization", "torch.nn.quantized",
@@ -213,6 +214,18 @@ RULES = {
                         "then p -= lr * buf",
     "shampoo_weight_decay": "Shampoo's decoupled decay p *= 1 - lr * weight_decay comes before "
                             "the update",
+    "smart_kl_directions": "symmetric_kl = KL(softmax(target.detach()) || softmax(input)) + "
+                           "KL(softmax(input.detach()) || softmax(target)): each KL's gradient "
+                           "reaches one side only",
+    "smart_kl_reduction": "symmetric_kl sums over the classes (last dimension) and averages "
+                          "over the rows",
+    "smart_ascent": "each step of smart_loss moves the noise along the gradient of "
+                    "symmetric_kl(eval_fn(embeddings + noise), clean_logits.detach()) with "
+                    "respect to the noise: step = noise + step_size * grad",
+    "smart_normalise": "the new noise is step / (max |step| over the last dimension + "
+                       "epsilon), detached",
+    "smart_final": "smart_loss returns symmetric_kl(eval_fn(embeddings + noise), clean_logits) "
+                   "with clean_logits attached, after num_steps steps",
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "
                       "GPT-2's state at each row's last real token",
     "sentiment_dropout": "the classifier's self.dropout acts on last_token, before the "

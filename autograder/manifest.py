@@ -62,11 +62,13 @@ HANDOUT_FILES: tuple[str, ...] = (
     "training/plots.py",
     "training/distributed.py",
     "training/finetune.py",
+    "training/smart.py",
     "models/lm.py",
     "classifier.py",
     "paraphrase_detection.py",
     "sonnet_generation.py",
     "dpo.py",
+    "ensemble.py",
     "data/__init__.py",
     "data/loaders.py",
     "data/pairs.py",
@@ -108,6 +110,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "sbatch_sweep.sh",
     "sweeps/attention_variants.toml",
     "sweeps/centering.toml",
+    "sweeps/sst_lr.toml",
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
@@ -153,6 +156,7 @@ GRADABLE_FILES: tuple[str, ...] = (
     "classifier.py",
     "paraphrase_detection.py",
     "dpo.py",
+    "training/smart.py",
 )
 
 PREDICTION_FILES: tuple[str, ...] = (
@@ -207,6 +211,7 @@ PARTS: dict[str, Part] = {
     "quantize": Part("7.4", "Quantization", "handout/quantize.md"),
     "reft": Part("7.5", "ReFT", "handout/reft.md"),
     "preconditioned": Part("7.6", "Preconditioned optimizers", "handout/preconditioned.md"),
+    "smart": Part("7.7", "SMART", "handout/smart.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

@@ -127,7 +127,7 @@ def test_untouched_handout_scores_zero_with_todo_names(tmp_path):
     handout = tmp_path / "handout"
     release(REPO, handout)
     data = grade(handout, predictions=False,
-                 only=["attention", "layer", "optimizer", "lora", "dpo"])
+                 only=["attention", "layer", "optimizer", "lora", "dpo", "smart"])
     assert_valid_results(data)
     assert data["score"] == 0 and data["tests"]
     for test in data["tests"]:

@@ -241,6 +241,26 @@ MUTANTS = {
         "reft_dropout", "modules/reft.py",
         "return self.dropout((h + delta).to(h.dtype))",
         "return (h + self.dropout(delta)).to(h.dtype)"),
+    "smart_kl_not_detached": (
+        "smart_kl_directions", "training/smart.py",
+        "fixed_input, fixed_target = input_logp.detach(), target_logp.detach()",
+        "fixed_input, fixed_target = input_logp, target_logp"),
+    "smart_kl_summed_over_rows": (
+        "smart_kl_reduction", "training/smart.py",
+        "return (towards_input + towards_target).mean()",
+        "return (towards_input + towards_target).sum()"),
+    "smart_descent": (
+        "smart_ascent", "training/smart.py",
+        "step = noise + step_size * gradient  # (B, T, D)",
+        "step = noise - step_size * gradient"),
+    "smart_l2_norm": (
+        "smart_normalise", "training/smart.py",
+        "norm = step.abs().amax(dim=-1, keepdim=True)  # (B, T, 1), the infinity norm",
+        "norm = step.norm(dim=-1, keepdim=True)"),
+    "smart_final_clean_detached": (
+        "smart_final", "training/smart.py",
+        "return symmetric_kl(eval_fn(embeddings + noise), clean_logits)\n",
+        "return symmetric_kl(eval_fn(embeddings + noise), clean_logits.detach())\n"),
 }
 
 

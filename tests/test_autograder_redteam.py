@@ -347,7 +347,7 @@ def shop(handout: Path, work: Path, *only: str) -> dict:
 # assignment -> its parts; every other part ships solved in its release.
 SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
                      "extensions": ("sdpa", "lora", "dpo", "research", "tasks", "quantize",
-                                    "reft", "preconditioned")}
+                                    "reft", "preconditioned", "smart")}
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +374,8 @@ def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, relea
                                "modules/positions.py:rotary_tables",
                                "modules/quantize.py:quantize_int8",
                                "modules/quantize.py:Int8Linear.forward",
-                               "modules/reft.py:LoReFTIntervention.forward"}}[assignment]
+                               "modules/reft.py:LoReFTIntervention.forward",
+                               "training/smart.py:smart_loss"}}[assignment]
     assert expected <= set(answer["functions"]), answer["functions"]
     assert answer["tried"] > 100, answer
     assert answer["scored"] == [], answer["scored"]

@@ -194,17 +194,22 @@ def test_attention_with_extra_defaulted_arguments_loses_nothing(tmp_path):
 
 
 def test_every_trusted_stand_in_accepts_extra_defaulted_arguments(tmp_path):
-    """The same for the stand-ins of `delta_weight` (under `merge`) and of the DPO losses
-    (under `dpo_loss`)."""
+    """The same for the stand-ins of `delta_weight` (under `merge`), of the DPO losses
+    (under `dpo_loss`) and of `symmetric_kl` (under `smart_loss`)."""
     folder = reference_submission(tmp_path / "submission")
     mutate(folder, "modules/lora.py", "    def delta_weight(self) -> torch.Tensor:",
            "    def delta_weight(self, transpose: bool = False) -> torch.Tensor:")
     mutate(folder, "dpo.py", "def sigmoid_loss(logits: torch.Tensor, beta: float, "
            "label_smoothing: float) -> torch.Tensor:", "def sigmoid_loss(logits: torch.Tensor, "
            "beta: float, label_smoothing: float, *, scale: float = 1.0) -> torch.Tensor:")
-    data = grade(folder, only=["lora", "dpo"], predictions=False)
+    mutate(folder, "training/smart.py", "def symmetric_kl(input_logits: torch.Tensor, "
+           "target_logits: torch.Tensor) -> torch.Tensor:", "def symmetric_kl(input_logits: "
+           "torch.Tensor, target_logits: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:")
+    data = grade(folder, only=["lora", "dpo", "smart"], predictions=False)
     assert data["tests"] and all(t["status"] == "passed" for t in data["tests"])
     notes = {t["extra_data"]["case"]: t["output"] for t in data["tests"]}
+    assert "symmetric_kl stood in for yours here: it accepted and ignored the extra " \
+           "argument(s) ['alpha']" in notes["smart/visible_smart_loss"]
     assert "LoRALinear.delta_weight stood in for yours here: it accepted and ignored the " \
            "extra argument(s) ['transpose']" in notes["lora/visible_merge"]
     assert "sigmoid_loss stood in for yours here: it accepted and ignored the extra " \

@@ -15,7 +15,8 @@ from training.args import HelpFormatter
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["pretrain.py", "classifier.py", "paraphrase_detection.py", "sonnet_generation.py",
            "dpo.py", "evaluate_lm.py", "sample.py", "average_checkpoints.py", "export_hf.py",
-           "sweep.py", "analysis/outliers.py", "data/prepare.py", "data/prepare_lm.py"]
+           "sweep.py", "ensemble.py", "analysis/outliers.py", "data/prepare.py",
+           "data/prepare_lm.py"]
 
 
 class Parsed(Exception):

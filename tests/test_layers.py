@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TASK_SCRIPTS = ("classifier", "paraphrase_detection", "sonnet_generation")
 STUDY_SCRIPTS = ("dpo", "pretrain", "evaluate_lm", "average_checkpoints", "sweep", "export_hf",
-                 "sample")
+                 "sample", "ensemble")
 # What the training core must not import: the scripts, and the task-level modules and packages.
 TASK_LEVEL = (*TASK_SCRIPTS, *STUDY_SCRIPTS, "evaluation", "data", "analysis", "autograder",
               "prepare_submit", "sanity_check")

@@ -51,12 +51,14 @@ for path, qualname in json.loads(sys.argv[1]):
     cls = None
     for part in rest:
         cls, target = target, getattr(target, part)
-    params = list(inspect.signature(target).parameters)
+    signature = inspect.signature(target).parameters
+    params = [name for name, p in signature.items() if p.kind is not p.KEYWORD_ONLY]
+    keywords = {name: None for name, p in signature.items() if p.kind is p.KEYWORD_ONLY}
     args = [None] * len(params)
     if cls is not None and params and params[0] == "self":
         args = [object.__new__(cls)] + args[1:]
     try:
-        target(*args)
+        target(*args, **keywords)
         results[qualname] = "returned"
     except NotImplementedError as error:
         results[qualname] = str(error)

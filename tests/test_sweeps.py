@@ -6,6 +6,7 @@ The Slurm job array is in tests/test_slurm.py."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def test_the_checked_in_grids_expand_into_named_runs():
     assert runs["attention_variant=cabias,seed=1337"] == {
         "data_dir": "data/shakespeare_char", "attention_variant": "cabias", "seed": 1337}
     assert len(expand(read_grid(REPO / "sweeps" / "centering.toml"))) == 8
+    sst = read_grid(REPO / "sweeps" / "sst_lr.toml")
+    assert sst.script == "classifier.py" and len(expand(sst)) == 6
 
 
 def test_expansion_is_the_product_in_file_order_seeds_fastest(tmp_path):
@@ -262,7 +265,7 @@ def test_a_failed_run_fails_the_sweep_naming_it_and_the_others_still_run(
     fake = tmp_path / "pretrain.py"  # stands for pretrain.py: fails for seed 0 only
     fake.write_text("import sys\nsys.exit(3 if sys.argv[sys.argv.index('--seed') + 1] == '0' "
                     "else 0)\n", encoding="utf-8")
-    monkeypatch.setattr(sweep, "PRETRAIN", fake)
+    monkeypatch.setattr(sweep, "HERE", tmp_path)
     grid = write_grid(tmp_path, "seeds = [0, 1]\n[base]\n", TINY)
     assert sweep.main(["run", str(grid), "--out_dir", str(tmp_path / "s"), "--data_dir",
                        str(corpus)]) == 1
@@ -274,3 +277,65 @@ def test_a_failed_run_fails_the_sweep_naming_it_and_the_others_still_run(
 def test_array_spec_compresses_indices():
     assert sweep.array_spec([0, 1, 2, 3], None) == "0-3"
     assert sweep.array_spec([0, 1, 2, 5, 7, 8], 2) == "0-2,5,7-8%2"
+
+
+# Stands for a task script: records its argv, writes a metrics log whose dev accuracy is
+# its --lr, and fails for seed 1.
+FAKE_TASK = """import json, sys
+from pathlib import Path
+argv = sys.argv[1:]
+out = Path(argv[argv.index("--checkpoint_dir") + 1])
+out.mkdir(parents=True, exist_ok=True)
+(out / "argv.json").write_text(json.dumps(argv))
+lr = float(argv[argv.index("--lr") + 1])
+rows = [{"dev_acc": lr / 2, "dev_f1": 0.1}, {"dev_acc": lr, "dev_f1": 0.2}]
+(out / "sst-metrics.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
+sys.exit(3 if argv[argv.index("--seed") + 1] == "1" else 0)
+"""
+
+
+def test_a_task_sweep_runs_the_script_skips_finished_runs_and_tables_dev_accuracy(
+        tmp_path, capsys, monkeypatch):
+    import classifier
+
+    (tmp_path / "classifier.py").write_text(FAKE_TASK, encoding="utf-8")
+    monkeypatch.setattr(sweep, "HERE", tmp_path)
+    grid = write_grid(tmp_path, 'script = "classifier.py"\nseeds = [0, 1]\n[base]\n'
+                      '[grid]\nlr = [0.25, 0.5]\n',
+                      {"task": "sst", "fine-tune-mode": "full-model", "use_gpu": False,
+                       "random_init": True})
+    out = tmp_path / "s"
+    assert sweep.main(["run", str(grid), "--out_dir", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "2 run(s) failed: lr=0.25,seed=1, lr=0.5,seed=1" in printed
+    argv = json.loads((out / "lr=0.5,seed=0" / "argv.json").read_text())
+    assert argv == ["--task", "sst", "--fine-tune-mode", "full-model", "--random_init",
+                    "--lr", "0.5", "--seed", "0", "--out_dir", str(out / "lr=0.5,seed=0"),
+                    "--checkpoint_dir", str(out / "lr=0.5,seed=0")]
+    parsed = classifier.get_args(argv)  # the real script takes the command line
+    assert parsed.lr == 0.5 and parsed.random_init and not parsed.use_gpu
+    assert sweep.main(["run", str(grid), "--out_dir", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "1/4 lr=0.25,seed=0: finished, skipped" in printed
+    assert "2/4 lr=0.25,seed=1: new" in printed
+    assert sweep.main(["aggregate", str(out)]) == 0
+    with (out / "summary.csv").open() as handle:
+        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    assert rows["lr=0.5,seed=0"]["task"] == "sst"
+    assert float(rows["lr=0.5,seed=0"]["best_dev_acc"]) == 0.5
+    assert rows["lr=0.5,seed=0"]["epoch"] == "2" and rows["lr=0.5,seed=0"]["dev_f1"] == "0.2"
+    assert rows["lr=0.25,seed=1"]["best_dev_acc"] == ""  # failed: listed, no metrics
+
+
+@pytest.mark.parametrize("text, message", [
+    ('script = "sonnet.py"\nseeds = [0]\n', "script = 'sonnet.py': choose one of"),
+    ('script = "classifier.py"\nseeds = [0]\n[grid]\nn_layer = [1, 2]\n',
+     "[grid] n_layer: classifier.py has no flag --n_layer"),
+    ('script = "paraphrase_detection.py"\nseeds = [0]\n[base]\ncheckpoint_dir = "x"\n',
+     "checkpoint_dir is set by the sweep"),
+])
+def test_a_bad_task_grid_is_refused_naming_the_file_and_key(tmp_path, text, message):
+    path = write_grid(tmp_path, text)
+    with pytest.raises(GridError) as error:
+        read_grid(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)

@@ -270,6 +270,7 @@ def test_classifier_output_flags_that_would_overwrite_are_refused(flags, message
     (classifier, ["--hidden_dropout_prob", "1"],
      "argument --hidden_dropout_prob: 1 is not a number >= 0 and < 1"),
     (paraphrase_detection, ["--max_length", "0"], "argument --max_length: 0 is not an integer"),
+    (classifier, ["--ensemble", "sst.pt"], "--ensemble with --task both: checkpoints belong"),
     (sonnet_generation, ["--top_p", "0"], "argument --top_p: 0 is not a number > 0 and <= 1"),
     (sonnet_generation, ["--temperature", "nan"],
      "argument --temperature: nan is not a number >= 0"),
@@ -461,3 +462,70 @@ def test_classifier_with_reft_evaluated_in_int8(subset, make_checkpoint, tmp_pat
     predictions, errors = evaluation.read_predictions(
         tmp_path / "predictions" / "last-linear-layer-sst-test-output.csv")
     assert errors == [] and predictions
+
+
+def save_member(path, model, args):
+    """A task checkpoint as the scripts' Trainer writes it: the kept weights and the flags."""
+    from training.checkpoint import save_checkpoint
+    from training.peft import checkpoint_state
+
+    save_checkpoint({"model": checkpoint_state(model, args.peft, model.state_dict()),
+                     "config": vars(args)}, path)
+
+
+def test_ensemble_writes_the_mean_of_its_members(subset, make_checkpoint, tmp_path):
+    """ensemble.py on a full-model and a LoRA checkpoint of SST: the graded files hold the
+    argmax of the two models' mean probabilities; each member alone is rebuilt exactly."""
+    from training.finetune import predict_probabilities
+
+    checkpoint = make_checkpoint(**SIZES)
+    paths, probabilities = [], []
+    dev = read_sentiment(str(subset / "ids-sst-dev.csv"), 5)
+    tokenizer = load_tokenizer(str(subset / "gpt2-tokenizer"))
+    loader = make_loader(dev, partial(classifier.collate, tokenizer=tokenizer, max_length=64), 16)
+    for index, flags in enumerate((["--fine-tune-mode", "full-model"],
+                                   ["--peft", "lora", "--lora_r", "2", "--seed", "7"])):
+        args = classifier.get_args(["--model_path", str(checkpoint), "--task", "sst", *flags])
+        classifier.seed_everything(args.seed)
+        model = classifier.build_model(args, "sst", 5)
+        with torch.no_grad():  # a trained-looking head and adapters, not their init
+            for name, param in model.named_parameters():
+                if name.startswith("classifier.") or "lora_B" in name:
+                    param.normal_(0, 0.5, generator=torch.Generator().manual_seed(index))
+        paths.append(tmp_path / f"member{index}.pt")
+        save_member(paths[-1], model, args)
+        probabilities.append(predict_probabilities(model, loader, torch.device("cpu"))[1])
+    out = tmp_path / "predictions"
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "ensemble.py"), "--task", "sst", *map(str, paths),
+         "--data_dir", str(subset), "--tokenizer", str(subset / "gpt2-tokenizer"),
+         "--out_dir", str(out), "--max_length", "64"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "each member's dev acc" in result.stdout and "ensemble of 2: dev acc" in result.stdout
+    written, errors = evaluation.read_predictions(out / "sst-dev-output.csv")
+    assert errors == []
+    mean = (probabilities[0] + probabilities[1]) / 2
+    assert written == {e.id: int(p) for e, p in zip(dev, mean.argmax(dim=-1), strict=True)}
+    members = [accuracy for accuracy in re.findall(r"dev acc: ([\d., ]+)", result.stdout)[0]
+               .split(", ")]
+    assert [float(m) for m in members] == pytest.approx(
+        [evaluation.accuracy_f1([e.label for e in dev], p.argmax(dim=-1).tolist())[0]
+         for p in probabilities], abs=1e-4)
+    check_predictions(out / "sst-test-output.csv",
+                      [e.id for e in read_sentiment(str(subset / "ids-sst-test-student.csv"), 5)],
+                      5)
+
+
+def test_ensemble_refuses_a_checkpoint_of_another_task(subset, make_checkpoint, tmp_path):
+    args = classifier.get_args(["--model_path", str(make_checkpoint(**SIZES)), "--task", "sst",
+                                "--fine-tune-mode", "full-model"])
+    path = tmp_path / "sst.pt"
+    save_member(path, classifier.build_model(args, "sst", 5), args)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "ensemble.py"), "--task", "cfimdb", str(path),
+         "--data_dir", str(subset), "--tokenizer", str(subset / "gpt2-tokenizer"),
+         "--out_dir", str(tmp_path / "predictions")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode != 0
+    assert f"{path}: its weights do not fit this task's model" in result.stderr

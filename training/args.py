@@ -176,3 +176,12 @@ OPTIMIZER_FLAGS = ("optimizer", "muon_lr", "shampoo_lr", "shampoo_update_every")
 def optimizer_options(args: argparse.Namespace) -> dict[str, Any]:
     """The ``TrainConfig`` fields of ``add_optimizer_args``' flags, as parsed."""
     return {name: getattr(args, name) for name in OPTIMIZER_FLAGS}
+
+
+def add_ensemble_args(parser: argparse.ArgumentParser) -> None:
+    """The task scripts' ensemble mode (`ensemble.py` runs it): no training."""
+    parser.add_argument("--ensemble", nargs="+", default=None, metavar="CKPT",
+                        help="train nothing: average the class probabilities of these "
+                             "fine-tuned checkpoints of the task (each rebuilt with the flags "
+                             "it was trained with) and write the prediction files, under the "
+                             "graded names by default")

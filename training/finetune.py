@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -26,12 +26,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.args import optimizer_options
 from modules.lora import merge_lora
 from modules.quantize import model_bytes, quantize_model
+from training.args import optimizer_options
 from training.batches import LoaderBatches
 from training.checkpoint import load_checkpoint
 from training.peft import checkpoint_state, load_weights
+from training.smart import Smart
 from training.trainer import TrainConfig, Trainer, autocast
 
 
@@ -61,18 +62,27 @@ def classification_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device,
-            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
-    """Returns (ids, predicted labels, gold labels (-1 where unlabelled))."""
+def predict_probabilities(model: nn.Module, loader: DataLoader, device: torch.device,
+                          description: str = "eval") -> tuple[list[str], torch.Tensor, list[int]]:
+    """Returns (ids, class probabilities [N, C] (the softmax of the logits, float32, on the
+    CPU), gold labels (-1 where unlabelled))."""
     model.eval()
-    ids, predictions, gold = [], [], []
+    ids, probabilities, gold = [], [], []
     for batch in tqdm(loader, desc=description, leave=False):
         with autocast(device):
             logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        predictions += logits.argmax(dim=-1).tolist()
+        probabilities.append(torch.softmax(logits.float(), dim=-1).cpu())  # (B, C)
         gold += batch["labels"].tolist()
         ids += batch["ids"]
-    return ids, predictions, gold
+    return ids, torch.cat(probabilities), gold
+
+
+def predict(model: nn.Module, loader: DataLoader, device: torch.device,
+            description: str = "eval") -> tuple[list[str], list[int], list[int]]:
+    """Returns (ids, predicted labels (the most probable class), gold labels (-1 where
+    unlabelled))."""
+    ids, probabilities, gold = predict_probabilities(model, loader, device, description)
+    return ids, probabilities.argmax(dim=-1).tolist(), gold
 
 
 def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
@@ -80,7 +90,8 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         describe: Callable[[dict[str, Any]], str] | None = None, best_metric: str = "dev_acc",
         best_name: str | None = None, last_name: str | None = None,
-        log_interval: int | None = None) -> dict[str, Any]:
+        log_interval: int | None = None,
+        after_step: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train ``args.epochs`` epochs of ``loader`` on the one loop, evaluating after each.
 
     ``loss_fn(model, batch)`` receives the batch with its tensors on ``device``.  With
@@ -89,7 +100,9 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
     ``args.checkpoint_dir/last_name``.  Checkpoints hold the model only, as
     ``training.peft.checkpoint_state`` selects it for ``args.peft`` (with LoRA: the adapters
     and the head).  Every epoch (or every ``log_interval`` steps) logs a row to
-    ``args.checkpoint_dir/<name>-metrics.jsonl``.  Returns the last epoch's row.
+    ``args.checkpoint_dir/<name>-metrics.jsonl``; a ``loss_fn`` that returns {'loss', part:
+    ...} logs each part as ``train_<part>``.  ``after_step()`` runs after every optimizer
+    step.  Returns the last epoch's row.
     """
     steps = len(loader)
     config = TrainConfig(
@@ -105,13 +118,19 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
                       model_args=asdict(gpt.config), run_config=vars(args),
                       describe=describe or (lambda row: epoch_line(name, row, args.epochs,
                                                                    steps)),
-                      select_state=partial(checkpoint_state, model, args.peft))
+                      select_state=partial(checkpoint_state, model, args.peft),
+                      after_step=after_step)
     return trainer.run()
 
 
 def epoch_line(name: str, row: dict[str, Any], epochs: int, steps: int) -> str:
-    """``[name] epoch k/N: train loss L`` and any dev metrics of the row."""
+    """``[name] epoch k/N: train loss L`` (and its logged parts, e.g. ``smart 0.0012``), and
+    any dev metrics of the row."""
     line = f"[{name}] epoch {row['iter'] // steps}/{epochs}: train loss {row['train_loss']:.4f}"
+    parts = [f"{key.removeprefix('train_').replace('_', '-')} {value:.4g}"
+             for key, value in row.items()
+             if key.startswith("train_") and key != "train_loss" and value is not None]
+    line += f" ({', '.join(parts)})" if parts else ""
     if "dev_acc" in row:
         line += f", dev acc {row['dev_acc']:.4f}, dev macro-F1 {row['dev_f1']:.4f}"
     return line + (" (best, saved)" if row["improved"] else "")
@@ -142,6 +161,8 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
     ``write(outputs[split], ids, predictions)`` (default path:
     ``<args.out_dir>/<name>-<split>-output.csv``).  Returns {'dev_acc', 'dev_f1'}.
 
+    The loss is the cross-entropy of ``model``'s class logits, plus SMART's terms when
+    ``args.smart_weight`` or ``args.bregman_weight`` is set (``training.smart``).
     ``splits`` holds the "dev" (labelled) and "test" examples; ``score(gold, predicted)``
     gives (accuracy, macro-F1), e.g. ``evaluation.accuracy_f1``; ``write`` writes a
     prediction file, e.g. ``evaluation.write_predictions``.
@@ -153,20 +174,94 @@ def fit_and_write(model: nn.Module, train_loader: DataLoader, splits: dict[str, 
         accuracy, f1 = score(gold, predictions)
         return {"dev_acc": accuracy, "dev_f1": f1}
 
-    fit(model, train_loader, classification_loss, name, args, device, lr, evaluate,
-        best_name=checkpoint_name)
+    loss_fn, after_step = classification_loss, None
+    if args.smart_weight or args.bregman_weight:
+        smart = Smart(model, args)
+        loss_fn, after_step = smart.loss, smart.after_step
+    fit(model, train_loader, loss_fn, name, args, device, lr, evaluate,
+        best_name=checkpoint_name, after_step=after_step)
     best = load_checkpoint(os.path.join(args.checkpoint_dir, checkpoint_name), map_location=device)
     load_weights(model, args.peft, best["model"])
     quantize_for_eval(model, args, name)
+    return predict_and_write([model], splits, collate_fn, name, args, device, score, write,
+                             outputs)
+
+
+# Flags of a task run that say where its data and outputs go, not what its model is: an
+# ensemble takes these from its own command line and every other flag from each checkpoint.
+RUN_FLAGS = ("task", "data_dir", "tokenizer", "out_dir", "checkpoint_dir", "dev_out",
+             "test_out", "use_gpu", "eval_batch_size", "max_length", "max_train_examples",
+             "ensemble")
+
+
+def ensemble_members(paths: list[str], args: argparse.Namespace,
+                     build: Callable[[argparse.Namespace], nn.Module],
+                     device: torch.device) -> Iterator[nn.Module]:
+    """Each fine-tuned checkpoint at ``paths`` (a task script's best checkpoint: weights and
+    its run's flags, "config") as a model on ``device``, one at a time.  ``build(flags)``
+    makes it with the flags it was trained with (``args``'s for ``RUN_FLAGS``), after
+    seeding with its run's seed as training did, so that a random or frozen backbone comes
+    back the same; then its weights are loaded.  Exits naming the file when it is missing,
+    unreadable or not a task checkpoint, or its weights do not fit."""
+    for path in paths:
+        try:
+            checkpoint = load_checkpoint(path, map_location=device, keys=("model", "config"))
+        except ValueError as error:
+            raise SystemExit(f"--ensemble {path}: {error}") from None
+        saved = {key: value for key, value in checkpoint["config"].items()
+                 if key not in RUN_FLAGS and hasattr(args, key)}
+        flags = argparse.Namespace(**{**vars(args), **saved})
+        seed_everything(flags.seed)
+        model = build(flags).to(device)
+        try:
+            load_weights(model, flags.peft, checkpoint["model"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise SystemExit(f"--ensemble {path}: its weights do not fit this task's model "
+                             f"({error}); pass checkpoints that this task's script wrote") \
+                from None
+        print(f"[ensemble] {path}: peft {flags.peft}, seed {flags.seed}")
+        yield model
+
+
+def predict_and_write(models: Iterable[nn.Module], splits: dict[str, list],
+                      collate_fn: Callable, name: str, args: argparse.Namespace,
+                      device: torch.device,
+                      score: Callable[[list[int], list[int]], tuple[float, float]],
+                      write: Callable[[str, list[str], list[int]], None],
+                      outputs: dict[str, str] | None = None) -> dict:
+    """Predict each split (``splits``: "dev", labelled, and "test") with the mean class
+    probabilities of ``models`` (one model: its own) and ``write(outputs[split], ids,
+    predictions)`` (default path: ``<args.out_dir>/<name>-<split>-output.csv``).  The models
+    are used one at a time, in order (a generator may build each when it is reached).
+    Returns {'dev_acc', 'dev_f1'} of the mean; with several models it also prints each
+    one's dev accuracy and returns them as 'member_dev_acc'."""
+    loaders = {split: make_loader(examples, collate_fn, args.eval_batch_size)
+               for split, examples in splits.items()}
+    sums: dict[str, torch.Tensor] = {}  # split -> summed probabilities [N, C]
+    labels: dict[str, tuple[list[str], list[int]]] = {}  # split -> (ids, gold)
+    member_acc = []
+    for model in models:
+        for split, loader in loaders.items():
+            ids, probabilities, gold = predict_probabilities(model, loader, device,
+                                                             f"{name} {split}")
+            sums[split] = probabilities + sums[split] if split in sums else probabilities
+            labels[split] = (ids, gold)
+            if split == "dev":
+                member_acc.append(score(gold, probabilities.argmax(dim=-1).tolist())[0])
+    if len(member_acc) > 1:
+        print(f"[{name}] each member's dev acc: "
+              + ", ".join(f"{accuracy:.4f}" for accuracy in member_acc))
     results = {}
-    for split, examples in splits.items():
-        loader = make_loader(examples, collate_fn, args.eval_batch_size)
-        ids, predictions, gold = predict(model, loader, device, f"{name} {split}")
+    for split, (ids, gold) in labels.items():
+        predictions = sums[split].argmax(dim=-1).tolist()  # the mean's argmax
         path = (outputs or {}).get(split) or os.path.join(args.out_dir,
                                                            f"{name}-{split}-output.csv")
         write(path, ids, predictions)
         print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":
             results["dev_acc"], results["dev_f1"] = score(gold, predictions)
-    print(f"[{name}] best dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    label = "best" if len(member_acc) == 1 else f"ensemble of {len(member_acc)}:"
+    print(f"[{name}] {label} dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
+    if len(member_acc) > 1:
+        results["member_dev_acc"] = member_acc
     return results

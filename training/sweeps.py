@@ -1,7 +1,9 @@
-"""Sweeps: a grid of ``pretrain.py`` flags by seeds, expanded into named runs (handout 9).
+"""Sweeps: a grid of ``pretrain.py`` (or task script) flags by seeds, expanded into named
+runs (handout 9).
 
 A grid file is TOML::
 
+    script = "pretrain.py"                # or "classifier.py", "paraphrase_detection.py"
     seeds = [1337, 1338]                  # every combination runs once per seed
     [base]                                # pretrain.py flags of every run
     max_iters = 2000
@@ -18,20 +20,34 @@ sets ``seed``, ``out_dir`` and ``--init_from resume`` itself, so a grid may not.
 A run's name lists its grid values in file order, then the seed, Hydra's way:
 ``attention_variant=attn_bias,seed=1337`` (characters other than letters, digits and
 ``_.+-=,`` become ``_``).  A sweep folder holds ``runs.json`` ({name: flags}, in array
-order) and one ``pretrain.py`` out folder per run, named by the run.
+order), a copy of the grid (``grid.toml``) and one out folder per run, named by the run.
+
+A grid of a task script (``TASK_SCRIPTS``) is checked for its keys only, against the flags
+its ``--help`` lists (the training core imports no task); the script checks the values
+when each run starts, and refuses a bad one naming it.  A flag that is a switch of the
+script (``--use_gpu``) is given as ``true`` (passed bare) or ``false`` (left out).  The
+sweep sets ``seed``, ``out_dir`` and ``checkpoint_dir`` (both the run's folder); a task
+run is finished when the sweep has written its ``finished.json`` (the script exited 0),
+and an unfinished one starts again.  ``task_summary`` tables the best dev accuracy of
+every run and task.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import functools
 import itertools
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from training.checkpoint import load_checkpoint
+from training.metrics import read_metrics
 from training.pretrain_flags import build_parser, check_args
 
 Scalar = str | int | float | bool
@@ -39,6 +55,14 @@ TABLES = ("base", "grid")
 SET_BY_THE_SWEEP = {"seed": "list the seeds in the top-level `seeds`",
                     "out_dir": "each run's out folder is <sweep folder>/<run name>"}
 RUNS_FILE = "runs.json"
+GRID_COPY = "grid.toml"  # the grid a sweep folder was made from
+PRETRAIN = "pretrain.py"
+TASK_SCRIPTS = ("classifier.py", "paraphrase_detection.py")
+TASK_SET_BY_THE_SWEEP = {**SET_BY_THE_SWEEP,
+                         "checkpoint_dir": "each run's checkpoints and metrics go to "
+                                           "<sweep folder>/<run name>"}
+FINISHED = "finished.json"  # in a task run's folder once its script exited 0
+REPO = Path(__file__).resolve().parents[1]
 
 
 class GridError(ValueError):
@@ -52,6 +76,7 @@ class Grid:
     base: dict[str, Scalar]
     grid: dict[str, list[Scalar]]
     seeds: list[int]
+    script: str = PRETRAIN
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,9 +98,31 @@ def parse_flags(flags: dict[str, Scalar]) -> argparse.Namespace:
     return args
 
 
-def to_argv(flags: dict[str, Scalar]) -> list[str]:
-    """{"n_layer": 2, "qk_norm": True} -> ["--n_layer", "2", "--qk_norm", "True"]."""
+def to_argv(flags: dict[str, Scalar], bare_switches: bool = False) -> list[str]:
+    """{"n_layer": 2, "qk_norm": True} -> ["--n_layer", "2", "--qk_norm", "True"]; with
+    ``bare_switches`` (a task script's store_true flags) True -> ["--qk_norm"], False -> []."""
+    if bare_switches:
+        return [text for key, value in flags.items() if value is not False
+                for text in ((f"--{key}",) if value is True else (f"--{key}", str(value)))]
     return [text for key, value in flags.items() for text in (f"--{key}", str(value))]
+
+
+@functools.cache
+def script_flags(script: str) -> frozenset[str]:
+    """The flags (without dashes) that a task script's ``--help`` lists."""
+    result = subprocess.run([sys.executable, str(REPO / script), "--help"],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode:
+        raise GridError(f"python {script} --help failed: {result.stderr.strip()[-500:]}")
+    return frozenset(re.findall(r"(?<![\w-])--([A-Za-z][\w-]*)", result.stdout)) - {"help"}
+
+
+def _check_task_key(script: str, path: Path, where: str, key: str, value: object) -> None:
+    if isinstance(value, (list, dict)) or not isinstance(value, Scalar):
+        raise GridError(f"{path}: {where} {key} = {value!r}: want a string, number or bool")
+    if key not in script_flags(script):
+        raise GridError(f"{path}: {where} {key}: {script} has no flag --{key} (see python "
+                        f"{script} --help)")
 
 
 def _check_value(path: Path, where: str, key: str, value: object) -> None:
@@ -112,10 +159,17 @@ def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> G
         raise GridError(f"grid file {path} not found") from None
     except tomllib.TOMLDecodeError as error:
         raise GridError(f"{path}: not TOML: {error}") from None
-    unknown = sorted(set(data) - {"seeds", *TABLES})
+    unknown = sorted(set(data) - {"script", "seeds", *TABLES})
     if unknown:
-        raise GridError(f"{path}: unknown top-level keys {unknown}; a grid has `seeds`, "
-                        "[base] and [grid]")
+        raise GridError(f"{path}: unknown top-level keys {unknown}; a grid has `script`, "
+                        "`seeds`, [base] and [grid]")
+    script = data.get("script", PRETRAIN)
+    if script not in (PRETRAIN, *TASK_SCRIPTS):
+        raise GridError(f"{path}: script = {script!r}: choose one of "
+                        f"{[PRETRAIN, *TASK_SCRIPTS]}")
+    pretrain = script == PRETRAIN
+    set_by_the_sweep = SET_BY_THE_SWEEP if pretrain else TASK_SET_BY_THE_SWEEP
+    check = _check_value if pretrain else functools.partial(_check_task_key, script)
     seeds = data.get("seeds", [])
     if not (isinstance(seeds, list) and seeds
             and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
@@ -127,8 +181,8 @@ def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> G
         grid.pop(key, None)
     base.update(overrides or {})
     for key in (*base, *grid):
-        if key in SET_BY_THE_SWEEP:
-            raise GridError(f"{path}: {key} is set by the sweep: {SET_BY_THE_SWEEP[key]}")
+        if key in set_by_the_sweep:
+            raise GridError(f"{path}: {key} is set by the sweep: {set_by_the_sweep[key]}")
     if "resume" in (base.get("init_from"), *grid.get("init_from", [])):
         raise GridError(f"{path}: init_from = \"resume\": the sweep resumes a started run "
                         "itself; leave it out")
@@ -136,16 +190,16 @@ def read_grid(path: str | Path, overrides: dict[str, Scalar] | None = None) -> G
     if both:
         raise GridError(f"{path}: {both} in both [base] and [grid]")
     for key, value in base.items():
-        _check_value(path, "[base]", key, value)
+        check(path, "[base]", key, value)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise GridError(f"{path}: [grid] {key} = {values!r}: want a non-empty list")
         if len(set(map(str, values))) < len(values):
             raise GridError(f"{path}: [grid] {key} = {values}: a value is repeated")
         for value in values:
-            _check_value(path, "[grid]", key, value)
-    checked = Grid(path, base, grid, seeds)
-    for name, flags in expand(checked).items():
+            check(path, "[grid]", key, value)
+    checked = Grid(path, base, grid, seeds, script)
+    for name, flags in expand(checked).items() if pretrain else ():
         try:
             parse_flags(flags)
         except GridError as error:
@@ -194,9 +248,19 @@ def read_runs(sweep_dir: str | Path) -> dict[str, dict[str, Scalar]]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_state(run_dir: str | Path, flags: dict[str, Scalar]) -> str:
-    """``"finished"`` (``ckpt.pt`` at ``max_iters``), ``"started"`` (an earlier checkpoint:
-    resume it) or ``"new"``."""
+def grid_script(sweep_dir: str | Path) -> str:
+    """The script of a sweep folder's grid (its ``grid.toml``)."""
+    path = Path(sweep_dir) / GRID_COPY
+    if not path.is_file():
+        raise GridError(f"{path} not found: is {sweep_dir} a sweep folder (sweep.py run)?")
+    return tomllib.loads(path.read_text(encoding="utf-8")).get("script", PRETRAIN)
+
+
+def run_state(run_dir: str | Path, flags: dict[str, Scalar], script: str = PRETRAIN) -> str:
+    """``"finished"`` (pretrain: ``ckpt.pt`` at ``max_iters``; a task: ``finished.json``),
+    ``"started"`` (pretrain: an earlier checkpoint: resume it) or ``"new"``."""
+    if script != PRETRAIN:
+        return "finished" if (Path(run_dir) / FINISHED).is_file() else "new"
     path = Path(run_dir) / "ckpt.pt"
     if not path.is_file():
         return "new"
@@ -208,3 +272,51 @@ def pretrain_argv(run_dir: str | Path, flags: dict[str, Scalar], state: str) -> 
     ``--init_from resume`` when it has started."""
     resume = ["--init_from", "resume"] if state == "started" else []
     return [*to_argv(flags), "--out_dir", str(run_dir), *resume]
+
+
+def script_argv(script: str, run_dir: str | Path, flags: dict[str, Scalar],
+                state: str) -> list[str]:
+    """The run's command line after the script: pretrain.py's (`pretrain_argv`), or a task
+    script's flags with its out and checkpoint folders both the run's folder."""
+    if script == PRETRAIN:
+        return pretrain_argv(run_dir, flags, state)
+    return [*to_argv(flags, bare_switches=True), "--out_dir", str(run_dir),
+            "--checkpoint_dir", str(run_dir)]
+
+
+def mark_finished(run_dir: str | Path, command: list[str]) -> None:
+    """A task run's ``finished.json``: the command that finished."""
+    (Path(run_dir) / FINISHED).write_text(json.dumps({"command": command}) + "\n",
+                                          encoding="utf-8")
+
+
+def task_summary(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """``summary.csv`` of a task sweep: one row per run and task (each
+    ``<task>-metrics.jsonl`` of the run's folder): ``run``, the grid's flags and the seed,
+    ``task``, ``best_dev_acc`` with the ``dev_f1`` and ``epoch`` of that evaluation, and
+    ``epochs`` evaluated.  Unfinished runs are listed with empty metrics."""
+    sweep_dir = Path(sweep_dir)
+    runs = read_runs(sweep_dir)
+    keys = list(dict.fromkeys(key for flags in runs.values() for key in flags))
+    rows = []
+    for name, flags in runs.items():
+        logs = sorted((sweep_dir / name).glob("*-metrics.jsonl"))
+        finished = (sweep_dir / name / FINISHED).is_file()
+        for log in logs if finished else []:
+            evaluated = [row for row in read_metrics(log) if row.get("dev_acc") is not None]
+            best = max(evaluated, key=lambda row: row["dev_acc"], default=None)
+            rows.append({"run": name, **flags, "task": log.name.removesuffix("-metrics.jsonl"),
+                         "best_dev_acc": best and best["dev_acc"],
+                         "dev_f1": best and best["dev_f1"],
+                         "epoch": best and evaluated.index(best) + 1,
+                         "epochs": len(evaluated)})
+        if not finished:
+            rows.append({"run": name, **flags})
+    path = Path(out_dir or sweep_dir) / "summary.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["run", *keys, "task", "best_dev_acc", "dev_f1",
+                                         "epoch", "epochs"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

@@ -392,5 +392,24 @@ PRECONDITIONED = [
                                                   weight_decay=0.3)], 2.0,
                         shapes=((4, 4), (5, 2)), steps=4, seed=166, visibility="visible"),
 ]
+SMART_KL, SMART_LOSS = "training/smart.py:symmetric_kl", "training/smart.py:smart_loss"
+SMART_KL_RULES = ("smart_kl_directions", "smart_kl_reduction")
+SMART_STEP_RULES = ("smart_ascent", "smart_normalise", "smart_final")
+SMART = [
+    _visible("smart/visible_symmetric_kl", "symmetric_kl",
+             {"shape": [3, 4], "scale": 2.0, "seed": 170}, 2.0, SMART_KL_RULES,
+             "symmetric_kl of [3, 4] logits, and its gradients", atol=1e-6, rtol=1e-5,
+             grades=(SMART_KL,)),
+    _visible("smart/visible_smart_loss_no_step", "smart_loss",
+             {"B": 2, "T": 3, "D": 4, "H": 5, "C": 3, "lengths": [3, 2], "noise_scale": 0.1,
+              "num_steps": 0, "step_size": 1e-3, "epsilon": 1e-6, "seed": 171}, 2.0,
+             ("smart_final",), "smart_loss with num_steps=0: the initial noise only",
+             atol=1e-6, rtol=1e-5, grades=(SMART_LOSS,)),
+    _visible("smart/visible_smart_loss", "smart_loss",
+             {"B": 2, "T": 3, "D": 4, "H": 5, "C": 3, "lengths": [3, 2], "noise_scale": 0.1,
+              "num_steps": 1, "step_size": 1.0, "epsilon": 1e-2, "seed": 172}, 2.0,
+             SMART_STEP_RULES, "smart_loss with one ascent step", atol=1e-6, rtol=1e-5,
+             grades=(SMART_LOSS,)),
+]
 CASES = (MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
-         + QUANTIZE + REFT + PRECONDITIONED)
+         + QUANTIZE + REFT + PRECONDITIONED + SMART)

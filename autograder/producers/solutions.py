@@ -68,3 +68,13 @@ def newton_schulz(G, steps: int, coefficients, eps: float):
         A = X @ X.T
         X = a * X + b * (A @ X) + c * (A @ (A @ X))
     return X.T if G.shape[0] > G.shape[1] else X
+
+
+def symmetric_kl(input_logits, target_logits):
+    """`symmetric_kl` (handout 7.7): KL(p_t.detach() || p_i) + KL(p_i.detach() || p_t),
+    summed over the classes, averaged over the rows."""
+    import torch.nn.functional as F
+
+    p, q = F.log_softmax(input_logits, dim=-1), F.log_softmax(target_logits, dim=-1)
+    return ((q.detach().exp() * (q.detach() - p)).sum(dim=-1)
+            + (p.detach().exp() * (p.detach() - q)).sum(dim=-1)).mean()

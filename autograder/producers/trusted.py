@@ -117,6 +117,7 @@ STANDS_FOR: dict[str, str] = {
     "ipo_loss": "dpo.py:ipo_loss",
     "hinge_loss": "dpo.py:hinge_loss",
     "newton_schulz": "optimizer.py:newton_schulz",
+    "symmetric_kl": "training/smart.py:symmetric_kl",
 }
 _bound: dict[str, Callable] = {}  # name -> the staff version, once `bind` ran
 
