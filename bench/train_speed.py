@@ -18,7 +18,9 @@ Default shape: nanoGPT's Tiny Shakespeare CPU recipe (4 layers, 4 heads, width 1
 context 64, batch 12).  Prints the time per step, tokens per second, the ratios ours /
 transformers in tokens per second (target >= 1.0) and ours / nanoGPT in time per step
 (target <= 1.0), and the share of our step spent waiting for data (target < 2%); then the
-model alone, forward plus backward of the mean cross-entropy on the same batch.  The
+model alone, forward plus backward of the mean cross-entropy on the same batch.  Beside each
+wall time it prints the CPU time of this process, which machine load inflates less (with
+``--threads 1`` the work runs on the calling thread).  The
 contenders take turns in every round, so a change in machine load hits them alike; each
 figure is the median round.
 """
@@ -91,16 +93,24 @@ def load_nanogpt(directory: str, hf_state: dict[str, torch.Tensor], config: GPT2
 
 
 def timed_rounds(runs: dict[str, Callable[[], None]], steps: int,
-                 repeats: int) -> dict[str, list[float]]:
-    """Seconds of ``steps`` calls of each run, per round; the runs take turns in each round."""
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
+                 repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds (this process) of ``steps`` calls of each run, per round; the
+    runs take turns in each round."""
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 run()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def per_call_ms(rounds: dict[str, list[float]], steps: int) -> dict[str, float]:
+    """The median round's milliseconds per call."""
+    return {name: 1000 * statistics.median(values) / steps for name, values in rounds.items()}
 
 
 def main() -> None:
@@ -174,22 +184,24 @@ def main() -> None:
         run()  # warm-up
     for trainer in trainers.values():  # the data wait of the timed rounds only
         trainer.data_time = 0.0
-    seconds = timed_rounds(runs, args.steps, args.repeats)
+    seconds, cpu_seconds = timed_rounds(runs, args.steps, args.repeats)
     per_step = args.batch_size * args.block_size
     print(f"training step on {torch.get_num_threads()} threads: {args.n_layer} layers, width "
           f"{args.n_embd}, batch {args.batch_size} x {args.block_size}, vocabulary {vocab}, "
           f"median of {args.repeats} rounds of {args.steps} steps")
-    step_ms = {name: 1000 * statistics.median(values) / args.steps
-               for name, values in seconds.items()}
+    step_ms, cpu_ms = per_call_ms(seconds, args.steps), per_call_ms(cpu_seconds, args.steps)
     print(f"{'contender':<16} {'ms/step':>8} {'tokens/s':>10} {'vs transformers':>16} "
-          f"{'time vs nanoGPT':>16} {'data wait':>10}")
+          f"{'time vs nanoGPT':>16} {'data wait':>10} {'CPU ms/step':>12} {'vs nanoGPT':>11}")
     for name, took in step_ms.items():
         rate = per_step / took * 1000
-        versus_nano = f"{took / step_ms['nanoGPT']:.2f}x" if "nanoGPT" in step_ms else ""
+        versus_nano, cpu_versus_nano = (
+            (f"{took / step_ms['nanoGPT']:.2f}x", f"{cpu_ms[name] / cpu_ms['nanoGPT']:.2f}x")
+            if "nanoGPT" in step_ms else ("", ""))
         wait = (f"{100 * trainers[name].data_time / sum(seconds[name]):.2f}%"
                 if name in trainers else "")
         print(f"{name:<16} {took:>8.1f} {rate:>10,.0f} "
-              f"{step_ms['transformers'] / took:>15.2f}x {versus_nano:>16} {wait:>10}")
+              f"{step_ms['transformers'] / took:>15.2f}x {versus_nano:>16} {wait:>10} "
+              f"{cpu_ms[name]:>12.1f} {cpu_versus_nano:>11}")
 
     (batch,) = batches().next_step()
     passes = {name: lambda model=model: lm_loss(model, batch).backward()
@@ -204,13 +216,17 @@ def main() -> None:
           f"of {args.steps}")
     for run in passes.values():
         run()  # warm-up
-    pass_ms = {name: 1000 * statistics.median(values) / args.steps
-               for name, values in timed_rounds(passes, args.steps, args.repeats).items()}
-    print(f"{'contender':<16} {'ms':>8} {'vs transformers':>16} {'vs nanoGPT':>11}")
+    pass_ms, pass_cpu_ms = (per_call_ms(rounds, args.steps)
+                            for rounds in timed_rounds(passes, args.steps, args.repeats))
+    print(f"{'contender':<16} {'ms':>8} {'vs transformers':>16} {'vs nanoGPT':>11} "
+          f"{'CPU ms':>8} {'vs nanoGPT':>11}")
     for name, took in pass_ms.items():
-        versus_nano = f"{took / pass_ms['nanoGPT']:.2f}x" if "nanoGPT" in pass_ms else ""
+        versus_nano, cpu_versus_nano = (
+            (f"{took / pass_ms['nanoGPT']:.2f}x",
+             f"{pass_cpu_ms[name] / pass_cpu_ms['nanoGPT']:.2f}x")
+            if "nanoGPT" in pass_ms else ("", ""))
         print(f"{name:<16} {took:>8.1f} {took / pass_ms['transformers']:>15.2f}x "
-              f"{versus_nano:>11}")
+              f"{versus_nano:>11} {pass_cpu_ms[name]:>8.1f} {cpu_versus_nano:>11}")
 
 
 if __name__ == "__main__":
