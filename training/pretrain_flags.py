@@ -47,6 +47,9 @@ SCHEDULE_FLAGS = ("max_iters", "learning_rate", "min_lr", "warmup_iters", "lr_de
 MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", *SWITCHES,
                *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS)
 RESUME_FLAGS = SCHEDULE_FLAGS + MODEL_FLAGS
+# Switches whose pretraining default is not GPT2Config's: the fused attention kernel, the
+# same function as the handout's eager softmax (to 1e-5 in fp32) and the faster step.
+PRETRAIN_DEFAULTS = {"attention_impl": "sdpa"}
 
 
 def flag_bool(text: str) -> bool:
@@ -115,8 +118,8 @@ def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
     add("--wandb_project", default="build-gpt2")
     add("--wandb_run_name", default=None)
     for name, allowed in SWITCHES.items():
-        add(f"--{name}", default=getattr(GPT2Config, name), choices=allowed,
-            help=SWITCH_HELP[name])
+        add(f"--{name}", default=PRETRAIN_DEFAULTS.get(name, getattr(GPT2Config, name)),
+            choices=allowed, help=SWITCH_HELP[name])
     for name in BOOLEAN_SWITCHES:
         add(f"--{name}", type=flag_bool, nargs="?", const=True,
             default=getattr(GPT2Config, name), help=SWITCH_HELP[name])

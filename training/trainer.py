@@ -115,10 +115,11 @@ def autocast(device: torch.device, dtype: str = "bfloat16"):
     return contextlib.nullcontext()
 
 
-def count_tokens(batch: Any) -> int:
-    """Tokens in a micro-batch: the real ones under ``attention_mask``, else all."""
+def count_tokens(batch: Any) -> int | torch.Tensor:
+    """Tokens in a micro-batch: the real ones under ``attention_mask`` (a 0-d tensor on its
+    device, so that counting does not wait for the device), else all (an int)."""
     if "attention_mask" in batch:
-        return int(batch["attention_mask"].sum())
+        return batch["attention_mask"].sum()
     return batch["input_ids"].numel()
 
 
@@ -241,11 +242,12 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------
 
-    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """One optimizer step.  Returns (the step's mean losses [1 + parts], gradient norm,
-        tokens); the tensors stay on the device (no synchronisation until a row is logged).
-        The losses are ``loss`` then the parts of ``loss_fn``'s dict, in ``self.loss_parts``
-        order."""
+    def train_step(self) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor]:
+        """One optimizer step.  Returns (the step's mean losses [1 + parts], float64,
+        gradient norm, tokens: an int, or a 0-d tensor when the batches carry an
+        attention mask); the tensors stay on the device (no synchronisation until a row is
+        logged).  The losses are ``loss`` then the parts of ``loss_fn``'s dict, in
+        ``self.loss_parts`` order."""
         config = self.config
         lr = lr_at(self.iter_num, config.learning_rate, config.min_lr, config.warmup_iters,
                    config.lr_decay_iters, config.decay_lr)
@@ -257,20 +259,21 @@ class Trainer:
         self.data_time += time.perf_counter() - start
         step_losses = None
         tokens = 0
+        count = len(micro_batches)
         for index, batch in enumerate(micro_batches):
-            last = index == len(micro_batches) - 1
-            with distributed.gradient_sync(self.model, enabled=last):
+            with distributed.gradient_sync(self.model, enabled=index == count - 1):
                 with autocast(self.device, config.dtype):
                     losses = self.loss_fn(self.model, batch)
                     if not isinstance(losses, dict):
                         losses = {"loss": losses}
-                    self.loss_parts = [name for name in losses if name != "loss"]
-                    values = torch.stack([losses["loss"]] + [losses[name] for name in
-                                                             self.loss_parts])
-                    values = values.double() / len(micro_batches)
-                values[0].backward()
-            step_losses = values.detach() if step_losses is None else step_losses + values.detach()
+                (losses["loss"] / count if count > 1 else losses["loss"]).backward()
+            self.loss_parts = [name for name in losses if name != "loss"]
+            with torch.no_grad():
+                values = torch.stack([losses["loss"]] + [losses[name] for name in
+                                                         self.loss_parts]).double()
+            step_losses = values if step_losses is None else step_losses + values
             tokens += count_tokens(batch)
+        step_losses = step_losses / count
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         if config.grad_clip:
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
@@ -306,7 +309,7 @@ class Trainer:
         self.model.train()
         if config.eval_at_start and self.iter_num == 0:
             self._evaluate_and_log(log, None)
-        since = None  # sums since the last row: tokens, loss, the loss parts
+        since, tokens_since = None, 0  # sums since the last row: the losses; the tokens
         steps_since, start = 0, time.perf_counter() - self.elapsed
         last_row_time = time.perf_counter()
         progress = distributed.Progress(self.dist)
@@ -320,15 +323,16 @@ class Trainer:
                 loss, grad_norm, tokens = self.train_step()
                 self.step_time += time.perf_counter() - step_start
                 self.iter_num += 1
-                step = torch.cat([torch.tensor([float(tokens)], dtype=torch.float64,
-                                               device=self.device), loss])
-                since = step if since is None else since + step
+                since = loss if since is None else since + loss
+                tokens_since = tokens_since + tokens
                 steps_since += 1
                 bar.update(1)
                 evaluating = (self.iter_num % config.eval_interval == 0
                               or self.iter_num == config.max_iters)
                 if evaluating or self.iter_num % config.log_interval == 0:
-                    token_sum, *loss_sums = (distributed.mean_over_ranks(since)
+                    sums = torch.cat([torch.as_tensor(tokens_since, dtype=torch.float64,
+                                                      device=self.device).reshape(1), since])
+                    token_sum, *loss_sums = (distributed.mean_over_ranks(sums)
                                              * self.dist.world_size).tolist()
                     self.tokens += int(token_sum)
                     self.elapsed = time.perf_counter() - start
@@ -339,7 +343,7 @@ class Trainer:
                                 for name, value in zip(self.loss_parts, means[1:], strict=True)},
                              "tokens_per_s": token_sum / (now - last_row_time),
                              "grad_norm": float(grad_norm)}
-                    since = None
+                    since, tokens_since = None, 0
                     steps_since = 0
                     shown["loss"] = f"{means[0]:.4f}"
                     if evaluating:
