@@ -198,6 +198,7 @@ PARTS: dict[str, Part] = {
     "sdpa": Part("7.1", "Fused attention", "handout/sdpa.md"),
     "lora": Part("7.2", "LoRA", "handout/lora.md"),
     "dpo": Part("7.3", "DPO", "handout/dpo.md"),
+    "window": Part("7.8", "Sliding-window attention and attention sinks", "handout/window.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

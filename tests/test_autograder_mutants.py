@@ -196,6 +196,14 @@ MUTANTS = {
         "            - F.logsigmoid(-beta * logits) * label_smoothing)",
         "(-F.logsigmoid(beta * logits) * label_smoothing\n"
         "            - F.logsigmoid(-beta * logits) * (1 - label_smoothing))"),
+    "window_one_key_too_many": (
+        "window_band", "modules/attention.py",
+        "visible = visible & ((key_at > query_at - window) | (key_at < sinks))",
+        "visible = visible & ((key_at >= query_at - window) | (key_at < sinks))"),
+    "sinks_widen_the_window": (
+        "window_sinks", "modules/attention.py",
+        "visible = visible & ((key_at > query_at - window) | (key_at < sinks))",
+        "visible = visible & (key_at > query_at - window - sinks)"),
 }
 
 

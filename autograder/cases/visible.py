@@ -268,4 +268,20 @@ DPO = [
              ("dpo_margin", "dpo_rewards"), "dpo_loss, sigmoid, with a reference",
              grades=("dpo.py:dpo_loss",)),
 ]
-CASES = MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
+# sliding-window attention and attention sinks (handout 7.8): the docstring's examples first
+WINDOW = [
+    _visible("window/visible_causal", "visible_keys",
+             {"calls": [[4, 4, None, 0], [2, 5, None, 0], [3, 6, None, 2]]}, 2.0,
+             ("window_causal",), "visible_keys without a window: the causal mask, a KV-cache "
+             "offset", atol=0.0, rtol=0.0, grades=("modules/attention.py:visible_keys",)),
+    _visible("window/visible_window", "visible_keys",
+             {"calls": [[1, 4, 2, 0], [5, 5, 2, 0]]}, 2.0, ("window_causal", "window_band"),
+             "visible_keys with a window of 2 (the docstring's second example)",
+             atol=0.0, rtol=0.0, grades=("modules/attention.py:visible_keys",)),
+    _visible("window/visible_sinks", "visible_keys",
+             {"calls": [[4, 4, 2, 1], [3, 7, 2, 2]]}, 2.0,
+             ("window_causal", "window_band", "window_sinks"),
+             "visible_keys with a window and sinks (the docstring's first example)",
+             atol=0.0, rtol=0.0, grades=("modules/attention.py:visible_keys",)),
+]
+CASES = MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO + WINDOW
