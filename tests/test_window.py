@@ -199,3 +199,16 @@ def test_the_sink_cache_needs_a_window():
     with pytest.raises(ValueError, match="attention_window"):
         SinkKVCache(GPT2Config(vocab_size=11, hidden_size=8, num_attention_heads=2,
                                num_hidden_layers=1), 1)
+
+
+def test_pretrain_flags_set_the_window(capsys):
+    import pretrain
+    from training.pretrain_flags import build_parser
+
+    args = build_parser().parse_args(["--attention_window", "8", "--attention_sinks", "4",
+                                      "--n_layer", "1", "--n_embd", "8", "--n_head", "2"])
+    model = pretrain.build_model(args, {"vocab_size": 11, "eot_token": 10})
+    assert (model.config.attention_window, model.config.attention_sinks) == (8, 4)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--attention_window", "0"])
+    assert "--attention_window: 0 is not an integer >= 1" in capsys.readouterr().err
