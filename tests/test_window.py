@@ -212,3 +212,11 @@ def test_pretrain_flags_set_the_window(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--attention_window", "0"])
     assert "--attention_window: 0 is not an integer >= 1" in capsys.readouterr().err
+
+
+def test_a_windowed_model_is_not_exported():
+    from models.export import export_problems
+
+    config = GPT2Config(vocab_size=11, hidden_size=8, num_attention_heads=2,
+                        num_hidden_layers=1, attention_window=4)
+    assert [line.split(":")[0] for line in export_problems(config)] == ["attention_window=4"]
