@@ -37,6 +37,13 @@ MUTANTS = {
         "        scores = scores.masked_fill",
         "causal = torch.ones(T_q, T_k, dtype=torch.bool, device=query.device).tril()\n"
         "        scores = scores.masked_fill"),
+    "sdpa_through_eager_attention": (
+        "sdpa", "modules/attention.py",
+        "        dropout_p = self.dropout.p if self.training else 0.0\n"
+        "        if T_q == T_k and not attention_mask.any():",
+        "        return self.attention(key, query, value, attention_mask)\n"
+        "        dropout_p = self.dropout.p if self.training else 0.0\n"
+        "        if T_q == T_k and not attention_mask.any():"),
     "layer_dropout_swapped": (
         "layer_dropout", "modules/gpt2_layer.py",
         "hidden_states = self.add(hidden_states, attended, self.attention_dense,\n"

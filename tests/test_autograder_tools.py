@@ -8,11 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 from autograder_helpers import REPO, assert_valid_results, reference_submission
 
 import prepare_submit

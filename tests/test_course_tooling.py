@@ -204,7 +204,7 @@ def test_gradebook_has_submitters_late_penalty_and_one_column_per_case(tmp_path)
     alice, bob, carol = (rows[name] for name in ("alice", "bob", "carol"))
     assert (alice["name"], alice["sid"], alice["email"]) == ("Ada Lovelace", "0601",
                                                              "ada@example.edu")
-    assert alice["max_score"] > 0 and alice["late_penalty"] == 0.2
+    assert alice["max_score"] > 0 and alice["late_penalty"] == 0.2, alice["status"]
     assert alice["score"] == pytest.approx(0.8 * alice["max_score"])
     assert all(alice[case] > 0 for case in cases)
     assert (carol["name"], carol["sid"], carol["score"]) == ("Carol", "9", carol["max_score"])

@@ -183,7 +183,8 @@ def test_sbatch_runs_the_three_tasks(slurm, make_checkpoint, data_dir, tmp_path)
         "DEVICE_ARGS": "", "MODEL_ARGS": f"--model_path {checkpoint}",
         "COMMON_ARGS": f"--data_dir {data} --tokenizer {data}/gpt2-tokenizer "
                        f"--out_dir {predictions}",
-        "CLASSIFIER_ARGS": f"--task sst --epochs 1 --max_train_examples 8 --max_length 64 "
+        "CLASSIFIER_ARGS": f"--task sst --fine-tune-mode full-model --epochs 1 "
+                           f"--max_train_examples 8 --max_length 64 "
                            f"--checkpoint_dir {tmp_path}/out",
         "PARA_ARGS": f"--epochs 1 --max_train_examples 8 --checkpoint_dir {tmp_path}/out",
         "SONNET_ARGS": f"--epochs 1 --max_train_examples 2 --max_new_tokens 8 "

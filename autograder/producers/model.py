@@ -72,6 +72,29 @@ def _randn(shape, generator):
     return _torch().randn(*shape, generator=generator)
 
 
+def _through_the_fused_kernel(method, *args):
+    """`method(*args)`, refused unless it called `scaled_dot_product_attention`: the fused
+    part grades the kernel's use, and the eager `attention` (solved when the model part is
+    not in the assignment) computes the same values."""
+    torch = _torch()
+    kernel = torch.nn.functional.scaled_dot_product_attention
+
+    class FusedCalls(torch.overrides.TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is kernel:
+                FusedCalls.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with FusedCalls():
+        out = method(*args)
+    if not FusedCalls.calls:
+        raise ValueError("sdpa_attention never called "
+                         "torch.nn.functional.scaled_dot_product_attention (handout 7.1)")
+    return out
+
+
 def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`CausalSelfAttention.attention` (or `.sdpa_attention`) on seeded Q, K, V.
 
@@ -101,7 +124,10 @@ def attention(params: dict[str, Any]) -> dict[str, np.ndarray]:
                              f"T_k={T_k}")
         value = torch.eye(T_k).expand(B, H, T_k, T_k).clone()  # (B, H, T_k, d): row j is e_j
     mask = trusted.extended_mask(params.get("lengths") or [T_k] * B, T_k)
-    out = method(key, query, value, mask)
+    if params.get("impl") == "sdpa":
+        out = _through_the_fused_kernel(method, key, query, value, mask)
+    else:
+        out = method(key, query, value, mask)
     kept = out[:, :: params.get("keep_every", 1)] if type(out) is torch.Tensor else out
     result = {"out": to_numpy(kept, "attention output")}
     if params.get("grad"):
