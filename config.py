@@ -58,6 +58,10 @@ SWITCH_HELP: dict[str, str] = {
     "rotary_fraction": "rotate the first int(d * fraction) channels of each head",
     "z_loss": "weight of mean(logsumexp(logits)^2) added to the loss",
     "mu_loss": "weight of ||mean output-embedding row||^2 added to the loss",
+    "attention_window": "sliding-window attention: a query at position i sees keys i-W < j "
+                        "<= i (default: every earlier key)",
+    "attention_sinks": "attention sinks: the first S positions stay visible to every later "
+                       "query (with --attention_window)",
 }
 
 # config.mlp -> the usual intermediate width for model width D (intermediate_size=None).
@@ -109,6 +113,9 @@ class GPT2Config:
     qk_norm: bool = False  # LayerNorm of width d on queries and keys, shared by the heads
     bias: bool = True  # biases in every Linear and LayerNorm (False: nanoGPT's bias=False)
     tie_word_embeddings: bool = True  # logits through word_embedding (False: output_embedding)
+    # --- which keys a query sees, read in modules/attention.py (`visible_keys`) ---
+    attention_window: int | None = None  # W: query i sees keys i-W < j <= i; None: all j <= i
+    attention_sinks: int = 0  # S: positions 0 .. S-1 stay visible to every later query
     # --- training-time options, read by the training loop through training/losses.py ---
     z_loss: float = 0.0  # weight of mean(logsumexp(logits)^2) added to the loss
     mu_loss: float = 0.0  # weight of ||mean output-embedding row||^2 added to the loss
@@ -160,6 +167,13 @@ class GPT2Config:
         for name in ("z_loss", "mu_loss"):
             if not getattr(self, name) >= 0.0:
                 raise ValueError(f"GPT2Config.{name} must be >= 0, got {getattr(self, name)}")
+        window, sinks = self.attention_window, self.attention_sinks
+        if window is not None and (type(window) is not int or window < 1):
+            raise ValueError(f"GPT2Config.attention_window must be None or a positive integer, "
+                             f"got {window!r}")
+        if type(sinks) is not int or sinks < 0:
+            raise ValueError(f"GPT2Config.attention_sinks must be an integer >= 0, got "
+                             f"{sinks!r}")
 
     @property
     def head_size(self) -> int:

@@ -47,6 +47,7 @@ from training.pretrain_flags import (
     COMPARE_STEPS,
     MODEL_FLAGS,
     NUMERIC_OPTIONS,
+    WINDOW_OPTIONS,
     get_args,
     given_flags,
     resume_flags,
@@ -63,7 +64,7 @@ def build_model(args: argparse.Namespace, meta: dict) -> GPT2Model:
     """A fresh GPT-2 of the flags' shape, or the pretrained one ``--init_from`` names."""
     dropout = {"hidden_dropout_prob": args.dropout, "attention_probs_dropout_prob": args.dropout}
     switches = {name: getattr(args, name)
-                for name in (*SWITCHES, *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS)}
+                for name in (*SWITCHES, *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS, *WINDOW_OPTIONS)}
     try:
         if args.init_from == "scratch":
             return GPT2Model(GPT2Config(

@@ -60,7 +60,12 @@ FORBIDDEN_CALLS: dict[str, tuple[str, ...]] = {
     "quantize": ("torchao", "torch.ao", "torch.quantization", "torch.nn.quantized",
                  "torch.quantize_per_channel", "torch._weight_int8pack_mm", "transformers"),
     "reft": ("pyreft", "pyvene", "peft", "transformers"),
+    # the causal mask is visible_keys without a window: the attention may not take it from
+    # a solved visible_keys, and visible_keys may not read it off a solved attention
+    "window": (*ATTENTION_KERNELS, "modules.attention.CausalSelfAttention", "transformers"),
 }
+FORBIDDEN_CALLS["model"] += ("modules.attention.visible_keys",)
+FORBIDDEN_CALLS["sdpa"] += ("modules.attention.visible_keys",)
 # Names inside a refused module that a graded function may use: the base class the
 # handout's AdamW extends (its module, and the name `torch.optim` exports it under).
 ALLOWED_CALLS = ("torch.optim.optimizer", "torch.optim.Optimizer")
@@ -238,6 +243,13 @@ RULES = {
                     "reaches top_p, then renormalises",
     "sample_draw": "one u = torch.rand(B, generator=generator) per row; the first token in "
                    "sorted order whose cumulative kept probability exceeds u",
+    "window_causal": "visible_keys returns torch.bool [T_q, T_k]; query i sits at position "
+                     "p = i + T_k - T_q and never sees a key j > p; without a window it sees "
+                     "every j <= p (sinks change nothing)",
+    "window_band": "with a window W, query p sees keys p - W < j <= p: W keys, itself "
+                   "included",
+    "window_sinks": "with a window, keys j < sinks stay visible to every query p >= j, "
+                    "besides the window",
 }
 
 

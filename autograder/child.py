@@ -87,12 +87,13 @@ def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, dict, di
     refused by module name).  A module refuses everything under its folder, a function
     its code, a class the code of its own methods, and a C function also every C function
     whose name holds its name (the same kernel through `torch.ops.aten`, or its `_flash`
-    and `_math` forms).  A module that is not installed refuses nothing."""
+    and `_math` forms).  A module that is not installed refuses nothing, nor does one of
+    the submission's that fails to import (the case that runs it fails anyway)."""
     codes, builtins, kernels, folders, modules = {}, {}, {}, {}, []
     for name in names:
         try:
             spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
+        except BaseException:  # noqa: B036  (a submission's module may raise anything)
             spec = None
         if spec is not None:
             places = [str(Path(d)) + os.sep for d in spec.submodule_search_locations or ()]
@@ -104,7 +105,7 @@ def _resolve(names: list[str], allowed: list[str]) -> tuple[dict, dict, dict, di
         module, _, attribute = name.rpartition(".")
         try:
             target = getattr(importlib.import_module(module), attribute)
-        except (ImportError, AttributeError, ValueError):  # not installed: nothing to refuse
+        except BaseException:  # noqa: B036  (not installed, or a submission's that fails)
             continue
         members = vars(target).values() if isinstance(target, type) else [target]
         for member in members:

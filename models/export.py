@@ -57,10 +57,15 @@ for _variant in ("vbias", "cabias", "attn_bias", "ca_softmax", "sigmoid"):
 def export_problems(config: GPT2Config) -> list[str]:
     """One line per switch of `config` that no `transformers` class computes, naming the
     switch, its value and why; empty when `to_hf` can export the model."""
-    return [f"{name}={getattr(config, name)!r}: {reason}"
-            for (name, value), reason in REFUSED.items()
-            if getattr(config, name) == value
-            and (name != "rope_layout" or config.position_encoding == "rope")]
+    problems = [f"{name}={getattr(config, name)!r}: {reason}"
+                for (name, value), reason in REFUSED.items()
+                if getattr(config, name) == value
+                and (name != "rope_layout" or config.position_encoding == "rope")]
+    if config.attention_window is not None:
+        problems.append(f"attention_window={config.attention_window!r}: GPT-2 and GPT-NeoX "
+                        "attend to every earlier key; the classes with a sliding window "
+                        "(Mistral, ...) use RMSNorm and SwiGLU, and none keeps sinks")
+    return problems
 
 
 def hf_config(config: GPT2Config, bos_token_id: int | None = None,

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from models.gpt2 import GPT2Model
-from modules.attention import KVCache
+from modules.attention import KVCache, SinkKVCache
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
     `eos_id` (not included in its output); generation stops when every row has, or after
     max_new_tokens.  ALiBi, rope and no positions generate past the training length;
     learned positions slide the window (nanoGPT): once the sequence fills the trained
-    length, each step re-encodes its last T_max tokens, and a warning says so once.
+    length, each step re-encodes its last T_max tokens, and a warning says so once.  With
+    `config.attention_window` (handout 7.8), ALiBi, rope and no positions generate through
+    a `SinkKVCache`: the sinks and the last W keys only, so memory stays flat.
     """
     gpt.eval()
     device, config = gpt.device, gpt.config
@@ -84,8 +86,11 @@ def generate(gpt: GPT2Model, prompts: list[list[int]], max_new_tokens: int,
     total = input_ids.shape[1] + max_new_tokens
     cache_length = total if window is None else min(total, window)
     generator = torch.Generator().manual_seed(seed)
-    cache = (KVCache(config, batch, cache_length, device=device, dtype=gpt.dtype)
-             if use_cache else None)
+    cache = None
+    if use_cache and window is None and config.attention_window is not None:
+        cache = SinkKVCache(config, batch, device=device, dtype=gpt.dtype)  # bounded
+    elif use_cache:
+        cache = KVCache(config, batch, cache_length, device=device, dtype=gpt.dtype)
     outputs: list[list[int]] = [[] for _ in range(batch)]
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     step_ids = input_ids  # what the next forward pass feeds

@@ -16,7 +16,7 @@ from torch import nn
 
 from config import GPT2Config
 from models.base_gpt import GPTPreTrainedModel
-from modules.attention import KVCache
+from modules.attention import KVCache, SinkKVCache, window_visibility
 from modules.common import layer_norm
 from modules.gpt2_layer import GPT2Layer
 from modules.positions import ForwardContext, PositionEncoding
@@ -77,7 +77,7 @@ class GPT2Model(GPTPreTrainedModel):
         return hidden_states
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                cache: KVCache | None = None) -> dict[str, torch.Tensor]:
+                cache: KVCache | SinkKVCache | None = None) -> dict[str, torch.Tensor]:
         """input_ids [B, T], attention_mask [B, T] (1 = real token, 0 = pad, right-padded).
 
         Returns {'last_hidden_state': [B, T, D] after the final LayerNorm,
@@ -86,18 +86,23 @@ class GPT2Model(GPTPreTrainedModel):
         With a `KVCache` (generation), attention_mask covers the cached positions too,
         [B, cache.length + T], any padding pattern is allowed (left-padded prompts),
         positions are counted over real tokens only (cumsum(mask) - 1), the cache grows by
-        T, and 'last_token' is the state at the last position.
+        T, and 'last_token' is the state at the last position.  A `SinkKVCache` (a sliding
+        window, handout 7.8) takes the same mask and keeps only the keys still visible.
         """
         self._check_inputs(input_ids, attention_mask, cache)
         T = input_ids.shape[1]
         position_ids = None
         key_positions = torch.arange(T, device=input_ids.device)[None]  # (1, T), any T
-        if cache is not None:
-            key_positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)  # (B, T_k)
+        if cache is None:
+            visible = window_visibility(self.config, T, T, input_ids.device)
+        else:
+            key_positions, attention_mask = cache.key_positions(attention_mask)  # (B, T_k)
             position_ids = key_positions[:, -T:]  # (B, T)
+            visible = window_visibility(self.config, T, key_positions.shape[1],
+                                        input_ids.device, position_ids, key_positions)
         hidden_states = self.embed(input_ids, position_ids)  # (B, T, D)
         context = self.positions.context(key_positions[:, -T:], key_positions,
-                                         hidden_states.dtype, cache)
+                                         hidden_states.dtype, cache, visible)
         hidden_states = self.encode(hidden_states, attention_mask, context)
         hidden_states = self.final_layer_norm(hidden_states)  # (B, T, D)
         if cache is not None:
@@ -127,7 +132,7 @@ class GPT2Model(GPTPreTrainedModel):
         return self.output_embedding
 
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      cache: KVCache | None) -> None:
+                      cache: KVCache | SinkKVCache | None) -> None:
         """Raise ValueError, naming the problem and the sizes, for inputs the model can't take.
         Under ``torch.compile`` only the shapes are checked: reading the values (token ids in
         the vocabulary, a 0/1 right-padded mask) would break the graph at every call."""

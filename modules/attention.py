@@ -12,6 +12,12 @@ encoding's rotation and score bias (`modules/positions.py`, through the per-forw
 
 `KVCache` keeps every layer's keys and values during generation, so each new token costs
 one step instead of a recompute of the whole prefix.
+
+`config.attention_window` and `config.attention_sinks` (handout 7.8, read only here) choose
+which earlier keys a query sees: `visible_keys` is the rule, `window_visibility` applies it
+at real-token positions once per forward (the attention receives it inside its additive
+mask, so every variant and both `attention_impl`s follow it), and `SinkKVCache` is the
+bounded cache of windowed generation (StreamingLLM).
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ class KVCache:
     def layer(self, index: int) -> _LayerCache:
         return _LayerCache(self, index)
 
+    def key_positions(self, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """attention_mask [B, length + T] (0/1, any padding) -> (the position of every key,
+        real tokens counted: cumsum(mask) - 1, [B, length + T]; the keys' 0/1 mask, the same)."""
+        return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0), attention_mask
+
     def advance(self, num_new: int) -> None:
         self.length += num_new
 
@@ -75,6 +86,147 @@ class _LayerCache:
         cache.keys[self.index, :, :, start:end] = key
         cache.values[self.index, :, :, start:end] = value
         return cache.keys[self.index, :, :, :end], cache.values[self.index, :, :, :end]
+
+
+def visible_keys(T_q: int, T_k: int, window: int | None = None,
+                 sinks: int = 0) -> torch.Tensor:
+    """Which keys each query may attend to: sliding windows and attention sinks (handout 7.8).
+
+    Args:
+        T_q, T_k: the queries are the last T_q of T_k positions, so query i sits at
+            position p = i + T_k - T_q (T_q == T_k without a KV cache).
+        window: W; None for no window.
+        sinks: S, the number of sink positions.
+    Returns:
+        [T_q, T_k] torch.bool, True where query i may attend to key j (on the CPU):
+        1. j <= p always (causal: a query never sees a later key);
+        2. with a window, j > p - W (the W positions p - W + 1 .. p, itself included), or
+           j < S (the first S positions stay visible to every later query);
+        3. with no window, every j <= p (S changes nothing).
+
+    Example: T_q = T_k = 4, W = 2, S = 1 gives rows [1 0 0 0], [1 1 0 0], [1 1 1 0],
+    [1 0 1 1]; T_q = 1, T_k = 4, W = 2, S = 0 gives [0 0 1 1].
+    """
+    ### BEGIN SOLUTION
+    query_at = torch.arange(T_k - T_q, T_k)[:, None]  # (T_q, 1): each query's position
+    key_at = torch.arange(T_k)[None, :]  # (1, T_k)
+    visible = key_at <= query_at  # (T_q, T_k)
+    if window is not None:
+        visible = visible & ((key_at > query_at - window) | (key_at < sinks))
+    return visible
+    ### END SOLUTION
+
+
+def window_visibility(config: GPT2Config, T_q: int, T_k: int, device: torch.device,
+                      query_positions: torch.Tensor | None = None,
+                      key_positions: torch.Tensor | None = None) -> torch.Tensor | None:
+    """`visible_keys` at real-token positions: [B|1, 1, T_q, T_k] torch.bool, or None
+    without `config.attention_window` (every earlier key is visible).
+
+    Without positions the queries are the last T_q of positions 0 .. T_k-1.  With them
+    ([B, T_q] and [B, T_k], real tokens counted, as a KV cache gives them), entry
+    [b, 0, i, j] is the rule at query position query_positions[b, i] and key position
+    key_positions[b, j], read from one table `visible_keys(N, N, W, S)`, so a left-padded
+    row gets what the same row gets alone.  The positions are first brought into a small
+    range that keeps the rule, so N stays near T_q + S + W however long the sequence: with
+    p0 the row's first query position and D = max(0, p0 - W + 1 - S), positions q >= S + D
+    become q - D, sinks stay, and the keys in between (in no query's window) become a
+    later position, which no query sees.
+    """
+    window, sinks = config.attention_window, config.attention_sinks
+    if window is None:
+        return None
+    if query_positions is None:
+        return visible_keys(T_q, T_k, window, sinks).to(device)[None, None]  # (1, 1, T_q, T_k)
+    shift = (query_positions.min(dim=1, keepdim=True).values - window + 1 - sinks).clamp(min=0)
+    queries = query_positions - shift  # (B, T_q)
+    N = int(queries.max()) + 2
+    keys = torch.where(key_positions < sinks, key_positions, key_positions - shift)  # (B, T_k)
+    keys = torch.where((key_positions >= sinks) & (keys < sinks), N - 1, keys).clamp(max=N - 1)
+    table = visible_keys(N, N, window, sinks).to(device)  # (N, N)
+    return table[queries[:, :, None], keys[:, None, :]][:, None]  # (B, 1, T_q, T_k)
+
+
+class SinkKVCache:
+    """The bounded cache of windowed generation: StreamingLLM's rule (Xiao et al., 2023).
+
+    A later query sees only the keys of the first S real positions (the sinks) and of the
+    last W - 1 before it, so per row this keeps those: capacity C = S + W - 1 slots,
+    keys/values [L, B, H, C, d] however long the generation, with each slot's position
+    (`positions` [B, C]) and whether it holds a key (`filled` [B, C]).  Keys keep the
+    positions they were computed at (rotary angles, ALiBi distances), so generating through
+    this cache equals the full forward under the same window and sinks.
+
+    The same protocol as `KVCache`: `length` counts every position fed (the attention mask
+    of a step is [B, length + T]; only its last T columns are read), `key_positions` gives
+    the slots' positions and mask followed by the new ones, each layer's `update` returns
+    slots + new keys, and `advance` keeps the ones the next query can see (by
+    `window_visibility`), in order, once every layer has seen the step.
+    """
+
+    def __init__(self, config: GPT2Config, batch_size: int,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
+        if config.attention_window is None:
+            raise ValueError("SinkKVCache needs GPT2Config.attention_window (got None): "
+                             "without a window every key stays visible; use KVCache")
+        self.config = config
+        self.capacity = config.attention_sinks + config.attention_window - 1
+        shape = (config.num_hidden_layers, batch_size, config.num_attention_heads,
+                 self.capacity, config.head_size)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.positions = torch.zeros(batch_size, self.capacity, dtype=torch.long, device=device)
+        self.filled = torch.zeros(batch_size, self.capacity, dtype=torch.long, device=device)
+        self.seen = torch.zeros(batch_size, dtype=torch.long, device=device)  # real tokens fed
+        self.length = 0
+        self._step: dict[str, torch.Tensor] = {}
+        self._pending: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def layer(self, index: int) -> _SinkLayerCache:
+        return _SinkLayerCache(self, index)
+
+    def key_positions(self, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """attention_mask [B, length + T] -> (positions [B, C + T] of the slots, then of the
+        T new tokens, counted over real tokens; their 0/1 mask [B, C + T])."""
+        new = attention_mask[:, self.length:].long()  # (B, T)
+        positions = (self.seen[:, None] + new.cumsum(dim=1) - 1).clamp(min=0)  # (B, T)
+        self._step = {"positions": torch.cat([self.positions, positions], dim=1),
+                      "mask": torch.cat([self.filled, new], dim=1)}  # (B, C + T)
+        return self._step["positions"], self._step["mask"]
+
+    def advance(self, num_new: int) -> None:
+        """Keep, per row, the keys the next real token can see, in order; drop the rest."""
+        positions, mask = self._step["positions"], self._step["mask"]  # (B, C + T)
+        self.seen = self.seen + mask[:, -num_new:].sum(dim=1)
+        next_query = self.seen[:, None]  # (B, 1): the next real token's position
+        seen_next = window_visibility(self.config, 1, positions.shape[1], positions.device,
+                                      next_query, positions)[:, 0, 0]  # (B, C + T)
+        keep = seen_next & mask.bool()
+        order = (~keep).long().argsort(dim=1, stable=True)[:, :self.capacity]  # kept first
+        self.filled = keep.gather(1, order).long()  # (B, C)
+        self.positions = positions.gather(1, order)
+        for index, (keys, values) in self._pending.items():
+            B, H, _, d = keys.shape
+            slots = order[:, None, :, None].expand(B, H, self.capacity, d)
+            self.keys[index] = keys.gather(2, slots)
+            self.values[index] = values.gather(2, slots)
+        self._pending = {}
+        self.length += num_new
+
+
+class _SinkLayerCache:
+    """One layer's slots of a `SinkKVCache`."""
+
+    def __init__(self, cache: SinkKVCache, index: int):
+        self.cache, self.index = cache, index
+
+    def update(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The new [B, H, T, d] keys/values after the slots': [B, H, C + T, d] (kept for
+        `advance`)."""
+        keys = torch.cat([self.cache.keys[self.index], key], dim=2)  # (B, H, C + T, d)
+        values = torch.cat([self.cache.values[self.index], value], dim=2)
+        self.cache._pending[self.index] = (keys, values)
+        return keys, values
 
 
 class CausalSelfAttention(nn.Module):
@@ -136,8 +288,9 @@ class CausalSelfAttention(nn.Module):
                 while generating with a KV cache, where T_q is the number of new tokens).
             attention_mask: additive padding mask [B, 1, 1, T_k]: 0 at real keys, a very
                 negative number at padding (see `utils.get_extended_attention_mask`).
-                (With ALiBi it also carries the position bias, [B, H, T_q, T_k]; the rule
-                is the same, it broadcasts.)
+                (With ALiBi it also carries the position bias, [B, H, T_q, T_k], and with
+                a sliding window the keys outside it, [B, 1, T_q, T_k]; the rule is the
+                same, it broadcasts.)
         Returns:
             [B, T_q, D] with D = H * d: head h fills columns h*d .. (h+1)*d - 1.
 
@@ -206,7 +359,9 @@ class CausalSelfAttention(nn.Module):
         the cached ones (T_k = past + T; without a cache T_k = T).
         """
         context = cache if cache is not None else self.positions.default_layer_context(
-            hidden_states.shape[1], hidden_states.device, hidden_states.dtype)
+            hidden_states.shape[1], hidden_states.device, hidden_states.dtype,
+            window_visibility(self.positions.config, hidden_states.shape[1],
+                              hidden_states.shape[1], hidden_states.device))
         query, key, value = self.project(hidden_states)  # (B, H, T, d) each
         key = context.rotate(self.k_norm(key))
         query = context.rotate(self.q_norm(query))

@@ -8,9 +8,10 @@
 - "none": no position information at all (causal attention still orders the tokens).
 
 `PositionEncoding(config).context(...)` builds, once per forward, the `ForwardContext` that
-every layer's attention reads: its KV-cache slice, the rotary tables of the new positions and
-the ALiBi bias.  Positions are those of real tokens: 0 .. T-1 without a cache, and
-cumsum(attention_mask) - 1 with one, so left-padded prompts and cached steps agree.
+every layer's attention reads: its KV-cache slice, the rotary tables of the new positions,
+the ALiBi bias and the keys a sliding window leaves visible.  Positions are those of real
+tokens: 0 .. T-1 without a cache, and cumsum(attention_mask) - 1 with one, so left-padded
+prompts and cached steps agree.
 """
 
 from __future__ import annotations
@@ -148,12 +149,14 @@ class LayerContext:
 
     cache: the layer's `KVCache` slice (`modules.attention._LayerCache`), or None.  rotary: (cos, sin) [B|1, 1, T, r/2] at the
     new positions and the layout function, or None.  score_bias: [B|1, H, T_q, T_k], added
-    to the padding mask, or None.
+    to the padding mask, or None.  visible: [B|1, 1, T_q, T_k] bool, the keys a sliding
+    window leaves visible (`modules.attention.window_visibility`), or None for all.
     """
 
     cache: object | None = None
     rotary: tuple[torch.Tensor, torch.Tensor, Callable[..., torch.Tensor]] | None = None
     score_bias: torch.Tensor | None = None
+    visible: torch.Tensor | None = None
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         """Queries or keys [B, H, T, d] turned to their positions (unchanged without rotary)."""
@@ -163,19 +166,25 @@ class LayerContext:
         return rotate(x, cos, sin)
 
     def mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The additive mask attention takes: padding [B, 1, 1, T_k] plus any score bias."""
-        return attention_mask if self.score_bias is None else attention_mask + self.score_bias
+        """The additive mask attention takes: padding [B, 1, 1, T_k] plus any score bias,
+        and the dtype's minimum at the keys outside a sliding window."""
+        mask = attention_mask if self.score_bias is None else attention_mask + self.score_bias
+        if self.visible is None:
+            return mask
+        return torch.where(self.visible, mask, torch.finfo(mask.dtype).min)
 
 
 class ForwardContext:
     """The per-forward context of the whole model: `layer(i)` is layer i's `LayerContext`."""
 
-    def __init__(self, cache: object | None, rotary: tuple | None, score_bias: torch.Tensor | None):
+    def __init__(self, cache: object | None, rotary: tuple | None, score_bias: torch.Tensor | None,
+                 visible: torch.Tensor | None = None):
         self.cache, self.rotary, self.score_bias = cache, rotary, score_bias
+        self.visible = visible
 
     def layer(self, index: int) -> LayerContext:
         cache = None if self.cache is None else self.cache.layer(index)
-        return LayerContext(cache, self.rotary, self.score_bias)
+        return LayerContext(cache, self.rotary, self.score_bias, self.visible)
 
 
 def _no_positions(config, query_positions, key_positions, dtype):
@@ -221,13 +230,15 @@ class PositionEncoding:
         return NoPositionEmbedding()
 
     def context(self, query_positions: torch.Tensor, key_positions: torch.Tensor,
-                dtype: torch.dtype, cache: object | None = None) -> ForwardContext:
-        """Positions [B|1, T_q] of the new tokens and [B|1, T_k] of all keys -> the context."""
+                dtype: torch.dtype, cache: object | None = None,
+                visible: torch.Tensor | None = None) -> ForwardContext:
+        """Positions [B|1, T_q] of the new tokens and [B|1, T_k] of all keys (and the
+        window's visible keys, see `LayerContext`) -> the context."""
         rotary, score_bias = self.build(self.config, query_positions, key_positions, dtype)
-        return ForwardContext(cache, rotary, score_bias)
+        return ForwardContext(cache, rotary, score_bias, visible)
 
-    def default_layer_context(self, length: int, device: torch.device,
-                              dtype: torch.dtype) -> LayerContext:
+    def default_layer_context(self, length: int, device: torch.device, dtype: torch.dtype,
+                              visible: torch.Tensor | None = None) -> LayerContext:
         """A layer run on its own: positions 0 .. length-1, no cache."""
         positions = torch.arange(length, device=device)[None, :]  # (1, T)
-        return self.context(positions, positions, dtype).layer(0)
+        return self.context(positions, positions, dtype, visible=visible).layer(0)

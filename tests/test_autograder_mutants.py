@@ -261,6 +261,14 @@ MUTANTS = {
         "smart_final", "training/smart.py",
         "return symmetric_kl(eval_fn(embeddings + noise), clean_logits)\n",
         "return symmetric_kl(eval_fn(embeddings + noise), clean_logits.detach())\n"),
+    "window_one_key_too_many": (
+        "window_band", "modules/attention.py",
+        "visible = visible & ((key_at > query_at - window) | (key_at < sinks))",
+        "visible = visible & ((key_at >= query_at - window) | (key_at < sinks))"),
+    "sinks_widen_the_window": (
+        "window_sinks", "modules/attention.py",
+        "visible = visible & ((key_at > query_at - window) | (key_at < sinks))",
+        "visible = visible & (key_at > query_at - window - sinks)"),
 }
 
 

@@ -279,6 +279,27 @@ FORBIDDEN_ATTACKS = {
         "dropout=self.dropout.p)\n"
         "        return out.reshape(B, T_q, H * d)\n",
         "refused call: transformers ("),
+    "solved_visible_keys_in_attention": (
+        "modules/attention.py", "CausalSelfAttention.attention", "attention",
+        "        B, H, T_q, d = query.shape\n"
+        "        causal = visible_keys(T_q, key.shape[2]).to(query.device)\n"
+        "        scores = (query @ key.transpose(-1, -2) / math.sqrt(d)).masked_fill(\n"
+        "            ~causal, torch.finfo(query.dtype).min) + attention_mask\n"
+        "        probs = self.dropout(torch.softmax(scores, dim=-1))\n"
+        "        return (probs @ value).transpose(1, 2).reshape(B, T_q, H * d)\n",
+        "refused call: modules.attention.visible_keys, made at modules/attention.py:"),
+    "visible_keys_read_off_the_solved_attention": (
+        "modules/attention.py", "visible_keys", "window",
+        "    import types\n"
+        "    probe = types.SimpleNamespace(dropout=torch.nn.Identity())\n"
+        "    zeros = torch.zeros(1, 1, T_k, T_k)\n"
+        "    probs = CausalSelfAttention.attention(probe, zeros, zeros[:, :, :T_q], "
+        "torch.eye(T_k)[None, None], torch.zeros(1, 1, 1, T_k))\n"
+        "    query_at = torch.arange(T_k - T_q, T_k)[:, None]\n"
+        "    key_at = torch.arange(T_k)[None, :]\n"
+        "    band = (key_at > query_at - window) | (key_at < sinks) if window else True\n"
+        "    return (probs[0] > 0) & band\n",
+        "refused call: modules.attention.CausalSelfAttention, made at modules/attention.py:"),
     "torch_adamw_in_step": (
         "optimizer.py", "AdamW.step", "optimizer",
         "        for group in self.param_groups:\n"
@@ -347,7 +368,7 @@ def shop(handout: Path, work: Path, *only: str) -> dict:
 # assignment -> its parts; every other part ships solved in its release.
 SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
                      "extensions": ("sdpa", "lora", "dpo", "research", "tasks", "quantize",
-                                    "reft", "preconditioned", "smart")}
+                                    "reft", "preconditioned", "smart", "window")}
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +396,8 @@ def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, relea
                                "modules/quantize.py:quantize_int8",
                                "modules/quantize.py:Int8Linear.forward",
                                "modules/reft.py:LoReFTIntervention.forward",
-                               "training/smart.py:smart_loss"}}[assignment]
+                               "training/smart.py:smart_loss",
+                               "modules/attention.py:visible_keys"}}[assignment]
     assert expected <= set(answer["functions"]), answer["functions"]
     assert answer["tried"] > 100, answer
     assert answer["scored"] == [], answer["scored"]

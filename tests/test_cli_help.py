@@ -60,9 +60,9 @@ def test_help_shows_every_default(script, monkeypatch):
 
 def test_every_research_switch_says_what_it_does():
     from config import BOOLEAN_SWITCHES, SWITCH_HELP, SWITCHES
-    from training.pretrain_flags import NUMERIC_OPTIONS, build_parser
+    from training.pretrain_flags import NUMERIC_OPTIONS, WINDOW_OPTIONS, build_parser
 
-    names = {*SWITCHES, *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS}
+    names = {*SWITCHES, *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS, *WINDOW_OPTIONS}
     assert set(SWITCH_HELP) == names
     helps = {action.dest: action.help for action in build_parser()._actions}
     assert all(helps[name] == SWITCH_HELP[name] for name in names)

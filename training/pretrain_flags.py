@@ -39,13 +39,15 @@ COMPARE_STEPS = 50  # --compare_devices times this many steps on each device
 SAMPLE_PROMPTS = ("\n", "The ", "ROMEO:")  # what samples.txt continues unless --sample_prompts
 # GPT2Config's numeric research options, each a flag of the same name (validated by the config)
 NUMERIC_OPTIONS = ("rope_theta", "rotary_fraction", "z_loss", "mu_loss")
+# GPT2Config's integer options (handout 7.8), each a flag of the same name -> its type
+WINDOW_OPTIONS = {"attention_window": POSITIVE_INT, "attention_sinks": NON_NEGATIVE_INT}
 # The flags a resume keeps from its checkpoint: the schedule (and the tokens per step) ...
 SCHEDULE_FLAGS = ("max_iters", "learning_rate", "min_lr", "warmup_iters", "lr_decay_iters",
                   "decay_lr", "weight_decay", "beta1", "beta2", "grad_clip", "batch_size",
                   "gradient_accumulation_steps", *OPTIMIZER_FLAGS)
 # ... and the model
 MODEL_FLAGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", *SWITCHES,
-               *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS)
+               *BOOLEAN_SWITCHES, *NUMERIC_OPTIONS, *WINDOW_OPTIONS)
 RESUME_FLAGS = SCHEDULE_FLAGS + MODEL_FLAGS
 # Switches whose pretraining default is not GPT2Config's: the fused attention kernel, the
 # same function as the handout's eager softmax (to 1e-5 in fp32) and the faster step.
@@ -126,6 +128,8 @@ def build_parser(allow_abbrev: bool = True) -> argparse.ArgumentParser:
     for name in NUMERIC_OPTIONS:
         add(f"--{name}", type=float, default=getattr(GPT2Config, name),
             help=SWITCH_HELP[name])
+    for name, kind in WINDOW_OPTIONS.items():
+        add(f"--{name}", type=kind, default=getattr(GPT2Config, name), help=SWITCH_HELP[name])
     return parser
 
 

@@ -411,5 +411,21 @@ SMART = [
              SMART_STEP_RULES, "smart_loss with one ascent step", atol=1e-6, rtol=1e-5,
              grades=(SMART_LOSS,)),
 ]
+# sliding-window attention and attention sinks (handout 7.8): the docstring's examples first
+WINDOW = [
+    _visible("window/visible_causal", "visible_keys",
+             {"calls": [[4, 4, None, 0], [2, 5, None, 0], [3, 6, None, 2]]}, 2.0,
+             ("window_causal",), "visible_keys without a window: the causal mask, a KV-cache "
+             "offset", atol=0.0, rtol=0.0, grades=("modules/attention.py:visible_keys",)),
+    _visible("window/visible_window", "visible_keys",
+             {"calls": [[1, 4, 2, 0], [5, 5, 2, 0]]}, 2.0, ("window_causal", "window_band"),
+             "visible_keys with a window of 2 (the docstring's second example)",
+             atol=0.0, rtol=0.0, grades=("modules/attention.py:visible_keys",)),
+    _visible("window/visible_sinks", "visible_keys",
+             {"calls": [[4, 4, 2, 1], [3, 7, 2, 2]]}, 2.0,
+             ("window_causal", "window_band", "window_sinks"),
+             "visible_keys with a window and sinks (the docstring's first example)",
+             atol=0.0, rtol=0.0, grades=("modules/attention.py:visible_keys",)),
+]
 CASES = (MODEL + SDPA_CASES + OPTIMIZER + TOKENIZER + TASKS + RESEARCH + LORA + DPO
-         + QUANTIZE + REFT + PRECONDITIONED + SMART)
+         + QUANTIZE + REFT + PRECONDITIONED + SMART + WINDOW)
