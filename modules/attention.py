@@ -250,33 +250,12 @@ class CausalSelfAttention(nn.Module):
         for name, parameter in self.variant.parameters(config).items():
             setattr(self, name, parameter)
 
-    def split_heads(self, proj: torch.Tensor) -> torch.Tensor:
-        """[B, T, D] -> [B, H, T, d]: head h is columns h*d .. (h+1)*d - 1."""
-        B, T, _ = proj.shape
-        proj = proj.view(B, T, self.num_attention_heads, self.attention_head_size)  # (B, T, H, d)
-        return proj.transpose(1, 2)  # (B, H, T, d)
-
     def transform(self, x: torch.Tensor, linear_layer: nn.Linear) -> torch.Tensor:
         """Project and split into heads: [B, T, D] -> [B, H, T, d]."""
-        return self.split_heads(linear_layer(x))
-
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values of x, heads split: [B, T, D] -> three [B, H, T, d].
-
-        With gradients on and `query`, `key`, `value` all plain `nn.Linear`s, one matmul by
-        their stacked weights [3D, D] gives the three (as GPT-2's c_attn does), and backward
-        one weight-gradient product, instead of three products each way; the values are
-        those of the three projections.  Otherwise each projects on its own (`transform`):
-        without gradients (generation, where a cached step reads every weight once and the
-        stacking would copy them) and when a projection is wrapped (LoRA).
-        """
-        layers = (self.query, self.key, self.value)
-        if not (torch.is_grad_enabled() and all(type(layer) is nn.Linear for layer in layers)):
-            return tuple(self.transform(x, layer) for layer in layers)
-        weight = torch.cat([layer.weight for layer in layers])  # (3D, D)
-        bias = None if self.query.bias is None else torch.cat([layer.bias for layer in layers])
-        proj = F.linear(x, weight, bias)  # (B, T, 3D)
-        return tuple(self.split_heads(part) for part in proj.split(self.all_head_size, dim=-1))
+        B, T, _ = x.shape
+        proj = linear_layer(x)  # (B, T, D)
+        proj = proj.view(B, T, self.num_attention_heads, self.attention_head_size)  # (B, T, H, d)
+        return proj.transpose(1, 2)  # (B, H, T, d)
 
     def attention(self, key: torch.Tensor, query: torch.Tensor, value: torch.Tensor,
                   attention_mask: torch.Tensor) -> torch.Tensor:
@@ -362,9 +341,9 @@ class CausalSelfAttention(nn.Module):
             hidden_states.shape[1], hidden_states.device, hidden_states.dtype,
             window_visibility(self.positions.config, hidden_states.shape[1],
                               hidden_states.shape[1], hidden_states.device))
-        query, key, value = self.project(hidden_states)  # (B, H, T, d) each
-        key = context.rotate(self.k_norm(key))
-        query = context.rotate(self.q_norm(query))
+        key = context.rotate(self.k_norm(self.transform(hidden_states, self.key)))  # (B, H, T, d)
+        value = self.transform(hidden_states, self.value)  # (B, H, T, d)
+        query = context.rotate(self.q_norm(self.transform(hidden_states, self.query)))  # (B, H, T, d)
         if context.cache is not None:
             key, value = context.cache.update(key, value)  # (B, H, T_k, d)
         return self.variant.forward(self, key, query, value, context.mask(attention_mask),

@@ -266,7 +266,7 @@ class Trainer:
                     losses = self.loss_fn(self.model, batch)
                     if not isinstance(losses, dict):
                         losses = {"loss": losses}
-                (losses["loss"] / count if count > 1 else losses["loss"]).backward()
+                (losses["loss"] / count).backward()
             self.loss_parts = [name for name in losses if name != "loss"]
             with torch.no_grad():
                 values = torch.stack([losses["loss"]] + [losses[name] for name in
