@@ -170,3 +170,31 @@ def test_model_bytes_counts_tied_weights_once():
     expected = sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
         b.numel() * b.element_size() for b in model.buffers())
     assert model_bytes(model) == expected
+
+
+def test_quantize_for_eval_merges_lora_then_quantizes(capsys):
+    import argparse
+
+    from models.generate import generate
+    from modules.lora import LoRALinear, apply_lora
+    from training.finetune import quantize_for_eval
+
+    model = tiny_model()
+    assert quantize_for_eval(model, argparse.Namespace(quantize="none"), "x") is model
+    assert isinstance(model.gpt_layers[0].self_attention.query, nn.Linear)
+    apply_lora(model, ("query", "value"), r=2, alpha=4)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LoRALinear):
+                module.lora_B.normal_()
+    ids = torch.randint(0, TINY["vocab_size"], (1, 6), generator=torch.Generator().manual_seed(3))
+    adapted = model(ids, torch.ones_like(ids))["last_hidden_state"]
+    quantize_for_eval(model, argparse.Namespace(quantize="int8"), "x")
+    assert "[x] quantized int8:" in capsys.readouterr().out
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    assert isinstance(model.gpt_layers[0].self_attention.query, Int8Linear)
+    int8 = model(ids, torch.ones_like(ids))["last_hidden_state"]
+    assert (int8 - adapted).abs().max() < 0.05 * adapted.abs().max()  # the update kept
+    prompts = [[1, 2, 3], [4, 5]]
+    cached = generate(model, prompts, max_new_tokens=5, eos_id=None)
+    assert cached == generate(model, prompts, max_new_tokens=5, eos_id=None, use_cache=False)
