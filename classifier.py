@@ -11,7 +11,10 @@ predictions to `--dev_out` and `--test_out`.  Their defaults are the graded file
 `predictions/{task}-dev-output.csv` and `predictions/{task}-test-output.csv`, for
 `full-model`, and `predictions/last-linear-layer-{task}-dev-output.csv` (and `-test-`) for
 `last-linear-layer`, so that neither mode's run overwrites the other's (`{task}` is sst or
-cfimdb; the folder is `--out_dir`).
+cfimdb; the folder is `--out_dir`).  `--smart_weight` and `--bregman_weight` add SMART's
+terms to the loss (`training/smart.py`, handout 7.7).  With `--ensemble CKPT ...` (what
+`ensemble.py` runs) it trains nothing: the checkpoints' mean class probabilities give the
+predictions, under the graded names.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ classification loss of a head whose weights are the tied embeddings of " no" and
 it moves the answer tokens apart and nothing else.  Cross-entropy over the whole
 vocabulary would also spend effort pushing down 50k irrelevant tokens, and its argmax
 could leave the two answers; restricted to two, prediction and loss always agree.
+
+`--smart_weight` and `--bregman_weight` add SMART's terms to the loss (`training/smart.py`,
+handout 7.7).  With `--ensemble CKPT ...` (what `ensemble.py` runs) it trains nothing: the
+checkpoints' mean class probabilities give the predictions.
 """
 
 from __future__ import annotations
