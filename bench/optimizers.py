@@ -24,7 +24,13 @@ import pretrain
 from data import prepare_lm
 from training.args import POSITIVE_FLOAT, POSITIVE_INT
 from training.metrics import read_metrics
-from training.optimizers import MUON_LR, OPTIMIZERS, SHAMPOO_LR, SHAMPOO_UPDATE_EVERY
+from training.optimizers import (
+    MUON_LR,
+    OPTIMIZERS,
+    SHAMPOO_EPS,
+    SHAMPOO_LR,
+    SHAMPOO_UPDATE_EVERY,
+)
 from training.plots import plt
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +46,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out_dir", default=str(REPO / "out" / "bench_optimizers"))
     parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS),
                         choices=list(OPTIMIZERS))
-    parser.add_argument("--target", type=POSITIVE_FLOAT, default=2.2,
+    parser.add_argument("--target", type=POSITIVE_FLOAT, default=2.6,
                         help="the validation loss whose first crossing is reported")
     for name, default in (("max_iters", 400), ("eval_interval", 25), ("eval_iters", 10),
                           ("n_layer", 2), ("n_head", 4), ("n_embd", 64), ("block_size", 64),
@@ -52,6 +58,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shampoo_lr", type=POSITIVE_FLOAT, default=SHAMPOO_LR)
     parser.add_argument("--shampoo_update_every", type=POSITIVE_INT,
                         default=SHAMPOO_UPDATE_EVERY)
+    parser.add_argument("--shampoo_eps", type=POSITIVE_FLOAT, default=SHAMPOO_EPS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=POSITIVE_INT, default=1,
                         help="torch threads (on a loaded machine more threads wait on "
@@ -77,7 +84,7 @@ def train(args: argparse.Namespace, optimizer: str) -> list[dict]:
              str(max(args.max_iters // 20, 1)), "--log_interval", str(args.eval_interval)]
     for name in ("max_iters", "eval_interval", "eval_iters", "n_layer", "n_head", "n_embd",
                  "block_size", "batch_size", "learning_rate", "muon_lr", "shampoo_lr",
-                 "shampoo_update_every"):
+                 "shampoo_update_every", "shampoo_eps"):
         flags += [f"--{name}", str(getattr(args, name))]
     pretrain.main(flags)
     return [row for row in read_metrics(os.path.join(out, "metrics.jsonl"))

@@ -272,6 +272,7 @@ def test_each_group_follows_the_schedule_from_its_own_peak(optimizer, lr_flag, t
     (["--muon_lr", "0"], "argument --muon_lr: 0 is not a number > 0"),
     (["--shampoo_lr", "nan"], "argument --shampoo_lr: nan is not a number > 0"),
     (["--shampoo_update_every", "0"], "argument --shampoo_update_every: 0 is not an integer"),
+    (["--shampoo_eps", "0"], "argument --shampoo_eps: 0 is not a number > 0"),
     (["--optimizer", "muon", "--parallel", "fsdp"], "--optimizer muon preconditions whole "
                                                     "matrices and --parallel fsdp shards"),
 ])

@@ -12,7 +12,13 @@ from typing import Any
 import torch
 
 from training import paths
-from training.optimizers import MUON_LR, OPTIMIZERS, SHAMPOO_LR, SHAMPOO_UPDATE_EVERY
+from training.optimizers import (
+    MUON_LR,
+    OPTIMIZERS,
+    SHAMPOO_EPS,
+    SHAMPOO_LR,
+    SHAMPOO_UPDATE_EVERY,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = str(paths.DATA_DIR)  # where data/prepare.py writes: the default --data_dir
@@ -168,9 +174,11 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shampoo_update_every", type=POSITIVE_INT,
                         default=SHAMPOO_UPDATE_EVERY,
                         help="--optimizer shampoo: steps between recomputing the inverse roots")
+    parser.add_argument("--shampoo_eps", type=POSITIVE_FLOAT, default=SHAMPOO_EPS,
+                        help="--optimizer shampoo: eps of (L + eps I)^(-1/4) and (R + eps I)^(-1/4)")
 
 
-OPTIMIZER_FLAGS = ("optimizer", "muon_lr", "shampoo_lr", "shampoo_update_every")
+OPTIMIZER_FLAGS = ("optimizer", "muon_lr", "shampoo_lr", "shampoo_update_every", "shampoo_eps")
 
 
 def optimizer_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from optimizer import AdamW, Muon, Shampoo
 OPTIMIZERS = ("adamw", "muon", "shampoo")  # --optimizer
 MUON_LR, SHAMPOO_LR = 0.02, 3e-3  # the matrices' default peak learning rates
 SHAMPOO_UPDATE_EVERY = 10  # steps between Shampoo's eigendecompositions
+SHAMPOO_EPS = 1e-6  # added to the factors' eigenvalues before their inverse fourth roots
 
 
 def block_matrices(model: nn.Module) -> list[nn.Parameter]:
@@ -68,6 +69,7 @@ def build_optimizers(model: nn.Module, config: Any) -> list[Optimizer]:
         optimizers.append(Shampoo([{"params": matrices,
                                     "lr_scale": config.shampoo_lr / config.learning_rate}],
                                   lr=config.shampoo_lr, beta2=config.beta2,
+                                  eps=config.shampoo_eps,
                                   update_every=config.shampoo_update_every,
                                   weight_decay=config.weight_decay))
     return optimizers

@@ -42,6 +42,7 @@ from training.metrics import MetricsLog
 from training.optimizers import (
     MUON_LR,
     OPTIMIZERS,
+    SHAMPOO_EPS,
     SHAMPOO_LR,
     SHAMPOO_UPDATE_EVERY,
     build_optimizers,
@@ -69,6 +70,7 @@ class TrainConfig:
     muon_lr: float = MUON_LR  # the matrices' peak lr with Muon
     shampoo_lr: float = SHAMPOO_LR  # the matrices' peak lr with Shampoo
     shampoo_update_every: int = SHAMPOO_UPDATE_EVERY  # steps between Shampoo's inverse roots
+    shampoo_eps: float = SHAMPOO_EPS  # Shampoo's eps: (L + eps I)^(-1/4)
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
     eval_interval: int = 250  # evaluate (and save) every N steps, and after the last
     eval_at_start: bool = True  # also evaluate before the first step
