@@ -44,7 +44,13 @@ def test_visible_keys_is_the_rule(T_q, T_k, window, sinks):
                                          ("attention_sinks", -1), ("attention_sinks", 1.0)])
 def test_bad_window_values_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=f"{field}.*{value!r}"):
-        GPT2Config(**{field: value})
+        GPT2Config(**{field: value, "attention_window": 4} if field == "attention_sinks"
+                   else {field: value})
+
+
+def test_sinks_without_a_window_are_refused():
+    with pytest.raises(ValueError, match="attention_sinks=2 needs an attention_window"):
+        GPT2Config(attention_sinks=2)
 
 
 def windowed(model: GPT2Model, window: int | None = WINDOW, sinks: int = SINKS,
