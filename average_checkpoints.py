@@ -20,7 +20,7 @@ import sys
 from models.gpt2 import GPT2Model
 from training.args import POSITIVE_INT, HelpFormatter
 from training.averaging import average_checkpoints, last_checkpoints
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print(f"validation loss not reported: {paths[-1]} records no data_dir; pass "
                   "--data_dir", file=sys.stderr)
             return {}
-        losses = {name: validation_loss(GPT2Model.from_checkpoint(path), data_dir,
+        losses = {name: validation_loss(model_from_checkpoint(path), data_dir,
                                         args.eval_tokens)
                   for name, path in (("last", paths[-1]), ("average", args.out))}
     except (FileNotFoundError, ValueError) as error:

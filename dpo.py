@@ -429,7 +429,7 @@ def make_loss(args: argparse.Namespace, reference: GPT2Model | None,
 
 def save_merged(policy: GPT2Model, path: str) -> None:
     """Rewrite the loop's checkpoint at `path` (LoRA: the adapters only) with the policy's
-    merged weights, so that it loads as a plain GPT-2 (`GPT2Model.from_checkpoint`)."""
+    merged weights, so that it loads as a plain GPT-2 (`training.checkpoint.model_from_checkpoint`)."""
     state = load_checkpoint(path)
     merge_lora(policy)
     save_checkpoint({**state, "model": policy.state_dict(),

@@ -22,9 +22,8 @@ import argparse
 from pathlib import Path
 
 from models.export import to_hf
-from models.gpt2 import GPT2Model
 from training.args import HelpFormatter
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.loading import (
     model_and_tokenizer_dir,
     our_checkpoint,
@@ -43,7 +42,7 @@ def export(spec: str, out_dir: str | Path, tokenizer_dir: str | None = None) -> 
     checkpoint = our_checkpoint(spec)
     if (tokenizer_dir is None and checkpoint is not None
             and not (load_checkpoint(checkpoint).get("config") or {}).get("data_dir")):
-        model, folder = GPT2Model.from_checkpoint(checkpoint), None  # no tokenizer to carry
+        model, folder = model_from_checkpoint(checkpoint), None  # no tokenizer to carry
     else:
         model, folder = model_and_tokenizer_dir(spec, tokenizer_dir)
     eot = None if folder is None else tokenizer_from(folder).eot_token

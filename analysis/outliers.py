@@ -20,7 +20,8 @@ The attention weights are read with a forward hook on each layer's `self_attenti
 the eager `attention` applies that dropout to the probabilities, so in eval mode (dropout is
 the identity) its input is exactly softmax(S) [B, H, T_q, T_k].  The model is therefore loaded
 with `attention_impl="eager"` (the fused kernel returns no probabilities); nothing in the
-model changes.  `SINK_READERS` says, per attention variant, which captured tensor holds what.
+model changes.  Each variant's `read_sinks` (`modules.attention_variants.Variant`) says which
+captured tensor holds what.
 
 Command line (writes outliers.json, outliers.csv and the PNGs of `analysis.plots`)::
 
@@ -45,7 +46,9 @@ import numpy as np
 import torch
 
 from models.gpt2 import GPT2Model
+from modules.attention_variants import attention_variant
 from training.args import HelpFormatter
+from training.checkpoint import model_from_checkpoint
 from training.lm_data import (
     LMTokenizer,
     gpt2_tokenizer_dir,
@@ -59,28 +62,6 @@ CSV_KEYS = ("model", "layer", "top1", "top2", "top3", "median", "first_position_
             "bias_key_attention", "largest_value", "largest_window", "largest_position", "largest_channel",
             "largest_token_id", "largest_token", "top1_position_mode", "top1_channel_mode")
 DEFAULT_PROMPT = "Summer is warm. Winter is cold.\n"
-
-
-def _first_key(calls: list[torch.Tensor]) -> tuple[torch.Tensor, None]:
-    return calls[0][..., 0], None  # probabilities [B, H, T_q, T_k]: key 0 is position 0
-
-
-def _prepended_key(calls: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return calls[0][..., 1], calls[0][..., 0]  # [B, H, T_q, 1 + T_k]: k' first, then tokens
-
-
-def _separate_key(calls: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return calls[0][..., 0], calls[1][..., 0]  # softmax over tokens, then p_i [B, H, T_q, 1]
-
-
-# config.attention_variant -> (the tensors given to self_attention.dropout in one forward, in
-# call order) -> (weight on the first position [B, H, T_q], weight on k' [B, H, T_q] or None).
-# For sigmoid the weights are sigmoid(S - log n), not normalised; for cabias the weight that
-# multiplies v_0 is the softmax over the tokens alone (y = sum_j softmax_j v_j + p v').
-SINK_READERS: dict[str, Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor | None]]] = {
-    "softmax": _first_key, "vbias": _first_key, "ca_softmax": _first_key, "sigmoid": _first_key,
-    "attn_bias": _prepended_key, "cabias": _separate_key,
-}
 
 
 @torch.no_grad()
@@ -100,7 +81,7 @@ def capture(model: GPT2Model, input_ids: torch.Tensor
     for index, layer in enumerate(model.gpt_layers):
         hooks.append(layer.register_forward_hook(
             lambda module, args, output: outputs.append(output)))
-        # only the weights on the first two keys are kept (all that SINK_READERS reads),
+        # only the weights on the first two keys are kept (all that read_sinks reads),
         # not the [B, H, T, T] probabilities of every layer
         hooks.append(layer.self_attention.dropout.register_forward_hook(
             lambda module, args, output, index=index: calls[index].append(args[0][..., :2])))
@@ -109,7 +90,7 @@ def capture(model: GPT2Model, input_ids: torch.Tensor
     finally:
         for hook in hooks:
             hook.remove()
-    reader = SINK_READERS[model.config.attention_variant]
+    reader = attention_variant(model.config).read_sinks
     first, bias = zip(*(reader(layer_calls) for layer_calls in calls), strict=True)
     bias_key = None if bias[0] is None else torch.stack(bias)
     return torch.stack(outputs), torch.stack(first), bias_key
@@ -189,7 +170,7 @@ def load_model(spec: str) -> GPT2Model:
     if path.is_dir() and (path / "ckpt.pt").is_file():
         path = path / "ckpt.pt"
     if path.is_file():
-        model = GPT2Model.from_checkpoint(path, attention_impl="eager")
+        model = model_from_checkpoint(path, attention_impl="eager")
     elif path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"--model {spec}: the folder holds neither ckpt.pt nor a "

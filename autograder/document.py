@@ -38,8 +38,8 @@ from pathlib import Path
 
 from autograder.case import all_cases, case_part
 from autograder.course import ANSWERS_FILE, Course
+from autograder.fences import fenced_functions, part_of_section
 from autograder.manifest import CHAPTERS, HANDOUT_OPENING, HANDOUT_SUBMIT, PARTS
-from autograder.parts import part_of_section
 
 HEADING = re.compile(r"^#{1,6} ([0-9]+(?:\.[0-9]+)*)\.?\s", re.MULTILINE)
 SOLVED_LINE = re.compile(r"^- \*\*([0-9]+(?:\.[0-9]+)*) ", re.MULTILINE)
@@ -253,8 +253,6 @@ def points_table(root: Path, course: Course) -> str:
 
 def solved_appendix(root: Path, course: Course) -> str:
     """One line per part that ships solved ('' when every part is in)."""
-    from autograder.release import fenced_functions
-
     left_out = [name for name in PARTS if name not in course.parts]
     if not left_out:
         return ""

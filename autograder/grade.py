@@ -31,6 +31,7 @@ from autograder.answers import GROUP as QUESTIONS
 from autograder.answers import grade_choice
 from autograder.case import Case, all_cases, rules_in_words, select
 from autograder.course import ANSWERS_FILE, Course
+from autograder.fences import write_code
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.latepolicy import apply_late_policy, read_metadata
@@ -121,10 +122,8 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
     stage, trusted = run_dir / "stage", run_dir / "trusted"
     handout, gradable = layout.handout, layout.assignment["gradable"]
     if handout is None:
-        from autograder.release import release
-
         handout = run_dir / "handout"
-        release(layout.root, handout, layout.parts)
+        write_code(layout.root, handout, layout.parts)
     for rel in HANDOUT_FILES:
         if rel.startswith("autograder/") or not (handout / rel).is_file():
             continue

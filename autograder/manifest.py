@@ -108,8 +108,8 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/__init__.py",
     "autograder/__main__.py",
     "autograder/manifest.py",
+    "autograder/fences.py",
     "autograder/parts.py",
-    "autograder/release.py",
     # the student's local grader (`python -m autograder check`): visible cases only
     "autograder/batch.py",
     "autograder/case.py",
@@ -169,6 +169,7 @@ STAFF_ONLY: tuple[str, ...] = (
     "autograder/cases/hidden_",  # hidden case definitions
     "autograder/reference/hidden.npz",  # their reference outputs
     "autograder/reference.py",  # build-reference (needs the solution)
+    "autograder/release.py",  # the handout's documents and its checks
     "autograder/bundle.py",  # the Gradescope bundle
     "autograder/demo.py",
     "autograder/document.py",  # writes HANDOUT.md (reads the hidden cases' points)

@@ -16,16 +16,14 @@ every part); a released tree (handout, bundle) grades its own parts and refuses 
 
 from __future__ import annotations
 
-import ast
 import functools
 import json
-import re
 from pathlib import Path
 
+from autograder.fences import fenced_functions, function_sections, part_of_section
 from autograder.manifest import GRADABLE_FILES, PARTS
 
 ASSIGNMENT = "autograder/assignment.json"
-CITATION = re.compile(r"\(handout ([0-9]+(?:\.[0-9]+)*)\)")
 
 
 def check_parts(parts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -35,33 +33,6 @@ def check_parts(parts: list[str] | tuple[str, ...]) -> tuple[str, ...]:
         raise ValueError(f"parts {list(parts)}: choose one or more of {list(PARTS)}, each once"
                          + (f" (unknown: {unknown})" if unknown else ""))
     return tuple(name for name in PARTS if name in parts)
-
-
-def part_of_section(section: str, where: str) -> str:
-    """The part whose section is the longest dotted prefix of `section`."""
-    matches = [name for name, part in PARTS.items()
-               if section == part.section or section.startswith(part.section + ".")]
-    if not matches:
-        raise ValueError(f"{where}: section {section} belongs to no part of "
-                         "autograder/manifest.py PARTS")
-    return max(matches, key=lambda name: len(PARTS[name].section))
-
-
-def function_sections(source: str, path: str) -> dict[str, str | None]:
-    """qualname -> the section its docstring cites (None when it cites none), every def."""
-    found: dict[str, str | None] = {}
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = f"{prefix}{child.name}"
-                if not isinstance(child, ast.ClassDef):
-                    match = CITATION.search(ast.get_docstring(child) or "")
-                    found[name] = match.group(1) if match else None
-                visit(child, name + ".")
-
-    visit(ast.parse(source, filename=path), "")
-    return found
 
 
 @functools.cache
@@ -96,8 +67,6 @@ def assignment(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, li
             return {key: list(data[key]) for key in ("parts", "gradable", "predictions")}
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}: {error}") from error
-    from autograder.release import fenced_functions
-
     chosen = check_parts(parts or tuple(PARTS))
     fences = fenced_functions(root)
     gradable = [rel for rel in GRADABLE_FILES

@@ -1,18 +1,12 @@
-"""Write the student handout: the reference tree with every fenced block replaced.
+"""Write the student handout: the reference tree with the assignment's fences stripped.
 
-A fenced block is the lines between `### BEGIN SOLUTION` and `### END SOLUTION` (each
-alone on its line).  It becomes, at the indentation of the BEGIN line:
+The code comes from `autograder/fences.py` (`write_code`: each fenced block of a chosen
+part becomes a TODO, the others ship solved).  The release also writes `HANDOUT.md`,
+`README.md` and, when the course file asks multiple-choice questions, `answers.toml`
+(`autograder/document.py`), `autograder/assignment.json` (the parts and the files a
+submission carries), and with `data` the student-facing course data into `data/`
+(`autograder/release_data.py`).
 
-    ### YOUR CODE HERE
-    raise NotImplementedError("TODO models/gpt2.py GPT2Model.embed (handout 3.3)")
-
-The function is found with `ast` (the innermost def around the fence); the handout
-section comes from "(handout X.Y)" in its docstring, and the section names its part
-(`autograder/parts.py`).  A fence of a part the assignment leaves out ships solved: only
-its two marker lines go.  The release also writes `HANDOUT.md`, `README.md` and, when the
-course file asks multiple-choice questions, `answers.toml` (`autograder/document.py`),
-`autograder/assignment.json` (the parts and the files a submission carries), and with
-`data` the student-facing course data into `data/` (`autograder/release_data.py`).
 `check_release` verifies the result: every file compiles and every module imports, no line
 from inside a graded fence survives in ANY released file (the producers, the visible cases
 and the handout's prose included; `significant` says which lines count), no staff-only
@@ -23,141 +17,29 @@ of HANDOUT.md or in a part that its appendix lists as shipping solved.
 
 from __future__ import annotations
 
-import ast
 import io
 import keyword
 import re
-import shutil
 import subprocess
 import sys
 import tokenize
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.manifest import (
-    HANDOUT_FILES,
-    HANDOUT_FOLDERS,
-    PARTS,
-    STAFF_ONLY,
+from autograder.fences import (
+    Fence,
+    fence_part,
+    find_fences,
+    handout_files,
+    staff_only,
+    write_code,
 )
-from autograder.parts import (
-    ASSIGNMENT,
-    CITATION,
-    assignment,
-    part_of_section,
-    write_assignment,
-)
+from autograder.manifest import HANDOUT_FILES, PARTS
+from autograder.parts import ASSIGNMENT, assignment, write_assignment
 
 if TYPE_CHECKING:
     from autograder.course import Course
-
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-
-
-@dataclass
-class Fence:
-    """One fenced block: 1-based line numbers of its BEGIN and END lines."""
-
-    path: str
-    begin: int
-    end: int
-    qualname: str
-    section: str | None
-
-    @property
-    def todo(self) -> str:
-        where = f" (handout {self.section})" if self.section else ""
-        return f"TODO {self.path} {self.qualname}{where}"
-
-
-def _functions(tree: ast.AST) -> list[tuple[int, int, str, str | None]]:
-    """(first line, last line, qualname, handout section) of every def in `tree`."""
-    found = []
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                name = f"{prefix}{child.name}"
-                if not isinstance(child, ast.ClassDef):
-                    match = CITATION.search(ast.get_docstring(child) or "")
-                    found.append((child.lineno, child.end_lineno, name,
-                                  match.group(1) if match else None))
-                visit(child, name + ".")
-
-    visit(tree, "")
-    return found
-
-
-def find_fences(path: str, text: str) -> list[Fence]:
-    """Every fenced block of a file; ValueError (naming file:line) when they are unbalanced
-    or sit outside a function."""
-    functions = _functions(ast.parse(text, filename=path))
-    fences, begin = [], None
-    for number, line in enumerate(text.splitlines(), start=1):
-        marker = line.strip()
-        if marker == BEGIN:
-            if begin is not None:
-                raise ValueError(f"{path}:{number}: nested {BEGIN} (open since line {begin})")
-            begin = number
-        elif marker == END:
-            if begin is None:
-                raise ValueError(f"{path}:{number}: {END} without {BEGIN}")
-            around = [f for f in functions if f[0] <= begin <= f[1]]
-            if not around:
-                raise ValueError(f"{path}:{begin}: fenced block outside any function")
-            first, _, qualname, section = max(around, key=lambda f: f[0])
-            fences.append(Fence(path, begin, number, qualname, section))
-            begin = None
-    if begin is not None:
-        raise ValueError(f"{path}:{begin}: {BEGIN} is never closed")
-    return fences
-
-
-def staff_only(rel: str) -> bool:
-    """Whether `rel` (a path relative to the root) is declared STAFF_ONLY."""
-    return any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY)
-
-
-def handout_files(root: Path) -> list[str]:
-    """HANDOUT_FILES and every .py file of HANDOUT_FOLDERS in the tree at `root` that is not
-    STAFF_ONLY."""
-    found = [path.relative_to(root).as_posix() for folder in HANDOUT_FOLDERS
-             for path in sorted((root / folder).glob("*.py"))]
-    return list(HANDOUT_FILES) + [rel for rel in found
-                                  if rel not in HANDOUT_FILES and not staff_only(rel)]
-
-
-def fence_part(fence: Fence) -> str:
-    """The part a fence belongs to (its docstring must cite a section)."""
-    if fence.section is None:
-        raise ValueError(f"{fence.path}:{fence.begin}: {fence.qualname} cites no "
-                         "'(handout N.M)' in its docstring, so it belongs to no part")
-    return part_of_section(fence.section, f"{fence.path} {fence.qualname}")
-
-
-def fenced_functions(root: Path) -> dict[str, str]:
-    """"<file>:<qualname>" -> part, for every fenced function of the handout files."""
-    return {f"{fence.path}:{fence.qualname}": fence_part(fence)
-            for rel in HANDOUT_FILES if rel.endswith(".py")
-            for fence in find_fences(rel, (root / rel).read_text())}
-
-
-def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> str:
-    """The handout version of a file's text: fences of `parts` (all when None) become
-    TODOs; the other fences keep their code and lose their marker lines."""
-    lines = text.splitlines(keepends=True)
-    for fence in reversed(find_fences(path, text)):
-        if parts is not None and fence_part(fence) not in parts:
-            del lines[fence.end - 1]
-            del lines[fence.begin - 1]
-            continue
-        indent = lines[fence.begin - 1][: len(lines[fence.begin - 1]) - len(lines[fence.begin - 1].lstrip())]
-        lines[fence.begin - 1 : fence.end] = [
-            f"{indent}### YOUR CODE HERE\n",
-            f"{indent}raise NotImplementedError({fence.todo!r})\n",
-        ]
-    return "".join(lines)
 
 
 def release(root: Path, out: Path, parts: tuple[str, ...] | None = None, *,
@@ -176,18 +58,7 @@ def release(root: Path, out: Path, parts: tuple[str, ...] | None = None, *,
         raise FileExistsError(f"{out} already exists; pass a new folder to --out")
     course = course or default_course()
     chosen = assignment(root, parts or course.parts)
-    written = []
-    for rel in handout_files(root):
-        source = root / rel
-        if not source.is_file():
-            raise FileNotFoundError(f"handout file {rel} is missing from {root}")
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if rel.endswith(".py"):
-            target.write_text(strip_fences(rel, source.read_text(), tuple(chosen["parts"])))
-        else:
-            shutil.copy2(source, target)
-        written.append(rel)
+    written = write_code(root, out, tuple(chosen["parts"]))
     write_assignment(out, chosen)
     course = replace(course, parts=tuple(chosen["parts"]))
     written += [ASSIGNMENT, *write_documents(root, out, course)]

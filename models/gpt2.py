@@ -7,10 +7,7 @@ False gives a separate `output_embedding` [V, D] for the logits.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-import re
 from typing import Any
 
 import torch
@@ -23,13 +20,10 @@ from modules.attention import KVCache, SinkKVCache, window_visibility
 from modules.common import layer_norm
 from modules.gpt2_layer import GPT2Layer
 from modules.positions import ForwardContext, PositionEncoding
-from training.checkpoint import load_checkpoint
 from utils import get_extended_attention_mask
 
 logger = logging.getLogger(__name__)
 
-# Name prefixes that torch.compile (`_orig_mod.`) and DDP (`module.`) put on state-dict keys.
-_PREFIX = re.compile(r"^(?:_orig_mod\.|module\.)+")
 
 
 class GPT2Model(GPTPreTrainedModel):
@@ -234,37 +228,6 @@ class GPT2Model(GPTPreTrainedModel):
         ours = cls(config)
         copy_checked(ours, neox_to_ours(hf_model.state_dict(), config))
         return ours
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, **config_overrides: Any) -> GPT2Model:
-        """Load a checkpoint that `pretrain.py` wrote (`ckpt.pt`, `best.pt`).
-
-        The file is a nanoGPT-style dict: `model` (the state dict; `_orig_mod.` and
-        `module.` prefixes, left by `torch.compile` and DDP, are stripped) and `model_args`
-        (the `GPT2Config` fields); `config_overrides` change fields (e.g.
-        `hidden_dropout_prob=0.0`).  Every weight must match the model (strict).  Raises
-        ValueError naming the file and the problem (a missing file's is also a
-        FileNotFoundError).  The file is read by `training.checkpoint.load_checkpoint`, the
-        one reader of checkpoints.  The model is on the CPU, in training mode.
-        """
-        checkpoint = load_checkpoint(path, keys=("model", "model_args"))
-        fields = {f.name for f in dataclasses.fields(GPT2Config)}
-        unknown = sorted(set(checkpoint["model_args"]) - fields)
-        if unknown:
-            raise ValueError(f"{path}: model_args has fields {unknown} that GPT2Config lacks")
-        model = cls(GPT2Config(**{**checkpoint["model_args"], **config_overrides}))
-        state = {_PREFIX.sub("", name): tensor for name, tensor in checkpoint["model"].items()}
-        expected = model.state_dict()
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise ValueError(f"{path}: the weights do not match model_args: missing {missing}, "
-                             f"unexpected {unexpected}")
-        for name, tensor in state.items():
-            if tensor.shape != expected[name].shape:
-                raise ValueError(f"{path}: {name} has shape {tuple(tensor.shape)} but model_args "
-                                 f"give {tuple(expected[name].shape)}")
-        model.load_state_dict(state, strict=True)
-        return model
 
 
 def hf_to_ours(hf_state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:

@@ -151,12 +151,33 @@ def _bias_pair(std: float) -> Callable[[GPT2Config], dict[str, nn.Module | nn.Pa
     return make
 
 
+def _first_key(calls: list[torch.Tensor]) -> tuple[torch.Tensor, None]:
+    return calls[0][..., 0], None  # probabilities [B, H, T_q, T_k]: key 0 is position 0
+
+
+def _prepended_key(calls: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return calls[0][..., 1], calls[0][..., 0]  # [B, H, T_q, 1 + T_k]: k' first, then tokens
+
+
+def _separate_key(calls: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return calls[0][..., 0], calls[1][..., 0]  # softmax over tokens, then p_i [B, H, T_q, 1]
+
+
 @dataclass(frozen=True)
 class Variant:
-    """An attention variant: its formula and the parameters it adds to the attention."""
+    """An attention variant: its formula, the parameters it adds to the attention, and
+    `read_sinks`, which reads the attention on the sinks for `analysis/outliers.py`.
+
+    `read_sinks` takes the tensors given to `self_attention.dropout` in one forward, in call
+    order, and returns (the weight on the first position [B, H, T_q], the weight on the
+    bias key k' [B, H, T_q] or None for a variant without one).  For sigmoid the weights
+    are sigmoid(S - log n), not normalised; for cabias the weight that multiplies v_0 is the
+    softmax over the tokens alone (y = sum_j softmax_j v_j + p v').
+    """
 
     forward: Callable[..., torch.Tensor]
     parameters: Callable[[GPT2Config], dict[str, nn.Module | nn.Parameter]]
+    read_sinks: Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor | None]] = _first_key
 
 
 # config.attention_variant -> Variant.
@@ -164,8 +185,8 @@ ATTENTION_VARIANTS: dict[str, Variant] = {
     "softmax": Variant(softmax_attention, lambda config: {}),
     "vbias": Variant(vbias_attention, lambda config: {
         "v_bias": nn.Parameter(torch.zeros(config.num_attention_heads, config.head_size))}),
-    "cabias": Variant(cabias_attention, _bias_pair(0.02)),
-    "attn_bias": Variant(attn_bias_attention, _bias_pair(0.02)),
+    "cabias": Variant(cabias_attention, _bias_pair(0.02), _separate_key),
+    "attn_bias": Variant(attn_bias_attention, _bias_pair(0.02), _prepended_key),
     "ca_softmax": Variant(ca_softmax_attention, lambda config: {
         "context_scale": linear(config, config.hidden_size, config.num_attention_heads)}),
     "sigmoid": Variant(sigmoid_attention, lambda config: {}),

@@ -19,11 +19,12 @@ from autograder import grade as grade_module
 from autograder import npzio
 from autograder.__main__ import main
 from autograder.case import RULES, all_cases, case_part
+from autograder.fences import fenced_functions
 from autograder.grade import case_feedback, grade
 from autograder.judge import Verdict, compare
 from autograder.manifest import PARTS
 from autograder.reference import build_reference
-from autograder.release import fenced_functions, release
+from autograder.release import release
 
 TODO = re.compile(r"NotImplementedError\(['\"](TODO [^'\"]+)['\"]\)")
 

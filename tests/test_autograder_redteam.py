@@ -319,7 +319,7 @@ FORBIDDEN_ATTACKS = {
 def replace_fence(path: Path, qualname: str, body: str) -> int:
     """Put `body` in place of the fenced block of `qualname` in `path`; the 1-based line
     the body starts at."""
-    from autograder.release import find_fences
+    from autograder.fences import find_fences
 
     text = path.read_text()
     fence = next(f for f in find_fences(path.name, text) if f.qualname == qualname)

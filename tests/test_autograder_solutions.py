@@ -11,10 +11,11 @@ from autograder_helpers import REPO, reference_submission
 from test_autograder_mutants import mutate
 
 from autograder import child
+from autograder.fences import fenced_functions
 from autograder.grade import Layout, grade, stage_submission
 from autograder.manifest import SOLUTIONS
 from autograder.producers import trusted
-from autograder.release import fenced_functions, release
+from autograder.release import release
 from autograder.unpack import SubmissionError, refuse_grader_names
 from modules.gpt2_layer import GPT2Layer
 

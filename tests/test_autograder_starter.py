@@ -16,10 +16,10 @@ from autograder_helpers import REPO, assert_valid_results, reference_submission
 from test_autograder_mutants import mutate
 
 from autograder.case import RULES, all_cases
+from autograder.fences import BEGIN
 from autograder.grade import grade
 from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
 from autograder.producers.model import PRODUCERS, case_config
-from autograder.release import BEGIN
 from config import GPT2Config
 
 EXTRA_PARAMETER = (

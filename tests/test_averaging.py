@@ -16,7 +16,7 @@ from config import GPT2Config
 from data.prepare_lm import main as prepare_lm
 from models.gpt2 import GPT2Model
 from training.averaging import average_checkpoints, average_state_dicts, last_checkpoints
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 
@@ -120,7 +120,7 @@ def test_cli_reports_both_losses(tmp_path, capsys):
     assert f"last checkpoint {losses['last']:.4f}" in out and "average of 3" in out
     nll, count = sequence_nll(models[-1], open_split(corpus, "val"), 16, 16)
     assert losses["last"] == pytest.approx(nll / count, rel=1e-6)
-    averaged = GPT2Model.from_checkpoint(tmp_path / "avg.pt")
+    averaged = model_from_checkpoint(tmp_path / "avg.pt")
     mean = torch.stack([m.word_embedding.weight.detach().double() for m in models[1:]]).mean(0)
     torch.testing.assert_close(averaged.word_embedding.weight.detach(), mean.float(),
                                rtol=1e-7, atol=0)
@@ -153,7 +153,7 @@ def test_pretrain_keeps_its_last_checkpoints_and_their_average_is_their_mean(tmp
     for name, tensor in averaged["model"].items():
         mean = torch.stack([state[name].double() for state in states]).mean(0)
         torch.testing.assert_close(tensor, mean.float(), rtol=1.2e-7, atol=0)
-    model = GPT2Model.from_checkpoint(out / "avg.pt")
+    model = model_from_checkpoint(out / "avg.pt")
     assert model.output_weight is model.word_embedding.weight
     printed = capsys.readouterr().out
     assert (f"validation loss: last checkpoint {losses['last']:.4f} ({kept[-1]}), average of 3 "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import bpe
-from autograder.release import find_fences, strip_fences
+from autograder.fences import find_fences, strip_fences
 
 REPO = Path(__file__).resolve().parents[1]
 EOT = "<|endoftext|>"

@@ -1,5 +1,5 @@
 """evaluate_lm.py against transformers' GPT2LMHeadModel on the same weights, and
-GPT2Model.from_checkpoint.
+model_from_checkpoint.
 
 Tolerance: the figures agree with the Hugging Face computation to 1e-5 relative (fp32
 forward passes on different kernels, sums in float64)."""
@@ -18,6 +18,7 @@ import torch
 from data.prepare_lm import main as prepare_lm
 from evaluate_lm import main as evaluate_lm
 from models.gpt2 import GPT2Model
+from training.checkpoint import model_from_checkpoint
 from training.perplexity import windows
 
 GPT2_VOCAB = 50257
@@ -141,26 +142,26 @@ def test_from_checkpoint_round_trip_and_errors(make_checkpoint, tmp_path):
     path = tmp_path / "ckpt.pt"
     torch.save({"model": {f"module.{k}": v for k, v in ours.state_dict().items()},
                 "model_args": args, "rng": {"numpy": np.random.get_state()}}, path)
-    loaded = GPT2Model.from_checkpoint(path, hidden_dropout_prob=0.0)
+    loaded = model_from_checkpoint(path, hidden_dropout_prob=0.0)
     assert loaded.config.hidden_dropout_prob == 0.0
     for name, tensor in ours.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name  # exact copy
 
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
-        GPT2Model.from_checkpoint(tmp_path / "missing.pt")
+        model_from_checkpoint(tmp_path / "missing.pt")
     torch.save({"state_dict": {}}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="needs the keys 'model' and 'model_args'"):
-        GPT2Model.from_checkpoint(tmp_path / "bad.pt")
+        model_from_checkpoint(tmp_path / "bad.pt")
     torch.save({"model": ours.state_dict(), "model_args": {**args, "n_wings": 2}}, path)
     with pytest.raises(ValueError, match=r"fields \['n_wings'\]"):
-        GPT2Model.from_checkpoint(path)
+        model_from_checkpoint(path)
     torch.save({"model": ours.state_dict(), "model_args": {**args, "hidden_size": 64}}, path)
     with pytest.raises(ValueError, match=r"word_embedding.weight has shape \(97, 32\) but "
                                          r"model_args give \(97, 64\)"):
-        GPT2Model.from_checkpoint(path)
+        model_from_checkpoint(path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable torch checkpoint"):
-        GPT2Model.from_checkpoint(tmp_path / "junk.pt")
+        model_from_checkpoint(tmp_path / "junk.pt")
 
 
 @pytest.mark.parametrize("extra, message", [

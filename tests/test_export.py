@@ -27,6 +27,7 @@ from evaluate_lm import main as evaluate_lm
 from models.export import export_problems, to_hf
 from models.generate import generate
 from models.gpt2 import GPT2Model
+from training.checkpoint import model_from_checkpoint
 from training.lm_data import load_lm_tokenizer, open_split
 
 ATOL = 1e-5
@@ -80,7 +81,7 @@ def our_logits(model: GPT2Model, ids: torch.Tensor) -> torch.Tensor:
 def test_export_loads_in_transformers_with_equal_logits(runs, exported, name, hf_class):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    ours = GPT2Model.from_checkpoint(runs[name] / "ckpt.pt")
+    ours = model_from_checkpoint(runs[name] / "ckpt.pt")
     hf = AutoModelForCausalLM.from_pretrained(exported[name]).eval()
     assert type(hf).__name__ == hf_class
     tokenizer = AutoTokenizer.from_pretrained(exported[name])
@@ -97,7 +98,7 @@ def test_export_loads_in_transformers_with_equal_logits(runs, exported, name, hf
 
 def test_rope_export_round_trips_through_from_pretrained(runs, exported):
     """GPT2Model.from_pretrained reads the GPT-NeoX folder back as position_encoding="rope"."""
-    ours = GPT2Model.from_checkpoint(runs["rope"] / "ckpt.pt")
+    ours = model_from_checkpoint(runs["rope"] / "ckpt.pt")
     back = GPT2Model.from_pretrained(str(exported["rope"]))
     assert (back.config.position_encoding, back.config.rotary_fraction,
             back.config.rope_theta) == ("rope", 0.5, 500.0)
@@ -167,7 +168,7 @@ def direct_nll(model: GPT2Model, ids: list[int], block: int) -> float:
 @pytest.mark.parametrize("block", [256, 512])
 def test_alibi_scores_past_its_training_length(runs, corpus, block):
     """Trained at 64; scored at 4x and 8x, equal to the model's own full forward."""
-    model = GPT2Model.from_checkpoint(runs["alibi"] / "ckpt.pt")
+    model = model_from_checkpoint(runs["alibi"] / "ckpt.pt")
     ids = [int(t) for t in open_split(corpus, "val")]
     result = evaluate_lm(["--model", str(runs["alibi"]), "--data_dir", str(corpus),
                           "--split", "val", "--block_size", str(block), "--stride", str(block),
@@ -190,7 +191,7 @@ def test_learned_positions_refuse_a_longer_block_naming_the_trained_length(runs,
 
 
 def test_learned_generation_slides_its_window_and_says_so_once(runs, caplog):
-    model = GPT2Model.from_checkpoint(runs["learned"] / "ckpt.pt").eval()
+    model = model_from_checkpoint(runs["learned"] / "ckpt.pt").eval()
     prompt = list(b"ROMEO:\nO, she doth teach")  # 24 tokens; the window is 32
     with caplog.at_level(logging.WARNING, logger="models.generate"):
         new = generate(model, [prompt], max_new_tokens=20, eos_id=None)[0]
@@ -206,7 +207,7 @@ def test_learned_generation_slides_its_window_and_says_so_once(runs, caplog):
 
 
 def test_alibi_generates_past_its_training_length(runs):
-    model = GPT2Model.from_checkpoint(runs["alibi"] / "ckpt.pt").eval()
+    model = model_from_checkpoint(runs["alibi"] / "ckpt.pt").eval()
     prompt = list(b"KING:\n")
     kwargs = dict(max_new_tokens=80, eos_id=None, temperature=1.0, seed=3)  # 86 > 64
     cached = generate(model, [prompt], **kwargs)

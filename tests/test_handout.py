@@ -19,8 +19,9 @@ from autograder.answers import grade_choice
 from autograder.case import all_cases
 from autograder.course import ANSWERS_FILE, Course, load_course
 from autograder.document import APPENDIX, HEADING, course_text, handout_commands, points
+from autograder.fences import fenced_functions
 from autograder.manifest import PARTS
-from autograder.release import check_release, fenced_functions, release
+from autograder.release import check_release, release
 from conftest import REPO
 
 SMALL = ("model", "optimizer")

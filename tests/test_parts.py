@@ -16,9 +16,10 @@ from autograder_helpers import assert_valid_results
 from autograder.case import all_cases, case_part
 from autograder.demo import run_demo
 from autograder.document import HEADING, points
+from autograder.fences import fenced_functions, function_sections
 from autograder.manifest import PARTS
-from autograder.parts import assignment, check_parts, function_sections
-from autograder.release import check_release, fenced_functions, release
+from autograder.parts import assignment, check_parts
+from autograder.release import check_release, release
 from conftest import REPO
 
 SMALL = ("model", "optimizer")

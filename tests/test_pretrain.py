@@ -14,7 +14,7 @@ from transformers import AutoTokenizer, GenerationConfig
 import export_hf
 import pretrain
 from data import prepare_lm
-from models.gpt2 import GPT2Model
+from training.checkpoint import model_from_checkpoint
 from training.metrics import KEYS, read_metrics
 from training.pretrain_flags import SAMPLE_PROMPTS
 
@@ -60,7 +60,7 @@ def test_pretrain_writes_log_curves_samples_checkpoints_and_resumes(corpus, tmp_
             "config"} <= set(state)
     assert not any(k.startswith(("module.", "_orig_mod.", "gpt.")) for k in state["model"])
     assert state["iter_num"] == 6 and state["config"]["n_embd"] == 32
-    model = GPT2Model.from_checkpoint(out / "best.pt")
+    model = model_from_checkpoint(out / "best.pt")
     assert model.config.hidden_size == 32 and model.config.vocab_size == 257  # bytes + EOT
     exported = export_hf.export(out, tmp_path / "hf")  # the corpus's tokenizer goes along
     tokenizer = AutoTokenizer.from_pretrained(exported["out_dir"])
@@ -163,7 +163,7 @@ def test_research_switches_train_with_z_loss_mu_loss_and_centering(corpus, tmp_p
         assert row["train_loss"] == pytest.approx(
             row["train_cross_entropy"] + row["train_z_loss"] + row["train_mu_loss"], rel=1e-6)
         assert row["train_z_loss"] > 0
-    model = GPT2Model.from_checkpoint(out / "ckpt.pt")
+    model = model_from_checkpoint(out / "ckpt.pt")
     assert model.config.mlp == "swiglu" and not model.config.tie_word_embeddings
     mean_row = model.output_weight.detach().double().mean(dim=0)
     assert float(mean_row.abs().max()) < 1e-6

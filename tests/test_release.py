@@ -10,16 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.fences import find_fences, strip_fences
 from autograder.manifest import HANDOUT_FILES, SOLUTIONS
-from autograder.release import (
-    check_release,
-    find_fences,
-    find_leaks,
-    release,
-    significant,
-    solution_lines,
-    strip_fences,
-)
+from autograder.release import check_release, find_leaks, release, significant, solution_lines
 from conftest import REPO
 
 

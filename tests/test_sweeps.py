@@ -18,7 +18,7 @@ import sweep
 from analysis.outliers import analyse, load_model, sample_windows
 from analysis.sweep_summary import GROUPED, aggregate, final_metrics, group_rows, loss_spikes
 from data import prepare_lm
-from models.gpt2 import GPT2Model
+from training.checkpoint import model_from_checkpoint
 from training.lm_data import load_lm_tokenizer, open_split
 from training.metrics import read_metrics
 from training.sweeps import (
@@ -230,7 +230,7 @@ def test_sweep_resumes_skips_finished_runs_and_aggregates(corpus, tmp_path, caps
         layers = analyse(load_model(str(out / name / "ckpt.pt")), windows,
                          lambda i: tokenizer.decode([i]))
         assert float(row["largest_activation"]) == max(r["top1"] for r in layers)
-        model = GPT2Model.from_checkpoint(out / name / "ckpt.pt", attention_impl="sdpa").eval()
+        model = model_from_checkpoint(out / name / "ckpt.pt", attention_impl="sdpa").eval()
         with torch.no_grad():
             logits = model.hidden_state_to_token(
                 model(windows, torch.ones_like(windows))["last_hidden_state"])  # (3, 32, V)

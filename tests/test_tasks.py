@@ -33,6 +33,7 @@ from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from training.checkpoint import model_from_checkpoint
 from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
 from training.metrics import read_metrics
@@ -358,7 +359,7 @@ def test_sonnet_with_lora_then_dpo(subset, make_checkpoint, tmp_path):
         assert [n for n, _ in generated] == [n for n, _ in evaluation.read_sonnets(subset / prompts)]
 
     # the DPO model (LoRA merged) is a whole GPT-2 that sample.py and evaluate_lm.py load
-    model = GPT2Model.from_checkpoint(dpo_out / "dpo-sonnet.pt")
+    model = model_from_checkpoint(dpo_out / "dpo-sonnet.pt")
     assert not any("lora" in key for key in model.state_dict())
     samples = sample.main(["--checkpoint", str(dpo_out / "dpo-sonnet.pt"), "--start",
                            "Shall I compare thee", "--num_samples", "1",

@@ -12,6 +12,7 @@ from transformers import GPT2LMHeadModel
 
 from config import SWITCHES, GPT2Config
 from models.gpt2 import GPT2Model
+from training.checkpoint import model_from_checkpoint
 
 TINY = dict(vocab_size=61, max_position_embeddings=32, hidden_size=24, num_hidden_layers=2,
             num_attention_heads=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -153,7 +154,7 @@ def test_a_variant_checkpoint_round_trips_through_from_checkpoint(tmp_path):
     model = GPT2Model(config).eval()
     torch.save({"model": model.state_dict(), "model_args": dataclasses.asdict(config)},
                tmp_path / "ckpt.pt")
-    loaded = GPT2Model.from_checkpoint(tmp_path / "ckpt.pt").eval()
+    loaded = model_from_checkpoint(tmp_path / "ckpt.pt").eval()
     assert loaded.config == config
     input_ids = torch.randint(0, 61, (2, 9))
     assert torch.equal(logits_of(loaded, input_ids), logits_of(model, input_ids))

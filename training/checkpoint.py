@@ -12,13 +12,14 @@ renames it into place, so a run killed while saving keeps its previous checkpoin
 A run may also keep its last N evaluation checkpoints, ``ckpt_<iter>.pt`` (``kept_name``;
 ``prune_kept`` deletes the older ones), which ``average_checkpoints.py`` averages.
 
-``load_checkpoint`` is the one reader, for every script and ``GPT2Model.from_checkpoint``:
-it raises ``CheckpointError`` (a ValueError) naming the file, and scripts turn that into a
-message.
+``load_checkpoint`` is the one reader, for every script and ``model_from_checkpoint`` (a
+checkpoint's ``GPT2Model``): it raises ``CheckpointError`` (a ValueError) naming the file, and scripts
+turn that into a message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import random
@@ -29,7 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from config import GPT2Config
+from models.gpt2 import GPT2Model
+
 TEMP_SUFFIX = ".tmp"
+# Name prefixes that torch.compile (`_orig_mod.`) and DDP (`module.`) put on state-dict keys.
+COMPILE_PREFIX = re.compile(r"^(?:_orig_mod\.|module\.)+")
 KEPT_PATTERN = re.compile(r"ckpt_(\d+)\.pt")  # a kept evaluation checkpoint, ckpt_<iter>.pt
 
 
@@ -98,7 +104,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     every script (a task's, ``pretrain.py``'s, an average's).
 
     Tensors come memory-mapped and onto ``map_location``.  ``keys`` are the keys the caller
-    needs (``GPT2Model.from_checkpoint`` asks for ``model`` and ``model_args``).  Raises
+    needs (``model_from_checkpoint`` asks for ``model`` and ``model_args``).  Raises
     ``CheckpointNotFound`` (a ValueError and a FileNotFoundError) for a missing file and
     ``CheckpointError`` (a ValueError) for an unreadable one or a missing key, each naming
     the file; scripts turn them into a message.  A checkpoint holding more than tensors and
@@ -121,3 +127,33 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is not a checkpoint of this kit: it needs the keys "
                               f"{needed}, found {found}")
     return state
+
+
+def model_from_checkpoint(path: str | os.PathLike, **config_overrides: Any) -> GPT2Model:
+    """The ``GPT2Model`` of a checkpoint that ``pretrain.py`` wrote (``ckpt.pt``, ``best.pt``).
+
+    The file holds ``model`` (the state dict; ``_orig_mod.`` and ``module.`` prefixes, left
+    by ``torch.compile`` and DDP, are stripped) and ``model_args`` (the ``GPT2Config``
+    fields); ``config_overrides`` change fields (e.g. ``hidden_dropout_prob=0.0``).  Every
+    weight must match the model (strict).  Raises ValueError naming the file and the
+    problem (a missing file's is also a FileNotFoundError).  The model is on the CPU, in
+    training mode.
+    """
+    checkpoint = load_checkpoint(path, keys=("model", "model_args"))
+    fields = {f.name for f in dataclasses.fields(GPT2Config)}
+    unknown = sorted(set(checkpoint["model_args"]) - fields)
+    if unknown:
+        raise CheckpointError(f"{path}: model_args has fields {unknown} that GPT2Config lacks")
+    model = GPT2Model(GPT2Config(**{**checkpoint["model_args"], **config_overrides}))
+    state = {COMPILE_PREFIX.sub("", name): tensor for name, tensor in checkpoint["model"].items()}
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: the weights do not match model_args: missing "
+                              f"{missing}, unexpected {unexpected}")
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)} but "
+                                  f"model_args give {tuple(expected[name].shape)}")
+    model.load_state_dict(state, strict=True)
+    return model

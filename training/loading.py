@@ -10,7 +10,7 @@ from pathlib import Path
 
 from config import GPT2Config
 from models.gpt2 import GPT2Model
-from training.checkpoint import load_checkpoint
+from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.lm_data import (
     LMTokenizer,
     gpt2_tokenizer_dir,
@@ -99,7 +99,7 @@ def load_pretrained_run(checkpoint: Path, random_init: bool, **config_overrides)
             model_args = load_checkpoint(checkpoint, keys=("model", "model_args"))["model_args"]
             model = GPT2Model(GPT2Config(**{**model_args, **config_overrides}))
         else:
-            model = GPT2Model.from_checkpoint(checkpoint, **config_overrides)
+            model = model_from_checkpoint(checkpoint, **config_overrides)
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise SystemExit(f"--model_path {checkpoint}: {error}") from error
     gpt2_vocab = GPT2Config().vocab_size
@@ -169,7 +169,7 @@ def model_and_tokenizer_dir(spec: str, tokenizer_dir: str | None) -> tuple[GPT2M
     """
     checkpoint = our_checkpoint(spec)
     if checkpoint is not None:
-        model = GPT2Model.from_checkpoint(checkpoint)
+        model = model_from_checkpoint(checkpoint)
         return model, Path(tokenizer_dir or run_tokenizer_dir(checkpoint))
     if Path(spec).is_dir() and (Path(spec) / "config.json").is_file():
         folder = Path(spec)
