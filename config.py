@@ -174,6 +174,9 @@ class GPT2Config:
         if type(sinks) is not int or sinks < 0:
             raise ValueError(f"GPT2Config.attention_sinks must be an integer >= 0, got "
                              f"{sinks!r}")
+        if sinks and window is None:
+            raise ValueError(f"GPT2Config.attention_sinks={sinks} needs an attention_window "
+                             "(without one every earlier key is visible anyway)")
 
     @property
     def head_size(self) -> int:

@@ -44,7 +44,13 @@ def test_visible_keys_is_the_rule(T_q, T_k, window, sinks):
                                          ("attention_sinks", -1), ("attention_sinks", 1.0)])
 def test_bad_window_values_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=f"{field}.*{value!r}"):
-        GPT2Config(**{field: value})
+        GPT2Config(**{field: value, "attention_window": 4} if field == "attention_sinks"
+                   else {field: value})
+
+
+def test_sinks_without_a_window_are_refused():
+    with pytest.raises(ValueError, match="attention_sinks=2 needs an attention_window"):
+        GPT2Config(attention_sinks=2)
 
 
 def windowed(model: GPT2Model, window: int | None = WINDOW, sinks: int = SINKS,
@@ -220,3 +226,23 @@ def test_a_windowed_model_is_not_exported():
     config = GPT2Config(vocab_size=11, hidden_size=8, num_attention_heads=2,
                         num_hidden_layers=1, attention_window=4)
     assert [line.split(":")[0] for line in export_problems(config)] == ["attention_window=4"]
+
+
+def test_the_task_flags_set_the_window(tmp_path):
+    import argparse
+
+    from training.args import add_model_args
+    from training.loading import load_gpt2
+    from utils import save_random_hf_checkpoint
+
+    path = save_random_hf_checkpoint(tmp_path / "gpt2", GPT2Config(
+        vocab_size=50257, max_position_embeddings=16, hidden_size=8, num_attention_heads=2,
+        num_hidden_layers=1))
+    parser = argparse.ArgumentParser()
+    add_model_args(parser)
+    windowed_args = parser.parse_args(["--model_path", str(path), "--attention_window", "4",
+                                       "--attention_sinks", "1"])
+    model = load_gpt2(windowed_args)
+    assert (model.config.attention_window, model.config.attention_sinks) == (4, 1)
+    model = load_gpt2(parser.parse_args(["--model_path", str(path)]))
+    assert (model.config.attention_window, model.config.attention_sinks) == (None, 0)

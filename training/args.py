@@ -99,6 +99,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                              "merges.txt (default: the one data/prepare.py copies)")
     parser.add_argument("--sdpa", action="store_true",
                         help="fused attention (torch scaled_dot_product_attention)")
+    parser.add_argument("--attention_window", type=POSITIVE_INT, default=None,
+                        help="sliding-window attention (handout 7.8): a query sees the last W "
+                             "positions (default: the checkpoint's; every position for GPT-2)")
+    parser.add_argument("--attention_sinks", type=NON_NEGATIVE_INT, default=None,
+                        help="with --attention_window, the first S positions stay visible "
+                             "(default: the checkpoint's; 0 for GPT-2)")
     parser.add_argument("--data_dir", default=DATA_DIR, help="prepared data folder")
     parser.add_argument("--out_dir", default=os.path.join(REPO, "predictions"),
                         help="where prediction files are written")

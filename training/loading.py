@@ -57,11 +57,15 @@ def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     ``--model_path`` is a Hugging Face folder or a ``pretrain.py`` checkpoint (``ckpt.pt``,
     ``best.pt`` or their folder), whose vocabulary must hold GPT-2's, which the tasks
     tokenize with.  ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path;
-    ``--sdpa`` adds ``attention_impl="sdpa"``.  Exits with what to pass when no weights can
-    be had.
+    ``--sdpa`` adds ``attention_impl="sdpa"``, and ``--attention_window`` and
+    ``--attention_sinks`` their fields when given.  Exits with what to pass when no weights
+    can be had.
     """
     if args.sdpa:
         config_overrides["attention_impl"] = "sdpa"
+    for name in ("attention_window", "attention_sinks"):
+        if getattr(args, name) is not None:
+            config_overrides[name] = getattr(args, name)
     ours = our_checkpoint(args.model_path) if args.model_path else None
     if ours is not None:
         return load_pretrained_run(ours, args.random_init, **config_overrides)
