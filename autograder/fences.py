@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,15 @@ from autograder.manifest import HANDOUT_FILES, HANDOUT_FOLDERS, PARTS, STAFF_ONL
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CITATION = re.compile(r"\(handout ([0-9]+(?:\.[0-9]+)*)\)")
+_PARSING = threading.Lock()
+
+
+def parse(source: str | bytes, path: str) -> ast.Module:
+    """`ast.parse`, one thread at a time: CPython 3.11 keeps the AST constructor's recursion
+    depth in shared state, so two threads parsing at once (`grade-all --jobs`) can raise
+    "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905)."""
+    with _PARSING:
+        return ast.parse(source, filename=path)
 
 
 @dataclass
@@ -61,7 +71,7 @@ def functions(source: str, path: str) -> list[tuple[int, int, str, str | None]]:
                                   match.group(1) if match else None))
                 visit(child, name + ".")
 
-    visit(ast.parse(source, filename=path), "")
+    visit(parse(source, path), "")
     return found
 
 

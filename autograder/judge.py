@@ -25,6 +25,7 @@ import numpy as np
 
 from autograder import npzio
 from autograder.case import ALLOWED_CALLS, Case
+from autograder.fences import parse
 from autograder.producers import NOTES, PARAMETER_NAMES, names_from_array
 from autograder.sandbox import CaseRun
 
@@ -155,7 +156,7 @@ def refused_uses(stage: Path, case: Case) -> list[str]:
     for function in case.grades if case.forbidden else ():
         rel, _, qualname = function.partition(":")
         try:
-            tree = ast.parse((stage / rel).read_text(), filename=rel)
+            tree = parse((stage / rel).read_text(), rel)
         except (OSError, SyntaxError, ValueError):
             continue
         node = find_function(tree, qualname)

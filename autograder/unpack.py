@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from autograder.course import ANSWERS_FILE
+from autograder.fences import parse
 from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
 
 MAX_FILE_BYTES = 8 << 20  # a single wanted file
@@ -160,7 +161,7 @@ def refuse_grader_names(files: dict[str, bytes]) -> None:
         if not rel.endswith(".py"):
             continue
         try:
-            tree = ast.parse(data, filename=rel)
+            tree = parse(data, rel)
         except (SyntaxError, ValueError):
             continue
         found = sorted(node.lineno for node in ast.walk(tree) if _names_grader(node))

@@ -24,7 +24,7 @@ from config import GPT2Config
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
 from training.args import POSITIVE_INT
-from training.trainer import param_groups
+from training.optimizers import param_groups
 
 SHAPES = {
     "recipe": dict(vocab_size=65, max_position_embeddings=64, hidden_size=128,

@@ -20,6 +20,7 @@ from classifier import GPT2SentimentClassifier
 from config import GPT2Config
 from conftest import TINY
 from models.gpt2 import GPT2Model
+from training.args import add_optimizer_args, add_quantize_args
 from training.finetune import fit_and_write, make_loader
 from training.smart import (
     MeanTeacher,
@@ -117,8 +118,12 @@ def test_smart_loss_equals_smart_pytorch_value_and_model_gradients(num_steps, st
 
 
 def smart_args(**flags) -> argparse.Namespace:
+    """The SMART flags as parsed, beside the defaults of the other fine-tuning flags the
+    loop reads (the optimizer's, the quantization's)."""
     parser = argparse.ArgumentParser()
     add_smart_args(parser)
+    add_optimizer_args(parser)
+    add_quantize_args(parser)
     return parser.parse_args([text for key, value in flags.items()
                               for text in (f"--{key}", str(value))])
 
