@@ -41,6 +41,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "modules/common.py",
     "modules/mlp.py",
     "modules/positions.py",
+    "modules/context.py",
     "training/losses.py",
     "optimizer.py",
     "optimizer_test.py",

@@ -18,8 +18,9 @@ from config import GPT2Config
 from models.base_gpt import GPTPreTrainedModel
 from modules.attention import KVCache, SinkKVCache, window_visibility
 from modules.common import layer_norm
+from modules.context import ForwardContext
 from modules.gpt2_layer import GPT2Layer
-from modules.positions import ForwardContext, PositionEncoding
+from modules.positions import PositionEncoding
 from utils import get_extended_attention_mask
 
 logger = logging.getLogger(__name__)

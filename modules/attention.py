@@ -8,7 +8,7 @@
 Both agree to 1e-5 in fp32.  Around that core the module runs the research switches
 (handout 9): `qk_norm` (a LayerNorm of width d on queries and keys, here), the position
 encoding's rotation and score bias (`modules/positions.py`, through the per-forward
-`LayerContext`), and the attention variant (`modules/attention_variants.py`).
+`modules/context.py`), and the attention variant (`modules/attention_variants.py`).
 
 `KVCache` keeps every layer's keys and values during generation, so each new token costs
 one step instead of a recompute of the whole prefix.
@@ -31,7 +31,8 @@ from torch import nn
 from config import GPT2Config
 from modules.attention_variants import attention_variant
 from modules.common import layer_norm, linear
-from modules.positions import LayerContext, PositionEncoding
+from modules.context import LayerContext
+from modules.positions import PositionEncoding
 
 # config.attention_impl -> the method of CausalSelfAttention that computes softmax attention.
 ATTENTION_IMPLS: dict[str, str] = {"eager": "attention", "sdpa": "sdpa_attention"}
@@ -229,6 +230,10 @@ class _SinkLayerCache:
         return keys, values
 
 
+# One layer's slice of either cache: what `LayerContext.cache` holds.
+LayerCache = _LayerCache | _SinkLayerCache
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPT2Config):
         super().__init__()
@@ -328,19 +333,20 @@ class CausalSelfAttention(nn.Module):
                                                                   attention_mask)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
-                cache: LayerContext | None = None) -> torch.Tensor:
+                context: LayerContext | None = None) -> torch.Tensor:
         """hidden_states [B, T, D], attention_mask [B, 1, 1, T_k] -> [B, T, D].
 
-        `cache` is this layer's per-forward context (`modules.positions.LayerContext`: its
-        KV-cache slice, rotary tables, ALiBi bias), built once per forward by the model;
-        None runs the layer alone (positions 0 .. T-1, no KV cache).  Queries and keys are
+        `context` is this layer's per-forward context (`modules.context.LayerContext`: its
+        KV-cache slice, rotary tables, ALiBi bias, the window's visible keys), built once per
+        forward by the model; None runs the layer alone (positions 0 .. T-1, no KV cache).  Queries and keys are
         normalised (qk_norm), then rotated (rope), then the T new keys/values are appended to
         the cached ones (T_k = past + T; without a cache T_k = T).
         """
-        context = cache if cache is not None else self.positions.default_layer_context(
-            hidden_states.shape[1], hidden_states.device, hidden_states.dtype,
-            window_visibility(self.positions.config, hidden_states.shape[1],
-                              hidden_states.shape[1], hidden_states.device))
+        if context is None:
+            context = self.positions.default_layer_context(
+                hidden_states.shape[1], hidden_states.device, hidden_states.dtype,
+                window_visibility(self.positions.config, hidden_states.shape[1],
+                                  hidden_states.shape[1], hidden_states.device))
         key = context.rotate(self.k_norm(self.transform(hidden_states, self.key)))  # (B, H, T, d)
         value = self.transform(hidden_states, self.value)  # (B, H, T, d)
         query = context.rotate(self.q_norm(self.transform(hidden_states, self.query)))  # (B, H, T, d)

@@ -9,8 +9,8 @@ from torch import nn
 from config import GPT2Config
 from modules.attention import CausalSelfAttention
 from modules.common import layer_norm, linear
+from modules.context import LayerContext
 from modules.mlp import mlp_modules
-from modules.positions import LayerContext
 
 
 class GPT2Layer(nn.Module):
@@ -47,21 +47,21 @@ class GPT2Layer(nn.Module):
         ### END SOLUTION
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
-                cache: LayerContext | None = None) -> torch.Tensor:
+                context: LayerContext | None = None) -> torch.Tensor:
         """One pre-LayerNorm block (handout 3.2).  [B, T, D] -> [B, T, D].
 
         attention_mask is the additive extended mask [B, 1, 1, T_k].  The rule:
-        1. a = self_attention(attention_layer_norm(x), attention_mask, cache)
+        1. a = self_attention(attention_layer_norm(x), attention_mask, context)
         2. x = add(x, a, attention_dense, attention_dropout)
         3. m = interm_af(interm_dense(out_layer_norm(x)))   (GELU, tanh approximation;
            with config.mlp="swiglu", modules/mlp.py makes the same line compute SwiGLU)
         4. x = add(x, m, out_dense, out_dropout)
-        Pass `cache` (the model's per-forward context: KV cache, positions) through to
+        Pass `context` (the model's per-forward context: KV cache, positions) through to
         `self_attention` unchanged; it is None when the layer runs alone.
         """
         ### BEGIN SOLUTION
         attended = self.self_attention(self.attention_layer_norm(hidden_states), attention_mask,
-                                       cache)  # (B, T, D)
+                                       context)  # (B, T, D)
         hidden_states = self.add(hidden_states, attended, self.attention_dense,
                                  self.attention_dropout)
         inner = self.interm_af(self.interm_dense(self.out_layer_norm(hidden_states)))  # (B, T, 4D)

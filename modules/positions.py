@@ -7,8 +7,8 @@
   (Su et al., RoFormer), so q_i . k_j depends on i - j only;
 - "none": no position information at all (causal attention still orders the tokens).
 
-`PositionEncoding(config).context(...)` builds, once per forward, the `ForwardContext` that
-every layer's attention reads: its KV-cache slice, the rotary tables of the new positions,
+`PositionEncoding(config).context(...)` builds, once per forward, the `ForwardContext`
+(`modules/context.py`) that every layer's attention reads: its KV-cache slice, the rotary tables of the new positions,
 the ALiBi bias and the keys a sliding window leaves visible.  Positions are those of real
 tokens: 0 .. T-1 without a cache, and cumsum(attention_mask) - 1 with one, so left-padded
 prompts and cached steps agree.
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from config import GPT2Config
+from modules.context import ForwardContext, LayerContext
 
 
 def alibi_slopes(num_heads: int) -> torch.Tensor:
@@ -141,50 +141,6 @@ class NoPositionEmbedding(nn.Module):
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return torch.zeros((), device=position_ids.device)
-
-
-@dataclass
-class LayerContext:
-    """What one layer's attention reads besides its input, for one forward.
-
-    cache: the layer's `KVCache` slice (`modules.attention._LayerCache`), or None.  rotary: (cos, sin) [B|1, 1, T, r/2] at the
-    new positions and the layout function, or None.  score_bias: [B|1, H, T_q, T_k], added
-    to the padding mask, or None.  visible: [B|1, 1, T_q, T_k] bool, the keys a sliding
-    window leaves visible (`modules.attention.window_visibility`), or None for all.
-    """
-
-    cache: object | None = None
-    rotary: tuple[torch.Tensor, torch.Tensor, Callable[..., torch.Tensor]] | None = None
-    score_bias: torch.Tensor | None = None
-    visible: torch.Tensor | None = None
-
-    def rotate(self, x: torch.Tensor) -> torch.Tensor:
-        """Queries or keys [B, H, T, d] turned to their positions (unchanged without rotary)."""
-        if self.rotary is None:
-            return x
-        cos, sin, rotate = self.rotary
-        return rotate(x, cos, sin)
-
-    def mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The additive mask attention takes: padding [B, 1, 1, T_k] plus any score bias,
-        and the dtype's minimum at the keys outside a sliding window."""
-        mask = attention_mask if self.score_bias is None else attention_mask + self.score_bias
-        if self.visible is None:
-            return mask
-        return torch.where(self.visible, mask, torch.finfo(mask.dtype).min)
-
-
-class ForwardContext:
-    """The per-forward context of the whole model: `layer(i)` is layer i's `LayerContext`."""
-
-    def __init__(self, cache: object | None, rotary: tuple | None, score_bias: torch.Tensor | None,
-                 visible: torch.Tensor | None = None):
-        self.cache, self.rotary, self.score_bias = cache, rotary, score_bias
-        self.visible = visible
-
-    def layer(self, index: int) -> LayerContext:
-        cache = None if self.cache is None else self.cache.layer(index)
-        return LayerContext(cache, self.rotary, self.score_bias, self.visible)
 
 
 def _no_positions(config, query_positions, key_positions, dtype):

@@ -57,13 +57,13 @@ MUTANTS = {
     "post_ln": (
         "pre_ln", "modules/gpt2_layer.py",
         "        attended = self.self_attention(self.attention_layer_norm(hidden_states), "
-        "attention_mask,\n                                       cache)  # (B, T, D)\n"
+        "attention_mask,\n                                       context)  # (B, T, D)\n"
         "        hidden_states = self.add(hidden_states, attended, self.attention_dense,\n"
         "                                 self.attention_dropout)\n"
         "        inner = self.interm_af(self.interm_dense(self.out_layer_norm(hidden_states)))"
         "  # (B, T, 4D)\n"
         "        return self.add(hidden_states, inner, self.out_dense, self.out_dropout)",
-        "        attended = self.self_attention(hidden_states, attention_mask, cache)\n"
+        "        attended = self.self_attention(hidden_states, attention_mask, context)\n"
         "        hidden_states = self.attention_layer_norm(self.add(\n"
         "            hidden_states, attended, self.attention_dense, self.attention_dropout))\n"
         "        inner = self.interm_af(self.interm_dense(hidden_states))\n"
