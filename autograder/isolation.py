@@ -9,7 +9,9 @@
 - The unprivileged user `gpt2grader` (created on first use when run as root; the Gradescope
   bundle's `setup.sh` creates it too), checked to be able to run this Python and find each
   of those packages: folders above an interpreter that lacks o+x (e.g. /root for a pyenv
-  Python) get o+x, traverse only.
+  Python) get o+x, traverse only.  Run as root without a usable sandbox user, grading
+  stops (`IsolationError`): student code never runs as root, where it could rewrite the
+  grader's own files.
 - `user_slot` gives each grading run a sandbox user of its own (a flock on a root-only lock
   file per user), so that per-user limits (RLIMIT_NPROC) and the final sweep of the user's
   processes never touch another run graded at the same time.
@@ -42,6 +44,10 @@ SLOTS = 32  # sandbox users for parallel runs: gpt2grader, gpt2grader1, ... (cre
 NAMESPACE_PREFIX = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--"]
 
 
+class IsolationError(RuntimeError):
+    """Run as root, the grader could not set up the unprivileged sandbox user."""
+
+
 @dataclass
 class Isolation:
     """What this machine lets the grader do; `notes` end up in the report."""
@@ -52,7 +58,7 @@ class Isolation:
 
 
 # Importing torch can take tens of seconds on a loaded machine; a probe that times out
-# would make the child run as root, so it gets far longer than the other probes.
+# stops the grading run, so it gets far longer than the other probes.
 PYTHON_PROBE_S = 180.0
 
 
@@ -122,13 +128,15 @@ def isolation() -> Isolation:
                      "child keeps network access and daemons are killed by user id only")
     user = _sandbox_user() if root else None
     if root and user is None:
-        notes.append(f"could not create the user {SANDBOX_USER}: the child runs as root")
+        raise IsolationError(f"could not create the user {SANDBOX_USER}, and the grader "
+                             "never runs student code as root")
     if user and not _user_can_run_python(user, modules):
         opened = _open_path_to_python()
         notes.append(f"made {opened} traversable (o+x) so that {SANDBOX_USER} can run Python")
         if not _user_can_run_python(user, modules):
-            user = None
-            notes.append(f"{SANDBOX_USER} cannot run {sys.executable}: the child runs as root")
+            raise IsolationError(f"{SANDBOX_USER} cannot run {sys.executable} (or import numpy "
+                                 f"and torch within {PYTHON_PROBE_S:g} s), and the grader "
+                                 "never runs student code as root")
     if not root:
         notes.append("not run as root: the child runs as the grading user, so it can read "
                      "any file that user can (reference outputs included)")

@@ -226,6 +226,20 @@ def test_one_package_list_for_setup_the_bundle_and_the_probe(monkeypatch):
     assert all(distribution_name(pin) in setup_doc for pin in pins), "handout/setup.md"
 
 
+def test_as_root_without_a_usable_sandbox_user_grading_stops(monkeypatch):
+    """Student code never runs as root: a sandbox user that cannot run Python (a probe that
+    times out on a loaded machine, say) stops the run instead of falling back to root."""
+    monkeypatch.setattr(isolation.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(isolation, "_sandbox_user", lambda: (12345, 12345))
+    monkeypatch.setattr(isolation, "_user_can_run_python", lambda user, modules: False)
+    monkeypatch.setattr(isolation, "_open_path_to_python", lambda: [])
+    with pytest.raises(isolation.IsolationError, match="never runs student code as root"):
+        isolation.isolation.__wrapped__()
+    monkeypatch.setattr(isolation, "_sandbox_user", lambda: None)
+    with pytest.raises(isolation.IsolationError, match="could not create the user"):
+        isolation.isolation.__wrapped__()
+
+
 def test_kill_user_counts_a_process_dead_only_when_every_thread_is(tmp_path):
     """`kill_user` skips zombies (they run nothing), but not a process whose leader thread
     exited while another thread runs on (its leader shows Z in /proc too)."""
