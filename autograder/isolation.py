@@ -130,10 +130,17 @@ def isolation() -> Isolation:
     if root and user is None:
         raise IsolationError(f"could not create the user {SANDBOX_USER}, and the grader "
                              "never runs student code as root")
-    if user and not _user_can_run_python(user, modules):
-        opened = _open_path_to_python()
-        notes.append(f"made {opened} traversable (o+x) so that {SANDBOX_USER} can run Python")
-        if not _user_can_run_python(user, modules):
+    if user:
+        # probed as a slot user held for the probe alone: a run graded at the same time (a
+        # fork bomb, say) may have used up the process limit of the user it holds
+        with user_slot(user) as probe:
+            usable = _user_can_run_python(probe, modules)
+            if not usable:
+                opened = _open_path_to_python()
+                notes.append(f"made {opened} traversable (o+x) so that {SANDBOX_USER} can "
+                             "run Python")
+                usable = _user_can_run_python(probe, modules)
+        if not usable:
             raise IsolationError(f"{SANDBOX_USER} cannot run {sys.executable} (or import numpy "
                                  f"and torch within {PYTHON_PROBE_S:g} s), and the grader "
                                  "never runs student code as root")

@@ -230,12 +230,12 @@ def test_as_root_without_a_usable_sandbox_user_grading_stops(monkeypatch):
     """Student code never runs as root: a sandbox user that cannot run Python (a probe that
     times out on a loaded machine, say) stops the run instead of falling back to root."""
     monkeypatch.setattr(isolation.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(isolation, "_sandbox_user", lambda: (12345, 12345))
+    monkeypatch.setattr(isolation, "_sandbox_user", lambda name="": (12345, 12345))
     monkeypatch.setattr(isolation, "_user_can_run_python", lambda user, modules: False)
     monkeypatch.setattr(isolation, "_open_path_to_python", lambda: [])
     with pytest.raises(isolation.IsolationError, match="never runs student code as root"):
         isolation.isolation.__wrapped__()
-    monkeypatch.setattr(isolation, "_sandbox_user", lambda: None)
+    monkeypatch.setattr(isolation, "_sandbox_user", lambda name="": None)
     with pytest.raises(isolation.IsolationError, match="could not create the user"):
         isolation.isolation.__wrapped__()
 

@@ -270,31 +270,42 @@ def model_forward(params: dict[str, Any]) -> dict[str, np.ndarray]:
     return {**_forward(model, params), **names}
 
 
-def _hf_model(params: dict[str, Any]):
-    """A seeded random transformers GPT2LMHeadModel of the case's sizes (trusted code)."""
+def _hf_model(params: dict[str, Any]) -> tuple[types.SimpleNamespace, dict[str, Any]]:
+    """(the config, the `transformer.state_dict()`) of a seeded random Hugging Face
+    `GPT2LMHeadModel` of the case's sizes, built without importing transformers (trusted
+    code; it costs the child seconds).  Each tensor has the name and the Conv1D [in, out]
+    shape of Hugging Face's GPT-2 and the values `seed_parameters(model, seed, scale=0.4)`
+    gives the real model (whose names carry the "transformer." prefix; its tied `lm_head`
+    adds none)."""
     torch = _torch()
-    from transformers import GPT2Config as HFConfig
-    from transformers import GPT2LMHeadModel
-
     c = case_config(params)
-    hf_config = HFConfig(vocab_size=c.vocab_size, n_positions=c.max_position_embeddings,
-                         n_embd=c.hidden_size, n_layer=c.num_hidden_layers,
-                         n_head=c.num_attention_heads, n_inner=c.intermediate_size,
-                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                         bos_token_id=c.vocab_size - 1, eos_token_id=c.vocab_size - 1)
-    torch.manual_seed(params["seed"])
-    model = GPT2LMHeadModel(hf_config)
-    seed_parameters(model, params["seed"], scale=0.4)
-    return model
+    D, inner, V, P = c.hidden_size, c.intermediate_size, c.vocab_size, c.max_position_embeddings
+    config = types.SimpleNamespace(
+        vocab_size=V, n_positions=P, n_embd=D, n_layer=c.num_hidden_layers,
+        n_head=c.num_attention_heads, n_inner=inner, layer_norm_epsilon=1e-5,
+        resid_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new")
+    shapes = {"wte.weight": (V, D), "wpe.weight": (P, D)}
+    for i in range(c.num_hidden_layers):
+        shapes.update({f"h.{i}.ln_1.weight": (D,), f"h.{i}.ln_1.bias": (D,),
+                       f"h.{i}.attn.c_attn.weight": (D, 3 * D), f"h.{i}.attn.c_attn.bias": (3 * D,),
+                       f"h.{i}.attn.c_proj.weight": (D, D), f"h.{i}.attn.c_proj.bias": (D,),
+                       f"h.{i}.ln_2.weight": (D,), f"h.{i}.ln_2.bias": (D,),
+                       f"h.{i}.mlp.c_fc.weight": (D, inner), f"h.{i}.mlp.c_fc.bias": (inner,),
+                       f"h.{i}.mlp.c_proj.weight": (inner, D), f"h.{i}.mlp.c_proj.bias": (D,)})
+    shapes.update({"ln_f.weight": (D,), "ln_f.bias": (D,)})
+    state = {}
+    for name, shape in shapes.items():
+        generator = torch.Generator().manual_seed(parameter_seed(params["seed"], f"transformer.{name}"))
+        state[name] = torch.randn(shape, generator=generator) * 0.4
+    return config, state
 
 
 def hf_mapping(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`hf_to_ours` on a random Hugging Face state dict: one array per parameter of ours."""
     from models.gpt2 import hf_to_ours
 
-    hf = _hf_model(params)
-    state = {k: v.clone() for k, v in hf.transformer.state_dict().items()}
-    mapped = hf_to_ours(state, hf.config.n_layer)
+    config, state = _hf_model(params)
+    mapped = hf_to_ours(state, config.n_layer)
     if not isinstance(mapped, dict):
         raise TypeError(f"hf_to_ours must return a dict, got {type(mapped).__name__}")
     return {f"param:{name}": to_numpy(tensor, f"mapped {name}")
@@ -308,11 +319,10 @@ def from_pretrained(params: dict[str, Any]) -> dict[str, np.ndarray]:
     from config import GPT2Config
     from models.gpt2 import GPT2Model, hf_to_ours
 
-    hf = _hf_model(params)
-    model = GPT2Model(GPT2Config.from_hf(hf.config, **params.get("overrides", {})))
+    config, state = _hf_model(params)
+    model = GPT2Model(GPT2Config.from_hf(config, **params.get("overrides", {})))
     names = seed_parameters(model, params["seed"])
-    state = {k: v.clone() for k, v in hf.transformer.state_dict().items()}
-    trusted.copy_mapped(model, hf_to_ours(state, hf.config.n_layer))
+    trusted.copy_mapped(model, hf_to_ours(state, config.n_layer))
     result = _forward(model.eval(), params)
     return {"last_hidden_state": result["last_hidden_state"], "logits": result["logits"],
             **names}
