@@ -29,14 +29,14 @@ from autograder.manifest import HANDOUT_FILES, HANDOUT_FOLDERS, PARTS, STAFF_ONL
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CITATION = re.compile(r"\(handout ([0-9]+(?:\.[0-9]+)*)\)")
-_PARSING = threading.Lock()
+PARSING = threading.Lock()  # every ast.parse of the grader, numpy .npy headers included
 
 
 def parse(source: str | bytes, path: str) -> ast.Module:
     """`ast.parse`, one thread at a time: CPython 3.11 keeps the AST constructor's recursion
     depth in shared state, so two threads parsing at once (`grade-all --jobs`) can raise
     "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905)."""
-    with _PARSING:
+    with PARSING:
         return ast.parse(source, filename=path)
 
 

@@ -48,7 +48,10 @@ def read_capped(path: str | Path) -> bytes:
 
 def load(source: str | Path | bytes, name: str = "output") -> dict[str, np.ndarray]:
     """Read an .npz (a path, or its bytes) written by an untrusted process; ValueError on
-    anything unusual."""
+    anything unusual.  numpy reads each array's header with `ast.literal_eval`, so the
+    reading holds the grader's parse lock (`autograder.fences.parse`)."""
+    from autograder.fences import PARSING  # the grading side only: the child saves
+
     if not isinstance(source, bytes):
         name, source = Path(source).name, read_capped(source)
     path = name
@@ -63,7 +66,7 @@ def load(source: str | Path | bytes, name: str = "output") -> dict[str, np.ndarr
             for member in members:
                 if not member.filename.endswith(".npy"):
                     raise ValueError(f"{path}: unexpected member {member.filename!r}")
-                with archive.open(member) as handle:
+                with archive.open(member) as handle, PARSING:  # the header: literal_eval
                     array = np.load(io.BytesIO(handle.read()), allow_pickle=False)
                 if array.dtype.kind not in NUMERIC_KINDS:
                     raise ValueError(f"{member.filename}: non-numeric dtype {array.dtype}")
