@@ -155,9 +155,9 @@ def kill_group(process: subprocess.Popen, iso: Isolation) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    process.wait()
     if iso.user and not iso.prefix:
-        kill_user(iso.user[0])
+        kill_user(iso.user[0])  # before the reap: no daemon ever sees the child gone
+    process.wait()
 
 
 def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,

@@ -1,15 +1,22 @@
-"""Red-team submission: a double-forked daemon that rewrites results.json later"""
+"""Red-team submission: a double-forked daemon that rewrites results.json (and writes the
+test's marker) once the grading child has ended, so the marker means it outlived the run"""
 
 import torch
 from torch import nn
 import os
 import time
 
+run = os.getpid()  # the grading child: the daemon acts only once it is gone
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        for _ in range(100):
-            time.sleep(0.3)
+        for _ in range(300):
+            time.sleep(0.1)
+            try:
+                os.kill(run, 0)
+                continue
+            except ProcessLookupError:
+                pass
             for path in ("__RESULTS__", "__MARKER__"):
                 try:
                     with open(path, "w") as f:
