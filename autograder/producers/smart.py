@@ -15,10 +15,10 @@ import numpy as np
 from autograder.producers import NOTES, lines_array, to_numpy, trusted
 
 
-def _randn(seed: int, *shape: int):
+def _randn(seed: int, *shape: int, dtype=None):
     import torch
 
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
 
 
 def symmetric_kl(params: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -40,18 +40,23 @@ def smart_loss(params: dict[str, Any]) -> dict[str, np.ndarray]:
     """`smart_loss` with the trusted `symmetric_kl` and eval_fn on seeded embeddings
     [B, T, D] and noise (times params["noise_scale"]): the loss, its gradients with respect
     to the embeddings and the eval_fn's weights, and the noise of each call to eval_fn
-    ([num_steps + 1, B, T, D], what it got minus the embeddings)."""
+    ([num_steps + 1, B, T, D], what it got minus the embeddings).
+
+    All in float64: each ascent step normalises a gradient of the KL between two nearly
+    equal distributions, whose float32 rounding differs between CPUs (BLAS kernels) by more
+    than the case's tolerance; in float64 that rounding is far below it."""
     import torch
 
     import training.smart as smart
 
     B, T, D, H, C = (params[key] for key in ("B", "T", "D", "H", "C"))
     seed = params["seed"]
-    embeddings = _randn(seed, B, T, D).requires_grad_(True)
-    noise = _randn(seed + 1, B, T, D) * params["noise_scale"]
-    w1 = (_randn(seed + 2, D, H) / D ** 0.5).requires_grad_(True)
-    w2 = (_randn(seed + 3, H, C) * 2.0).requires_grad_(True)
-    mask = (torch.arange(T)[None, :] < torch.tensor(params["lengths"])[:, None]).float()
+    f64 = torch.float64
+    embeddings = _randn(seed, B, T, D, dtype=f64).requires_grad_(True)
+    noise = _randn(seed + 1, B, T, D, dtype=f64) * params["noise_scale"]
+    w1 = (_randn(seed + 2, D, H, dtype=f64) / D ** 0.5).requires_grad_(True)
+    w2 = (_randn(seed + 3, H, C, dtype=f64) * 2.0).requires_grad_(True)
+    mask = (torch.arange(T)[None, :] < torch.tensor(params["lengths"])[:, None]).to(f64)
     seen = []
 
     def eval_fn(x):
