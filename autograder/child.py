@@ -220,6 +220,17 @@ def forget_grader() -> None:
     sys.path.remove(str(TRUSTED))
 
 
+def skip_dynamo_imports(torch: types.ModuleType) -> None:
+    """Let `torch.optim.Optimizer`'s methods run without importing `torch._dynamo`.  torch
+    wraps them in `torch._disable_dynamo`, whose first call imports `torch._dynamo` (seconds
+    of the run) only to keep `torch.compile` out of them; the child never compiles, so each
+    wrapper is handed the plain method as its cached "disabled" form."""
+    for method in vars(torch.optim.Optimizer).values():
+        code = getattr(method, "__code__", None)
+        if code is not None and code.co_qualname == "_disable_dynamo.<locals>.inner":
+            setattr(method.__wrapped__, "__dynamo_disable", method.__wrapped__)
+
+
 def main(plan_path: str) -> None:
     plan = json.loads(Path(plan_path).read_text())
     marker = os.fdopen(plan["marker_fd"], "w", buffering=1)
@@ -233,6 +244,7 @@ def main(plan_path: str) -> None:
     import torch
 
     torch.set_num_threads(1)
+    skip_dynamo_imports(torch)
     from autograder import npzio
     from autograder.producers import registry, trusted
 

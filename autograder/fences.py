@@ -19,6 +19,7 @@ data and its checks on top).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import shutil
 import threading
@@ -35,9 +36,17 @@ PARSING = threading.Lock()  # every ast.parse of the grader, numpy .npy headers 
 def parse(source: str | bytes, path: str) -> ast.Module:
     """`ast.parse`, one thread at a time: CPython 3.11 keeps the AST constructor's recursion
     depth in shared state, so two threads parsing at once (`grade-all --jobs`) can raise
-    "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905)."""
+    "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
+
+    The trees of the latest sources are kept (one grading reads each file many times):
+    callers read a tree and never change it."""
     with PARSING:
-        return ast.parse(source, filename=path)
+        return _parse(source, path)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(source: str | bytes, path: str) -> ast.Module:
+    return ast.parse(source, filename=path)
 
 
 @dataclass

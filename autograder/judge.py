@@ -18,6 +18,7 @@ a name, import or string in it that resolves to one of the case's refused calls
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,19 +157,29 @@ def refused_uses(stage: Path, case: Case) -> list[str]:
     for function in case.grades if case.forbidden else ():
         rel, _, qualname = function.partition(":")
         try:
-            tree = parse((stage / rel).read_text(), rel)
+            names = function_names((stage / rel).read_text(), rel, qualname)
         except (OSError, SyntaxError, ValueError):
             continue
-        node = find_function(tree, qualname)
-        if node is None:
-            continue
-        aliases = import_aliases(tree)
-        for line, name, string in dotted_names(node, aliases):
+        for line, name, string in names:
             call = refused(name, case.forbidden, string)
             if call is not None:
                 problems.append(f"{rel}:{line}: {qualname} uses {name}, which grading refuses "
                                 f"in this function ({call} would do its job)")
     return problems
+
+
+@functools.lru_cache(maxsize=256)
+def function_names(source: str, rel: str, qualname: str) -> tuple[tuple[int, str, bool], ...]:
+    """`dotted_names` of the function `qualname` in `source` (none where it is absent); kept
+    for the latest sources, since every case of a function reads the same ones."""
+    node = find_function(parse(source, rel), qualname)
+    return () if node is None else tuple(dotted_names(node, file_aliases(source, rel)))
+
+
+@functools.lru_cache(maxsize=64)
+def file_aliases(source: str, rel: str) -> dict[str, str]:
+    """`import_aliases` of a file, kept for the latest sources (callers only read it)."""
+    return import_aliases(parse(source, rel))
 
 
 def parameter_notes(produced: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> list[str]:

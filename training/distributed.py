@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
 from modules.gpt2_layer import GPT2Layer
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
 
 BACKENDS = {"cuda": "nccl", "cpu": "gloo"}
 
@@ -143,7 +146,11 @@ def wrap_fsdp(model: nn.Module, device: torch.device) -> nn.Module:
     """FSDP2 (``fully_shard``): parameters, gradients and optimizer state sharded over the
     ranks, one unit per ``GPT2Layer`` and one for the rest (embeddings, final norm).
     FSDP shards contiguous tensors only, so weights stored input-major
-    (``store_linears_input_major``) get back the row-major layout first, same values."""
+    (``store_linears_input_major``) get back the row-major layout first, same values.
+    FSDP is imported here, where it is used: importing it takes about a second, which every
+    script that imports the trainer would pay."""
+    from torch.distributed.fsdp import fully_shard
+
     for module in model.modules():
         for name, param in list(module.named_parameters(recurse=False)):
             if not param.is_contiguous():
@@ -165,7 +172,8 @@ def gradient_sync(model: nn.Module, enabled: bool):
         return contextlib.nullcontext()
     if isinstance(model, DistributedDataParallel):
         return model.no_sync()
-    if isinstance(model, FSDPModule):
+    fsdp = sys.modules.get("torch.distributed.fsdp")  # None until wrap_fsdp has run
+    if fsdp is not None and isinstance(model, fsdp.FSDPModule):
         return _fsdp_no_sync(model)
     return contextlib.nullcontext()
 
