@@ -219,8 +219,7 @@ def _visible_groups() -> list[str]:
     from autograder.grade import Layout
 
     layout = Layout.detect(ROOT)
-    cases = all_cases(include_hidden=False, parts=tuple(layout.assignment["parts"]),
-                      root=layout.code_root)
+    cases = all_cases(include_hidden=False, parts=tuple(layout.assignment["parts"]))
     return list(dict.fromkeys(case.group for case in cases))
 
 

@@ -16,7 +16,7 @@ naming the file.  Then for each case it writes
 whatever the student's code does here, only those plain files reach the judge.
 
 While a case runs, a `CallGuard` (a profile hook) watches for the calls its part refuses
-(`autograder/case.py` FORBIDDEN_CALLS): one made while a function the case grades is on
+(its case module's FORBIDDEN): one made while a function the case grades is on
 the stack, directly or through any other function, turns the case into an `.err` that
 names the call, where it was made and the graded function it served.
 

@@ -36,7 +36,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.case import all_cases, case_part
+from autograder.case import all_cases
 from autograder.course import ANSWERS_FILE, Course
 from autograder.fences import fenced_functions, part_of_section
 from autograder.manifest import CHAPTERS, HANDOUT_OPENING, HANDOUT_SUBMIT, PARTS
@@ -84,8 +84,8 @@ def function_points(root: Path, parts: tuple[str, ...]) -> list[Row]:
     """One row per distinct `Case.grades` of the chosen parts' cases (visible and hidden),
     in grading order, with its visible and hidden points."""
     rows: dict[tuple[str, ...], Row] = {}
-    for case in all_cases(include_hidden=True, parts=parts, root=root):
-        row = rows.get(case.grades) or Row(case_part(case, root), case.grades)
+    for case in all_cases(include_hidden=True, parts=parts):
+        row = rows.get(case.grades) or Row(case.part, case.grades)
         rows[case.grades] = Row(row.part, row.functions,
                                 row.visible + (case.points if case.visible else 0.0),
                                 row.hidden + (0.0 if case.visible else case.points))
@@ -115,7 +115,7 @@ def points(root: Path, parts: tuple[str, ...]) -> dict[str, dict[str, float]]:
 
 def visible_groups(root: Path, part: str) -> list[str]:
     """The case groups of `part` that have visible cases, in grading order."""
-    cases = all_cases(include_hidden=False, parts=(part,), root=root)
+    cases = all_cases(include_hidden=False, parts=(part,))
     return list(dict.fromkeys(case.group for case in cases if case.visible))
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from autograder.manifest import HANDOUT_FILES, HANDOUT_FOLDERS, PARTS, STAFF_ONLY
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+# A staff block (a case module's hidden cases and mutants) leaves no line in the handout.
+STAFF_BEGIN, STAFF_END = "### BEGIN STAFF", "### END STAFF"
 CITATION = re.compile(r"\(handout ([0-9]+(?:\.[0-9]+)*)\)")
 PARSING = threading.Lock()  # every ast.parse of the grader, numpy .npy headers included
 
@@ -157,6 +159,27 @@ def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> 
     return "".join(lines)
 
 
+def strip_staff(path: str, text: str) -> str:
+    """`text` without its staff blocks (the marker lines included); ValueError naming
+    file:line when the markers are unbalanced."""
+    kept, begin = [], None
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        marker = line.strip()
+        if marker == STAFF_BEGIN:
+            if begin is not None:
+                raise ValueError(f"{path}:{number}: nested {STAFF_BEGIN} (open since line {begin})")
+            begin = number
+        elif marker == STAFF_END:
+            if begin is None:
+                raise ValueError(f"{path}:{number}: {STAFF_END} without {STAFF_BEGIN}")
+            begin = None
+        elif begin is None:
+            kept.append(line)
+    if begin is not None:
+        raise ValueError(f"{path}:{begin}: {STAFF_BEGIN} is never closed")
+    return "".join(kept)
+
+
 def staff_only(rel: str) -> bool:
     """Whether `rel` (a path relative to the root) is declared STAFF_ONLY."""
     return any(rel == s.rstrip("/") or rel.startswith(s) for s in STAFF_ONLY)
@@ -173,8 +196,8 @@ def handout_files(root: Path) -> list[str]:
 
 def write_code(root: Path, out: Path, parts: tuple[str, ...]) -> list[str]:
     """Copy the handout files from `root` into `out`, the fences of `parts` stripped (the
-    others ship solved); FileNotFoundError naming a missing one.  Returns the relative
-    paths written."""
+    others ship solved) and the staff blocks dropped; FileNotFoundError naming a missing
+    one.  Returns the relative paths written."""
     written = []
     for rel in handout_files(root):
         source = root / rel
@@ -183,7 +206,7 @@ def write_code(root: Path, out: Path, parts: tuple[str, ...]) -> list[str]:
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith(".py"):
-            target.write_text(strip_fences(rel, source.read_text(), parts))
+            target.write_text(strip_fences(rel, strip_staff(rel, source.read_text()), parts))
         else:
             shutil.copy2(source, target)
         written.append(rel)

@@ -31,7 +31,7 @@ from autograder.answers import GROUP as QUESTIONS
 from autograder.answers import grade_choice
 from autograder.case import Case, all_cases, rules_in_words, select
 from autograder.course import ANSWERS_FILE, Course
-from autograder.fences import write_code
+from autograder.fences import STAFF_BEGIN, write_code
 from autograder.isolation import lock_secrets
 from autograder.judge import MAX_FEEDBACK, Verdict, judge_all
 from autograder.latepolicy import apply_late_policy, read_metadata
@@ -59,11 +59,6 @@ class Layout:
     parts: tuple[str, ...] | None = None  # None: the parts of `assignment.json` (or all)
 
     @property
-    def code_root(self) -> Path:
-        """Where the gradable files' docstrings (and so the cases' parts) are read."""
-        return self.handout or self.root
-
-    @property
     def assignment(self) -> dict[str, list[str]]:
         """The parts and the files a submission carries (`autograder/parts.py`)."""
         if self.parts is not None:
@@ -81,7 +76,8 @@ class Layout:
 
     @classmethod
     def detect(cls, root: Path = ROOT) -> Layout:
-        hidden = any((root / "autograder" / "cases").glob("hidden*.py"))
+        hidden = any(STAFF_BEGIN in path.read_text()
+                     for path in (root / "autograder" / "cases").glob("*.py"))
         if (root / "handout" / "config.py").is_file():
             return cls(root, root / "handout", hidden)
         if hidden:
@@ -214,18 +210,15 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
            predictions: bool, limits: sandbox.Limits, start: float,
            course: Course | None) -> Results:
     chosen = layout.assignment
-    files, notes = read_submission(submission)
+    files, notes = read_submission(submission, [*chosen["gradable"], *chosen["predictions"],
+                                                ANSWERS_FILE])
     refuse_grader_names({rel: data for rel, data in files.items() if rel in chosen["gradable"]})
-    solved = sorted(rel for rel in files
-                    if rel not in [*chosen["gradable"], *chosen["predictions"], ANSWERS_FILE])
-    if solved:
-        notes.append(f"ignored {solved}: their parts ship solved in this assignment")
     missing = [rel for rel in chosen["gradable"] if rel not in files]
     if missing:
         notes.append(f"not in the submission, the handout's version is used: {missing}")
     groups = [group for group in only or [] if group not in ("predictions", QUESTIONS)]
     cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only,
-                             parts=tuple(chosen["parts"]), root=layout.code_root), groups)
+                             parts=tuple(chosen["parts"])), groups)
     if only and not groups:
         cases = []
     lock_secrets([layout.reference_dir, layout.labels_dir, layout.root / "autograder" / "cases",

@@ -11,7 +11,7 @@ producer's `NOTES` (e.g. a trusted stand-in that ignored extra arguments) are sh
 
 Before any array, the source of each function a case grades is scanned (`refused_uses`):
 a name, import or string in it that resolves to one of the case's refused calls
-(`autograder/case.py` FORBIDDEN_CALLS) scores the case 0, naming the file, line and call.
+(its case module's FORBIDDEN) scores the case 0, naming the file, line and call.
 (The child refuses the same calls at run time, when made through any other function.)
 """
 

@@ -2,19 +2,21 @@
 
 - HANDOUT_FILES: copied into the student handout (fenced blocks replaced by TODOs), with
   every .py file of HANDOUT_FOLDERS.
-- GRADABLE_FILES: what a student may change and submit; the grader takes only these.
-  Exactly the files that hold a fenced function (a test checks it): a file with nothing
-  to grade (`models/base_gpt.py`, `config.py`, `utils.py`) always comes from the handout,
-  and a submitted copy is listed as ignored.  Student code may import the standard
-  library and the packages of `pyproject.toml` (`autograder/environment.py`).
+- Gradable files, what a student may change and submit, are not listed: they are the
+  handout's files that hold a fenced function of the assignment's parts
+  (`autograder/parts.py` `assignment`).  A file with nothing to grade
+  (`models/base_gpt.py`, `config.py`, `utils.py`) always comes from the handout, and a
+  submitted copy is listed as ignored.  Student code may import the standard library and
+  the packages of `pyproject.toml` (`autograder/environment.py`).
 - PREDICTION_FILES: prediction outputs a submission must carry (graded by the judge alone).
-- STAFF_ONLY: never leave the staff tree (hidden cases, labels, staff tests, CI, the
-  trusted solutions `SOLUTIONS`), even from HANDOUT_FOLDERS.
+- STAFF_ONLY: never leave the staff tree (hidden labels and reference outputs, staff
+  tests, CI, the trusted solutions `SOLUTIONS`), even from HANDOUT_FOLDERS.  Hidden cases
+  and mutants sit in their case module's staff block, which the release drops.
 - PARTS: the parts staff choose from (`release --parts`, `build --parts`), in handout
   order.  A fenced function belongs to the part whose section its docstring cites
-  ("(handout 3.1)" is in part "model", section 3); a case belongs to the part of the
-  fenced functions it grades (`Case.grades`).  Adding a part is one entry here and its
-  prose file under `handout/`.
+  ("(handout 3.1)" is in part "model", section 3); a case belongs to the part of its case
+  module, `autograder/cases/<part>.py`, whose functions it grades (`Case.grades`).
+  Adding a part is one entry here, its prose file under `handout/` and its case module.
 - CHAPTERS: prose that opens a numbered chapter made of several parts (chapter 7).
 Paths are relative to the repository root and use "/".
 """
@@ -121,7 +123,6 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/batch.py",
     "autograder/case.py",
     "autograder/cases/__init__.py",
-    "autograder/cases/visible.py",
     "autograder/child.py",
     "autograder/course.py",
     "autograder/answers.py",
@@ -138,27 +139,9 @@ HANDOUT_FILES: tuple[str, ...] = (
     "autograder/unpack.py",
 )
 
-# Folders whose every .py file is a handout file (a new producer needs no entry).
-HANDOUT_FOLDERS: tuple[str, ...] = ("autograder/producers",)
-
-GRADABLE_FILES: tuple[str, ...] = (
-    "models/gpt2.py",
-    "models/generate.py",
-    "modules/attention.py",
-    "modules/gpt2_layer.py",
-    "modules/mlp.py",
-    "modules/positions.py",
-    "training/losses.py",
-    "modules/lora.py",
-    "modules/quantize.py",
-    "modules/reft.py",
-    "optimizer.py",
-    "bpe.py",
-    "classifier.py",
-    "paraphrase_detection.py",
-    "dpo.py",
-    "training/smart.py",
-)
+# Folders whose every .py file is a handout file (a new producer or case module needs no
+# entry; a case module ships without its staff block).
+HANDOUT_FOLDERS: tuple[str, ...] = ("autograder/producers", "autograder/cases")
 
 PREDICTION_FILES: tuple[str, ...] = (
     "predictions/sst-dev-output.csv",
@@ -176,7 +159,6 @@ STAFF_ONLY: tuple[str, ...] = (
     "bench/",
     ".ci/",
     "autograder/hidden/",  # hidden labels (data/prepare.py --staff)
-    "autograder/cases/hidden_",  # hidden case definitions
     "autograder/reference/hidden.npz",  # their reference outputs
     "autograder/reference.py",  # build-reference (needs the solution)
     "autograder/release.py",  # the handout's documents and its checks

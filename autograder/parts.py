@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from autograder.fences import fenced_functions, function_sections, part_of_section
-from autograder.manifest import GRADABLE_FILES, PARTS
+from autograder.manifest import HANDOUT_FILES, PARTS
 
 ASSIGNMENT = "autograder/assignment.json"
 
@@ -43,8 +43,9 @@ def _sections(path: Path) -> dict[str, str | None]:
 def part_of_function(root: Path, function: str) -> str:
     """The part of fenced function `"<file>:<qualname>"`, read from the tree at `root`."""
     rel, _, qualname = function.partition(":")
-    if rel not in GRADABLE_FILES:
-        raise ValueError(f"{function}: {rel} is not a gradable file (autograder/manifest.py)")
+    if rel not in HANDOUT_FILES or not rel.endswith(".py"):
+        raise ValueError(f"{function}: {rel} is not a Python file of the handout "
+                         "(HANDOUT_FILES, autograder/manifest.py)")
     sections = _sections((root / rel).resolve())
     if sections.get(qualname) is None:
         raise ValueError(f"{function}: no such function in {rel}, or its docstring cites no "
@@ -53,7 +54,8 @@ def part_of_function(root: Path, function: str) -> str:
 
 
 def assignment(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, list[str]]:
-    """{"parts", "gradable" (files with a fence of those parts), "predictions"}.
+    """{"parts", "gradable" (the files with a fence of those parts: what a submission
+    carries and the grader takes), "predictions"}.
 
     Read from `root/autograder/assignment.json` when `parts` is None and the file exists;
     otherwise computed from the fences of the reference tree at `root` (every part when
@@ -69,8 +71,8 @@ def assignment(root: Path, parts: tuple[str, ...] | None = None) -> dict[str, li
             raise ValueError(f"{path}: {error}") from error
     chosen = check_parts(parts or tuple(PARTS))
     fences = fenced_functions(root)
-    gradable = [rel for rel in GRADABLE_FILES
-                if any(f.startswith(rel + ":") and part in chosen for f, part in fences.items())]
+    gradable = list(dict.fromkeys(function.partition(":")[0]
+                                  for function, part in fences.items() if part in chosen))
     predictions = [rel for name in chosen for rel in PARTS[name].predictions]
     return {"parts": list(chosen), "gradable": gradable, "predictions": predictions}
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from autograder import npzio, sandbox
 from autograder.case import all_cases
 from autograder.grade import Layout, stage_submission
-from autograder.manifest import GRADABLE_FILES
+from autograder.parts import assignment
 
 
 def build_reference(out_dir: Path, layout: Layout | None = None) -> dict[str, Path]:
     """Write visible.npz and hidden.npz into `out_dir`; returns name -> path."""
     layout = layout or Layout.detect()
     cases = all_cases(include_hidden=True)
-    files = {rel: (layout.root / rel).read_bytes() for rel in GRADABLE_FILES}
+    files = {rel: (layout.root / rel).read_bytes() for rel in assignment(layout.root)["gradable"]}
     run_dir = Path(tempfile.mkdtemp(prefix="gpt2-reference-"))
     try:
         stage, trusted = stage_submission(layout, files, run_dir)

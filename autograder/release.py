@@ -10,7 +10,8 @@ submission carries), and with `data` the student-facing course data into `data/`
 `check_release` verifies the result: every file compiles and every module imports, no line
 from inside a graded fence survives in ANY released file (the producers, the visible cases
 and the handout's prose included; `significant` says which lines count), no staff-only
-file is present, no hidden label or held-out text is present
+file is present, no hidden case or mutant is present and every case grades its own part's
+functions (`case_problems`), no hidden label or held-out text is present
 (`release_data.data_problems`), and every "handout N.M" a released file cites is a section
 of HANDOUT.md or in a part that its appendix lists as shipping solved.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 import keyword
 import re
+import runpy
 import subprocess
 import sys
 import tokenize
@@ -36,7 +38,7 @@ from autograder.fences import (
     write_code,
 )
 from autograder.manifest import HANDOUT_FILES, PARTS
-from autograder.parts import ASSIGNMENT, assignment, write_assignment
+from autograder.parts import ASSIGNMENT, assignment, part_of_function, write_assignment
 
 if TYPE_CHECKING:
     from autograder.course import Course
@@ -143,6 +145,36 @@ def find_leaks(secret: dict[str, Fence], folder: Path) -> list[str]:
     return problems
 
 
+def case_problems(root: Path, out: Path) -> list[str]:
+    """Each case grades fenced functions of its case module's part (their docstrings in
+    `root` cite that part's section), and each released case module holds exactly the
+    visible cases of the staff one, and no mutants: its staff block is gone."""
+    from autograder.case import all_cases, case_modules
+
+    problems = []
+    for case in all_cases():
+        if not case.grades:
+            problems.append(f"case {case.name} (autograder/cases/{case.part}.py) grades no "
+                            "function: name them in grades=")
+        for function in case.grades:
+            part = part_of_function(root, function)
+            if part != case.part:
+                problems.append(f"case {case.name} is in autograder/cases/{case.part}.py but "
+                                f"grades {function} of part {part!r}: move it to "
+                                f"autograder/cases/{part}.py")
+    for part, module in case_modules().items():
+        rel = f"autograder/cases/{part}.py"
+        shipped = runpy.run_path(str(out / rel))
+        names = [case.name for case in shipped.get("CASES", ())]
+        visible = [case.name for case in module.CASES if case.visible]
+        if names != visible or "MUTANTS" in shipped:
+            problems.append(f"{rel}: the handout's copy holds cases {names} (and mutants: "
+                            f"{'MUTANTS' in shipped}), but the visible cases are {visible}: "
+                            "a visible case goes above ### BEGIN STAFF, a hidden case and "
+                            "the mutants inside the staff block")
+    return problems
+
+
 def check_release(root: Path, out: Path) -> list[str]:
     """Problems with the handout in `out` (empty when it is sound): see the module
     docstring.  A solution line is looked for in every released file, not only in the
@@ -162,4 +194,5 @@ def check_release(root: Path, out: Path) -> list[str]:
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         problems.append(f"handout modules do not import:\n{result.stderr[-2000:]}")
-    return problems + data_problems(root, out) + unresolved_citations(out)
+    return (problems + case_problems(root, out) + data_problems(root, out)
+            + unresolved_citations(out))

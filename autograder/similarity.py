@@ -60,7 +60,7 @@ def similarity(folder: Path, out: Path, threshold: float = 0.5,
         classes = work_dir / "class"
         for entry in submissions(folder):
             try:
-                files, _ = read_submission(entry)
+                files, _ = read_submission(entry, gradable)
             except SubmissionError as error:
                 print(f"similarity: {entry.name} left out: {error}", file=sys.stderr)
                 continue

@@ -1,12 +1,12 @@
-"""Read a submission (a zip or a folder) defensively, keeping only the files the manifest
-allows.
+"""Read a submission (a zip or a folder) defensively, keeping only the files the assignment
+grades (its gradable and prediction files, and the answers to its questions).
 
 Nothing is extracted to disk here: the wanted files are read into memory, after checks.
 A zip member with an absolute path, a `..` component or a link is refused; a member (or the
 whole archive) that unpacks to more than the caps is refused, whatever its header claims;
 folders are walked without following links or entering hidden folders (`.venv`, `.git`),
 and only the first `MAX_ENTRIES` entries are looked at.  A submission zipped with one top folder (`mywork/models/gpt2.py`) is accepted.
-Everything that is not gradable or a prediction file is listed as ignored.
+Every other file is listed as ignored.
 
 `refuse_grader_names` then refuses a submission whose code imports or names the grader's
 own package (`import autograder...`, a name `autograder`, a string "autograder" or
@@ -22,16 +22,14 @@ import os
 import re
 import stat
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from autograder.course import ANSWERS_FILE
 from autograder.fences import parse
-from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES
 
 MAX_FILE_BYTES = 8 << 20  # a single wanted file
 MAX_TOTAL_BYTES = 64 << 20  # all wanted files together
 MAX_ENTRIES = 20_000  # entries looked at in a zip or folder
-WANTED = frozenset(GRADABLE_FILES) | frozenset(PREDICTION_FILES) | {ANSWERS_FILE}
 GRADER_PACKAGE = "autograder"
 _GRADER_MODULE = re.compile(rf"{GRADER_PACKAGE}(\.[A-Za-z_.]*)?")
 
@@ -40,13 +38,13 @@ class SubmissionError(Exception):
     """The submission cannot be graded at all (the message says why)."""
 
 
-def _strip_top_folder(names: list[str]) -> str:
+def _strip_top_folder(names: list[str], wanted: frozenset[str]) -> str:
     """'' or the one top folder that every wanted file sits under."""
-    if any(name in WANTED for name in names):
+    if any(name in wanted for name in names):
         return ""
     tops = {name.split("/", 1)[0] for name in names if "/" in name}
     for top in tops:
-        if any(name[len(top) + 1:] in WANTED for name in names if name.startswith(top + "/")):
+        if any(name[len(top) + 1:] in wanted for name in names if name.startswith(top + "/")):
             return top + "/"
     return ""
 
@@ -67,7 +65,7 @@ def _read_capped(handle, name: str, total: int) -> bytes:
     return data
 
 
-def read_zip(path: Path) -> tuple[dict[str, bytes], list[str]]:
+def read_zip(path: Path, wanted: frozenset[str]) -> tuple[dict[str, bytes], list[str]]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
@@ -86,13 +84,13 @@ def read_zip(path: Path) -> tuple[dict[str, bytes], list[str]]:
             if stat.S_ISLNK(member.external_attr >> 16):
                 raise SubmissionError(f"refused zip member that is a symbolic link: {name!r}")
         names = [m.filename for m in members if not m.is_dir()]
-        top = _strip_top_folder(names)
+        top = _strip_top_folder(names, wanted)
         files, ignored, total = {}, [], 0
         for member in members:
             if member.is_dir():
                 continue
             rel = member.filename[len(top):] if member.filename.startswith(top) else member.filename
-            if rel not in WANTED:
+            if rel not in wanted:
                 ignored.append(member.filename)
                 continue
             with archive.open(member) as handle:
@@ -101,7 +99,7 @@ def read_zip(path: Path) -> tuple[dict[str, bytes], list[str]]:
     return files, _summary(ignored)
 
 
-def read_folder(path: Path) -> tuple[dict[str, bytes], list[str]]:
+def read_folder(path: Path, wanted: frozenset[str]) -> tuple[dict[str, bytes], list[str]]:
     entries, notes = [], []
     for folder, dirs, names in os.walk(path, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
@@ -110,12 +108,12 @@ def read_folder(path: Path) -> tuple[dict[str, bytes], list[str]]:
         if len(entries) > MAX_ENTRIES:
             notes.append(f"more than {MAX_ENTRIES} entries: the rest were not looked at")
             break
-    top = _strip_top_folder(entries)
+    top = _strip_top_folder(entries, wanted)
     files, ignored, total = {}, [], 0
     for entry in entries[:MAX_ENTRIES]:
         rel = entry[len(top):] if entry.startswith(top) else entry
         full = path / entry
-        if rel not in WANTED:
+        if rel not in wanted:
             ignored.append(entry)
         elif full.is_symlink() or not full.is_file():
             notes.append(f"refused {entry}: a link or not a regular file")
@@ -126,18 +124,19 @@ def read_folder(path: Path) -> tuple[dict[str, bytes], list[str]]:
     return files, notes + _summary(ignored)
 
 
-def read_submission(path: str | Path) -> tuple[dict[str, bytes], list[str]]:
-    """(relative path -> bytes of every wanted file, notes for the report).
+def read_submission(path: str | Path, wanted: Iterable[str]) -> tuple[dict[str, bytes], list[str]]:
+    """(relative path -> bytes of every file of `wanted` the submission holds, notes for the
+    report).
 
     Raises SubmissionError when the submission as a whole is refused.
     """
-    path = Path(path)
+    path, wanted = Path(path), frozenset(wanted)
     if path.is_symlink():
         raise SubmissionError(f"{path} is a symbolic link")
     if path.is_dir():
-        return read_folder(path)
+        return read_folder(path, wanted)
     if path.is_file():
-        return read_zip(path)
+        return read_zip(path, wanted)
     raise SubmissionError(f"submission not found: {path}")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from autograder.grade import Layout, grade
-from autograder.manifest import GRADABLE_FILES
+from autograder.parts import assignment
 from autograder.predictions import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ MAX_BYTES = 2 << 30
 def reference_submission(folder: Path) -> Path:
     """The reference's gradable files, plus perfect predictions (copies of the labels) where
     this machine has the labels."""
-    for rel in GRADABLE_FILES:
+    for rel in assignment(REPO)["gradable"]:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / rel, folder / rel)
     labels = Layout.detect().labels_dir

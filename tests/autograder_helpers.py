@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from autograder.manifest import GRADABLE_FILES
+from autograder.parts import assignment
 from autograder.sandbox import Limits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
 
 def reference_submission(folder: Path) -> Path:
     """A submission folder holding the reference solution's gradable files."""
-    for rel in GRADABLE_FILES:
+    for rel in assignment(REPO)["gradable"]:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / rel, folder / rel)
     return folder

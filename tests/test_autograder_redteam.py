@@ -224,7 +224,7 @@ def test_fork_bomb_graded_beside_an_honest_submission_leaves_it_alone(tmp_path):
 
 
 # Each fenced function refuses the library calls that would do its job
-# (autograder/case.py FORBIDDEN_CALLS): in its source (the judge's scan names file, line and
+# (its case module's FORBIDDEN): in its source (the judge's scan names file, line and
 # call) and at run time, through any other function (the child's guard).
 ATTENTION_MASK = (
     "        B, H, T_q, d = query.shape\n"
@@ -344,12 +344,14 @@ def test_forbidden_call_scores_zero_and_is_named(name, tmp_path):
 
 
 def test_every_part_declares_the_calls_it_refuses():
-    from autograder.case import FORBIDDEN_CALLS
-    from autograder.manifest import PARTS
+    from autograder.case import case_modules
+    from autograder.fences import fenced_functions
 
-    assert set(FORBIDDEN_CALLS) == set(PARTS)
-    assert "torch.nn.functional.scaled_dot_product_attention" in FORBIDDEN_CALLS["model"]
-    assert "torch.nn.functional.scaled_dot_product_attention" not in FORBIDDEN_CALLS["sdpa"]
+    modules = case_modules()
+    assert set(fenced_functions(REPO).values()) <= set(modules)
+    assert all(module.FORBIDDEN for module in modules.values())
+    assert "torch.nn.functional.scaled_dot_product_attention" in modules["model"].FORBIDDEN
+    assert "torch.nn.functional.scaled_dot_product_attention" not in modules["sdpa"].FORBIDDEN
 
 
 def shop(handout: Path, work: Path, *only: str) -> dict:

@@ -15,10 +15,11 @@ import pytest
 from autograder_helpers import REPO, assert_valid_results, reference_submission
 from test_autograder_mutants import mutate
 
-from autograder.case import RULES, all_cases
+from autograder.case import all_cases, all_rules
 from autograder.fences import BEGIN
 from autograder.grade import grade
-from autograder.manifest import GRADABLE_FILES, HANDOUT_FILES
+from autograder.manifest import HANDOUT_FILES
+from autograder.parts import assignment
 from autograder.producers.model import PRODUCERS, case_config
 from config import GPT2Config
 
@@ -143,7 +144,7 @@ def test_correct_starter_style_edits_lose_nothing(tmp_path):
         mutate(folder, rel, old, new)
     archive = tmp_path / "submission.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
-        for rel in GRADABLE_FILES:
+        for rel in assignment(REPO)["gradable"]:
             zipped.write(folder / rel, rel)
         zipped.writestr("models/base_gpt.py", "raise ImportError('the starter base_gpt')\n")
     data = grade(archive, predictions=False)
@@ -160,7 +161,7 @@ def test_a_one_argument_embed_loses_exactly_the_positions_cases(tmp_path):
                                    {"embed/positions", "embed/visible_positions"})
     for test in failed.values():
         assert "TypeError" in test["output"]
-        assert RULES["embed_position_ids"] in test["output"]
+        assert all_rules()["embed_position_ids"] in test["output"]
 
 
 def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
@@ -170,7 +171,7 @@ def test_exact_gelu_set_in_init_loses_exactly_the_whole_model_cases(tmp_path):
     cases = {c.name: c for c in all_cases()}
     for name, test in failed.items():
         assert f"outside atol={cases[name].atol:g} rtol={cases[name].rtol:g}" in test["output"]
-        assert RULES["gelu_tanh"] in test["output"]
+        assert all_rules()["gelu_tanh"] in test["output"]
 
 
 def test_adam_textbook_eps_loses_exactly_the_eps_placement_cases(tmp_path):
@@ -178,7 +179,7 @@ def test_adam_textbook_eps_loses_exactly_the_eps_placement_cases(tmp_path):
                                    {"optimizer/eps_placement", "optimizer/visible_eps_placement"})
     for test in failed.values():
         for rule in ("adam_moments", "bias_correction", "adam_eps"):
-            assert RULES[rule] in test["output"]
+            assert all_rules()[rule] in test["output"]
 
 
 def test_attention_with_extra_defaulted_arguments_loses_nothing(tmp_path):
@@ -226,13 +227,13 @@ def test_dropout_on_the_scores_loses_exactly_the_attention_dropout_cases(tmp_pat
     failed = _assert_loses_exactly(_grade_edited(tmp_path, DROPOUT_ON_SCORES), dropout_cases)
     for test in failed.values():
         assert "must be 0 or its eval-mode value / (1 - p)" in test["output"]
-        assert RULES["attn_dropout"] in test["output"]
+        assert all_rules()["attn_dropout"] in test["output"]
 
 
 def test_gradable_files_are_exactly_the_files_with_fences():
     fenced = {rel for rel in HANDOUT_FILES if rel.endswith(".py")
               and not rel.startswith("autograder/") and BEGIN in (REPO / rel).read_text()}
-    assert set(GRADABLE_FILES) == fenced
+    assert set(assignment(REPO)["gradable"]) == fenced
 
 
 def test_every_case_configuration_is_one_gpt2_could_have():

@@ -22,7 +22,7 @@ from autograder.bundle import build_bundle
 from autograder.case import all_cases
 from autograder.environment import distribution_name, import_name, requirements
 from autograder.grade import grade
-from autograder.manifest import GRADABLE_FILES, PREDICTION_FILES, SOLUTIONS
+from autograder.manifest import PREDICTION_FILES, SOLUTIONS
 from autograder.parts import assignment, write_assignment
 from autograder.predictions import grade_predictions
 from autograder.release import find_leaks, solution_lines
@@ -62,13 +62,13 @@ def test_prepare_submit_packs_exactly_the_graded_files(tmp_path, capsys):
     assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 1
     assert "predictions/sst-test-output.csv" in capsys.readouterr().out
     assert prepare_submit.main(["--root", str(root), "--out", str(out), "--code-only"]) == 0
-    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(GRADABLE_FILES)
+    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(assignment(REPO)["gradable"])
     write_predictions(root)
     (root / "bpe.py").write_text((root / "bpe.py").read_text() + "#" * (300 << 10) + "\n")
     assert prepare_submit.main(["--root", str(root), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "warning: bpe.py" in printed and "packed predictions/generated_sonnets.txt" in printed
-    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(GRADABLE_FILES + PREDICTION_FILES)
+    assert sorted(zipfile.ZipFile(out).namelist()) == sorted(assignment(REPO)["gradable"] + list(PREDICTION_FILES))
 
 
 def test_prepare_submit_packs_the_parts_of_the_handout_it_is_given(tmp_path):
@@ -137,7 +137,8 @@ def test_bundle_grades_in_a_simulated_gradescope_layout(tmp_path, parts):
     bundle = tmp_path / "autograder.zip"
     names = build_bundle(REPO, bundle, parts)
     assert {"setup.sh", "run_autograder", "autograder/reference/hidden.npz",
-            "autograder/cases/hidden_model.py", "handout/modules/attention.py"} <= set(names)
+            "autograder/cases/model.py", "handout/autograder/cases/model.py",
+            "handout/modules/attention.py"} <= set(names)
     assert not any(n.startswith(("models/", "modules/")) or n == "optimizer.py" for n in names)
     assert SOLUTIONS in names and f"handout/{SOLUTIONS}" not in names  # staff module, bundle only
     root = tmp_path / "autograder"
@@ -203,10 +204,13 @@ def test_unpack_takes_gradable_files_under_one_top_folder_and_lists_the_rest(tmp
         archive.writestr("mywork/predictions/sst-dev-output.csv", "id,prediction\n")
         archive.writestr("mywork/notes.md", "hello")
         archive.writestr("mywork/.venv/lib/site.py", "")
-    files, notes = read_submission(path)
+        archive.writestr("mywork/bpe.py", "y = 2\n")
+    wanted = ["optimizer.py", "predictions/sst-dev-output.csv"]  # an assignment without bpe.py
+    files, notes = read_submission(path, wanted)
     assert files == {"optimizer.py": b"x = 1\n",
                      "predictions/sst-dev-output.csv": b"id,prediction\n"}
-    assert "ignored 2 file(s)" in notes[0] and "mywork/notes.md" in notes[0]
+    assert "ignored 3 file(s)" in notes[0] and "mywork/notes.md" in notes[0]
+    assert "mywork/bpe.py" in notes[0]
 
 
 def test_one_package_list_for_setup_the_bundle_and_the_probe(monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from autograder_helpers import assert_valid_results
 
-from autograder.case import all_cases, case_part
+from autograder.case import all_cases
 from autograder.demo import run_demo
 from autograder.document import HEADING, points
 from autograder.fences import fenced_functions, function_sections
@@ -60,7 +60,7 @@ def test_parts_out_ship_solved_and_their_cases_are_not_graded(released):
         assert "TODO" not in bpe and "### BEGIN SOLUTION" not in bpe
         assert "return (count, left, right)" in bpe  # the reference's pair_key, solved
         assert "bpe.py" not in chosen["gradable"] and chosen["predictions"] == []
-        assert not any(c.group == "bpe" for c in all_cases(parts=parts, root=out))
+        assert not any(c.group == "bpe" for c in all_cases(parts=parts))
         text = (out / "HANDOUT.md").read_text()
         assert "## 5. The tokenizer" not in text
         assert "- **5 The tokenizer** (`bpe.py`): ships solved;" in text
@@ -73,7 +73,7 @@ def test_points_table_equals_the_cases_points(released):
     table = points(REPO, parts)
     assert set(table) == set(parts)
     for name in parts:
-        mine = [c for c in cases if case_part(c, REPO) == name]
+        mine = [c for c in cases if c.part == name]
         assert table[name]["visible"] == sum(c.points for c in mine if c.visible)
         assert table[name]["hidden"] == sum(c.points for c in mine if not c.visible)
     total = sum(c.points for c in cases) + sum(row["predictions"] for row in table.values())
@@ -122,39 +122,80 @@ def triple(params):
 
 PRODUCERS = {"triple": triple}
 '''
-NEW_RULE_CASES = '''from autograder.case import Case
-
-CASES = [Case("triple/three", "triple", {"xs": [1.0, -2.5]}, 1.0, ("weight_decay",),
-              "triple: three times x", grades=("optimizer.py:triple",))]
+# What the optimizer's case module gains: a rule and a visible case above its staff block,
+# a hidden case and a mutant inside it.
+NEW_RULE_SHIPPED = '''RULES["triple"] = "triple returns three times x"
+CASES += [Case("triple/visible_three", "triple", {"xs": [1.0, -2.5]}, 1.0, ("triple",),
+               "visible: triple: three times x", visibility="visible",
+               grades=("optimizer.py:triple",))]
 '''
+NEW_RULE_STAFF = '''CASES += [Case("triple/three", "triple", {"xs": [0.5, 4.0, -7.0]}, 2.0, ("triple",),
+               "triple: three times x", grades=("optimizer.py:triple",))]
+MUTANTS["triple_doubles"] = ("triple", "optimizer.py", "return 3.0 * x", "return 2.0 * x")
+'''
+NEW_RULE_PROSE = "\n`triple(x)` returns three times `x`.\n"
+NEW_RULE_FILES = {"optimizer.py", "autograder/cases/optimizer.py", "autograder/producers/triple.py",
+                  "handout/optimizer.md", "autograder/reference/visible.npz",
+                  "autograder/reference/hidden.npz"}
 
 
-def test_a_new_graded_rule_is_picked_up_without_touching_a_list(tmp_path):
-    """One fenced function, one case file, one producer, in a copy of the kit: the
-    reference builds, grading finds the case and the producer, the handout fences it."""
+def changed_files(kit: Path) -> set[str]:
+    """The files of `kit` that differ from (or are not in) the repository."""
+    changed = set()
+    for path in kit.rglob("*"):
+        rel = path.relative_to(kit).as_posix()
+        if path.is_file() and "__pycache__" not in rel and (
+                not (REPO / rel).is_file() or (REPO / rel).read_bytes() != path.read_bytes()):
+            changed.add(rel)
+    return changed
+
+
+def test_a_new_graded_function_is_its_fence_its_case_module_its_producer_and_its_prose(tmp_path):
+    """In a copy of the kit, a new graded function of the optimizer part touches its fence,
+    the part's case module (rule, visible and hidden case, mutant), a producer and the
+    part's prose; then build-reference.  Grading finds it (the reference passes, its mutant
+    loses exactly its cases), the release fences it, lists it in the points table and ships
+    its visible case alone, and `check` in the handout runs it."""
     kit = tmp_path / "kit"
     shutil.copytree(REPO, kit, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "tests", "bench", "__pycache__", "data", "predictions"))
+        ".git", ".venv", "tests", "bench", "__pycache__", "data", "predictions", "shared"))
     shutil.copytree(REPO / "data", kit / "data", ignore=shutil.ignore_patterns(
         "*.csv", "*.txt", "*.bin", "__pycache__"))
     (kit / "optimizer.py").write_text((kit / "optimizer.py").read_text() + NEW_RULE_FENCE)
     (kit / "autograder" / "producers" / "triple.py").write_text(NEW_RULE_PRODUCER)
-    (kit / "autograder" / "cases" / "hidden_triple.py").write_text(NEW_RULE_CASES)
+    module = kit / "autograder" / "cases" / "optimizer.py"
+    text = module.read_text()
+    text = text.replace("### BEGIN STAFF\n", NEW_RULE_SHIPPED + "### BEGIN STAFF\n")
+    module.write_text(text.replace("### END STAFF\n", NEW_RULE_STAFF + "### END STAFF\n"))
+    prose = kit / "handout" / "optimizer.md"
+    prose.write_text(prose.read_text() + NEW_RULE_PROSE)
     env = {**os.environ, "PYTHONPATH": str(kit)}
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=kit, env=env,
+    def run(*args: str, cwd: Path = kit) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=300)
 
     built = run("build-reference")
     assert built.returncode == 0, built.stderr[-3000:]
-    reference = tmp_path / "submission"
-    (reference).mkdir()
-    shutil.copy(kit / "optimizer.py", reference / "optimizer.py")
-    graded = run("grade", str(reference), "--only", "triple", "--json", str(tmp_path / "r.json"))
-    assert graded.returncode == 0, graded.stderr[-3000:]
-    data = json.loads((tmp_path / "r.json").read_text())
-    assert [(t["extra_data"]["case"], t["status"]) for t in data["tests"]] == [("triple/three", "passed")]
-    released = run("release", "--out", str(tmp_path / "handout"))
-    assert released.returncode == 0, released.stderr[-3000:]
-    assert "TODO optimizer.py triple (handout 4)" in (tmp_path / "handout" / "optimizer.py").read_text()
+    assert changed_files(kit) == NEW_RULE_FILES
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    for name, body in (("reference", "return 3.0 * x"), ("mutant", "return 2.0 * x")):
+        source = (kit / "optimizer.py").read_text()
+        (submission / "optimizer.py").write_text(source.replace("return 3.0 * x", body))
+        graded = run("grade", str(submission), "--only", "triple", "--json",
+                     str(tmp_path / f"{name}.json"))
+        assert graded.returncode == 0, graded.stderr[-3000:]
+        data = json.loads((tmp_path / f"{name}.json").read_text())
+        status = "passed" if name == "reference" else "failed"
+        assert [(t["extra_data"]["case"], t["status"]) for t in data["tests"]] == [
+            ("triple/visible_three", status), ("triple/three", status)], name
+    handout = tmp_path / "handout"
+    released = run("release", "--out", str(handout))
+    assert released.returncode == 0, released.stdout[-3000:] + released.stderr[-3000:]
+    assert "TODO optimizer.py triple (handout 4)" in (handout / "optimizer.py").read_text()
+    assert "`triple` (`optimizer.py`)" in (handout / "HANDOUT.md").read_text()
+    shipped = (handout / "autograder" / "cases" / "optimizer.py").read_text()
+    assert "triple/visible_three" in shipped and "triple/three" not in shipped
+    checked = run("check", "--only", "triple", cwd=handout)
+    assert "TODO optimizer.py triple (handout 4)" in checked.stdout, checked.stdout[-3000:]

@@ -1,1 +1,2 @@
-"""Case lists: `visible.py` ships with the handout; `hidden_*.py` are staff-only."""
+"""One case module per part, `<part>.py` (see `autograder/case.py`): its visible cases ship
+with the handout, its staff block (hidden cases, mutants) does not."""

@@ -233,7 +233,7 @@ def main(solutions_path: str, out_path: str, *only: str) -> None:
     signal.signal(signal.SIGALRM, stop)
     trusted.bind(load_solutions(solutions_path, required=True))
     chosen = assignment(HANDOUT)
-    cases = all_cases(include_hidden=False, parts=tuple(chosen["parts"]), root=HANDOUT)
+    cases = all_cases(include_hidden=False, parts=tuple(chosen["parts"]))
     reference = npzio.load(HANDOUT / "autograder" / "reference" / "visible.npz")
     producers = registry()
     functions = sorted({case.grades[0] for case in cases if len(case.grades) == 1

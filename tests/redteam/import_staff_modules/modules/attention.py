@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 GRADER = "auto" + "grader"
-STAFF = [f"{GRADER}.cases.hidden_model", f"{GRADER}.reference", f"{GRADER}.bundle",
-         f"{GRADER}.cases.visible", f"{GRADER}.demo", f"{GRADER}.producers.solutions"]
+STAFF = [f"{GRADER}.cases.model", f"{GRADER}.reference", f"{GRADER}.bundle",
+         f"{GRADER}.cases.tasks", f"{GRADER}.demo", f"{GRADER}.producers.solutions"]
 
 
 def imported():

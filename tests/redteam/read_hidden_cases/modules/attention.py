@@ -1,4 +1,5 @@
-"""Red-team submission: read the hidden case files (and their compiled copies) by path.
+"""Red-team submission: read the case modules, whose staff blocks hold the hidden cases (and
+their compiled copies), by path.
 
 It answers with the handout's rule, so it scores, only when it could read one of them."""
 
@@ -8,8 +9,8 @@ import math
 import torch
 from torch import nn
 
-PATTERNS = ["__REPO__/autograder/cases/hidden*.py", "__REPO__/autograder/cases/__pycache__/*",
-            "/autograder/source/autograder/cases/hidden*.py",
+PATTERNS = ["__REPO__/autograder/cases/*.py", "__REPO__/autograder/cases/__pycache__/*",
+            "/autograder/source/autograder/cases/*.py",
             "/autograder/source/autograder/cases/__pycache__/*"]
 
 
