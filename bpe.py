@@ -23,6 +23,7 @@ import heapq
 import json
 import multiprocessing
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +45,13 @@ PRETOKENIZER = regex.compile(GPT2_PATTERN)
 # right of the cut depend only on the text to the right. Bytes version for files: ASCII only.
 _FILE_CUT = regex.compile(rb"[!-~](?=[\t\n\x0b\x0c\r ])")
 _TEXT_CUT = regex.compile(r"(?r)\S(?=\s)")
+# In ASCII text \p{L} is [A-Za-z], \p{N} is [0-9] and \s is [\t\n\v\f\r ], so the standard
+# library's `re` finds the same pre-tokens with this pattern, about twice as fast as `regex`.
+_SPACE = r"\t\n\x0b\x0c\r "
+_ASCII_PRETOKENIZER = re.compile(rf"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+"""
+                                 rf"""| ?[^{_SPACE}A-Za-z0-9]+|[{_SPACE}]+(?![^{_SPACE}])|[{_SPACE}]+""")
+_ASCII_CUT = re.compile(rf"[!-~](?=[{_SPACE}])")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 CHUNK_BYTES = 1 << 20  # pre-tokenize the training file about this much at a time
 PARALLEL_MIN_BYTES = 1 << 20  # smaller files are pre-tokenized in this process
@@ -75,13 +83,43 @@ def special_pattern(special_tokens: Iterable[str]) -> regex.Pattern | None:
     return regex.compile("(" + "|".join(regex.escape(t) for t in tokens) + ")")
 
 
+def pretokenize(text: str) -> list[str]:
+    """GPT-2's pre-tokens of ``text``, exactly ``PRETOKENIZER.findall(text)``.
+
+    Each stretch of non-ASCII characters is found by ``PRETOKENIZER`` between the nearest
+    cuts around it (an ASCII non-space character followed by whitespace, see ``_FILE_CUT``);
+    the ASCII text between those stretches by the faster ``_ASCII_PRETOKENIZER``.
+    """
+    if text.isascii():
+        return _ASCII_PRETOKENIZER.findall(text)
+    tokens: list[str] = []
+    start, end = 0, len(text)
+    for run in _NON_ASCII.finditer(text):
+        if run.start() < start:
+            continue  # inside the stretch just found
+        left, low = start, max(start, run.start() - 64)
+        while True:  # the last cut before the run, looked for in a growing window
+            cuts = list(_ASCII_CUT.finditer(text, low, run.start()))
+            if cuts or low == start:
+                left = cuts[-1].end() if cuts else start
+                break
+            low = max(start, low - 1024)
+        cut = _ASCII_CUT.search(text, run.end())
+        right = end if cut is None else cut.end()
+        tokens += _ASCII_PRETOKENIZER.findall(text, start, left)
+        tokens += PRETOKENIZER.findall(text, left, right)
+        start = right
+    tokens += _ASCII_PRETOKENIZER.findall(text, start, end)
+    return tokens
+
+
 def count_pretokens(text: str, special_tokens: Iterable[str] = ()) -> Counter[str]:
     """How often each pre-token occurs in ``text``, never across or inside a special token."""
     splitter = special_pattern(special_tokens)
     pieces = splitter.split(text)[::2] if splitter else [text]  # odd items are the specials
     counts: Counter[str] = Counter()
     for piece in pieces:
-        counts.update(PRETOKENIZER.findall(piece))
+        counts.update(pretokenize(piece))
     return counts
 
 
@@ -382,19 +420,20 @@ def encode_word(ids: list[int], ranks: dict[tuple[int, int], tuple[int, int]]) -
     ### BEGIN SOLUTION
     ids = list(ids)
     none = (sys.maxsize, -1)  # sorts after every real rank
-    found = [ranks.get(pair, none) for pair in pairwise(ids)]  # found[i]: ids[i], ids[i + 1]
+    rank_of = ranks.get
+    found = [rank_of(pair, none) for pair in pairwise(ids)]  # found[i]: ids[i], ids[i + 1]
     while found:
         best = min(found)
         if best is none:
             break
         # Merge the leftmost occurrence; later ones have the lowest rank again next round.
         i = found.index(best)
-        ids[i : i + 2] = [best[1]]
-        del found[i]
+        merged = ids[i] = best[1]
+        del ids[i + 1], found[i]
         if i > 0:
-            found[i - 1] = ranks.get((ids[i - 1], ids[i]), none)
+            found[i - 1] = rank_of((ids[i - 1], merged), none)
         if i < len(found):
-            found[i] = ranks.get((ids[i], ids[i + 1]), none)
+            found[i] = rank_of((merged, ids[i + 1]), none)
     return ids
     ### END SOLUTION
 
@@ -587,7 +626,7 @@ class Tokenizer:
 
     def _encode_ordinary(self, text: str) -> list[int]:
         """Ids of text without special tokens: pre-tokenize, then each pre-token (cached)."""
-        return list(chain.from_iterable(map(self._cache.__getitem__, PRETOKENIZER.findall(text))))
+        return list(chain.from_iterable(map(self._cache.__getitem__, pretokenize(text))))
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``; special tokens become their single id."""

@@ -161,6 +161,28 @@ def test_arbitrary_text_matches_tiktoken_and_transformers(ours, tiktoken_gpt2, h
     assert ids == hf_gpt2(text)["input_ids"]
 
 
+# Pieces where the ASCII pattern and GPT-2's `regex` pattern could part: every ASCII
+# whitespace class member and the controls \\s leaves out, contractions, and non-ASCII
+# letters, digits and spaces on both sides of a cut.
+PRETOKEN_PIECES = ["a", "Zq", "9", " ", "  ", "\n", "\r\n", "\t", "\x0b", "\x0c", "\x1c", "\x00",
+                   "\x7f", "'s", "'ll", "'", ".", "!?", "é", "日本", "²", "\xa0", "\u3000", "\x85",
+                   "\u2028", "🙂", "Ⅻ"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(PRETOKEN_PIECES), max_size=40).map("".join) | st.text(max_size=60))
+def test_pretokenize_equals_the_gpt2_regex(text):
+    assert bpe.pretokenize(text) == bpe.PRETOKENIZER.findall(text)
+
+
+def test_pretokenize_equals_the_gpt2_regex_on_the_data_files(data_dir):
+    present = [name for name in DATA_FILES if (data_dir / name).is_file()]
+    assert present, f"none of {DATA_FILES} is in {data_dir}"
+    for name in present:
+        text = (data_dir / name).read_bytes().decode("utf-8")
+        assert bpe.pretokenize(text) == bpe.PRETOKENIZER.findall(text), name
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
