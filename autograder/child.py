@@ -3,7 +3,10 @@
     python -I -S <run>/trusted/autograder/child.py <run>/plan.json
 
 Started by `autograder/sandbox.py` with a scrubbed environment, resource limits and (when
-the OS allows) fresh network and PID namespaces.  It loads the staff module of trusted
+the OS allows) fresh network and PID namespaces.  It imports numpy and torch from the
+plan's package folders first, then waits for the parent's `go` line on stdin: the parent
+stages the submission meanwhile, and the child reads nothing of the stage before it.  It
+loads the staff module of trusted
 solutions (`autograder/producers/solutions.py`, root-only on Gradescope) while it is still
 root, drops to the unprivileged user named in the plan, imports the producers, binds the
 solutions to them (`trusted.bind`) and forgets this package: `autograder.*` leaves
@@ -234,17 +237,19 @@ def skip_dynamo_imports(torch: types.ModuleType) -> None:
 def main(plan_path: str) -> None:
     plan = json.loads(Path(plan_path).read_text())
     marker = os.fdopen(plan["marker_fd"], "w", buffering=1)
-    solutions = load_solutions(plan["solutions"]["path"], plan["solutions"]["required"])
-    drop_privileges(plan.get("user"))
-    stage, out = plan["stage"], Path(plan["out"])
-    os.chdir(stage)
-    sys.path[:0] = [str(TRUSTED), stage]
     sys.path += plan["packages"]
     import numpy  # noqa: F401  (trusted imports first: the student's files cannot shadow them)
     import torch
 
     torch.set_num_threads(1)
     skip_dynamo_imports(torch)
+    if sys.stdin.readline() != "go\n":
+        os._exit(1)  # the parent could not stage the submission: nothing to run
+    solutions = load_solutions(plan["solutions"]["path"], plan["solutions"]["required"])
+    drop_privileges(plan.get("user"))
+    stage, out = plan["stage"], Path(plan["out"])
+    os.chdir(stage)
+    sys.path[:0] = [str(TRUSTED), stage]
     from autograder import npzio
     from autograder.producers import registry, trusted
 

@@ -106,16 +106,35 @@ def load_reference(layout: Layout) -> dict[str, np.ndarray]:
     return arrays
 
 
-def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> tuple[Path, Path]:
-    """`run_dir/stage`: the handout with the submission's gradable files of the assignment
-    on top, and `run_dir/trusted`: the child's own code.  Both read-only for the sandbox
-    user, the staff module of trusted solutions readable by its owner only (root, on
-    Gradescope: the child loads it before it drops privileges).  FileNotFoundError when
-    hidden cases are here but that module is not."""
+def _read_only(folder: Path) -> None:
+    """Every file and folder under `folder` readable, not writable, by the sandbox user."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def stage_trusted(layout: Layout, run_dir: Path) -> Path:
+    """`run_dir/trusted`: the child's own code, read-only for the sandbox user, the staff
+    module of trusted solutions readable by its owner only (root, on Gradescope: the child
+    loads it before it drops privileges).  FileNotFoundError when hidden cases are here but
+    that module is not."""
     if layout.hidden_cases and not (layout.root / SOLUTIONS).is_file():
         raise FileNotFoundError(f"{layout.root / SOLUTIONS} is missing, but this grader holds "
                                 "hidden cases: rebuild the bundle from the staff tree")
-    stage, trusted = run_dir / "stage", run_dir / "trusted"
+    trusted = run_dir / "trusted"
+    for rel in child_files(layout.root):
+        if (layout.root / rel).is_file():
+            (trusted / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(layout.root / rel, trusted / rel)
+    _read_only(trusted)
+    if (trusted / SOLUTIONS).is_file():
+        (trusted / SOLUTIONS).chmod(0o600)
+    return trusted
+
+
+def stage_code(layout: Layout, files: dict[str, bytes], run_dir: Path) -> Path:
+    """`run_dir/stage`: the handout with the submission's gradable files of the assignment
+    on top, read-only for the sandbox user."""
+    stage = run_dir / "stage"
     handout, gradable = layout.handout, layout.assignment["gradable"]
     if handout is None:
         handout = run_dir / "handout"
@@ -129,16 +148,16 @@ def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> 
         if rel in gradable:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_bytes(data)
-    for rel in child_files(layout.root):
-        if (layout.root / rel).is_file():
-            (trusted / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(layout.root / rel, trusted / rel)
-    for folder in (stage, trusted):
-        for path in [folder, *folder.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-    if (trusted / SOLUTIONS).is_file():
-        (trusted / SOLUTIONS).chmod(0o600)
-    return stage, trusted
+    stage.mkdir(parents=True, exist_ok=True)
+    _read_only(stage)
+    return stage
+
+
+def stage_submission(layout: Layout, files: dict[str, bytes], run_dir: Path) -> tuple[Path, Path]:
+    """(`stage_code`, `stage_trusted`): both at once, for a run that need not overlap them
+    with the child's start."""
+    trusted = stage_trusted(layout, run_dir)
+    return stage_code(layout, files, run_dir), trusted
 
 
 def case_feedback(verdict: Verdict) -> str:
@@ -210,12 +229,6 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
            predictions: bool, limits: sandbox.Limits, start: float,
            course: Course | None) -> Results:
     chosen = layout.assignment
-    files, notes = read_submission(submission, [*chosen["gradable"], *chosen["predictions"],
-                                                ANSWERS_FILE])
-    refuse_grader_names({rel: data for rel, data in files.items() if rel in chosen["gradable"]})
-    missing = [rel for rel in chosen["gradable"] if rel not in files]
-    if missing:
-        notes.append(f"not in the submission, the handout's version is used: {missing}")
     groups = [group for group in only or [] if group not in ("predictions", QUESTIONS)]
     cases = select(all_cases(include_hidden=layout.hidden_cases and not visible_only,
                              parts=tuple(chosen["parts"])), groups)
@@ -223,18 +236,36 @@ def _grade(submission: Path, layout: Layout, only: list[str] | None, visible_onl
         cases = []
     lock_secrets([layout.reference_dir, layout.labels_dir, layout.root / "autograder" / "cases",
                   layout.root / SOLUTIONS])
-    reference = load_reference(layout)
     tests: list[TestResult] = []
+    read: dict = {}  # what `prepare` read: the submission's files, the notes, the reference
     run_dir = Path(tempfile.mkdtemp(prefix="gpt2-grade-"))
+
+    def prepare() -> None:
+        """Read and stage the submission and load the reference (while the child starts)."""
+        files, notes = read_submission(submission, [*chosen["gradable"], *chosen["predictions"],
+                                                    ANSWERS_FILE])
+        refuse_grader_names({rel: data for rel, data in files.items()
+                             if rel in chosen["gradable"]})
+        missing = [rel for rel in chosen["gradable"] if rel not in files]
+        if missing:
+            notes.append(f"not in the submission, the handout's version is used: {missing}")
+        if cases:
+            stage_code(layout, files, run_dir)
+        read.update(files=files, notes=notes, reference=load_reference(layout))
+
     try:
         if cases:
-            stage, trusted = stage_submission(layout, files, run_dir)
-            runs, child_log, iso_notes = sandbox.run_cases(cases, run_dir, stage, trusted, limits,
-                                                           layout.hidden_cases)
-            tests += case_tests(cases, judge_all(cases, runs, reference, stage))
-            notes += iso_notes
+            trusted = stage_trusted(layout, run_dir)
+            runs, child_log, iso_notes = sandbox.run_cases(
+                cases, run_dir, run_dir / "stage", trusted, limits, layout.hidden_cases, prepare)
+            tests += case_tests(cases, judge_all(cases, runs, read["reference"],
+                                                 run_dir / "stage"))
+            read["notes"] += iso_notes
             if child_log.strip():
-                notes.append("your code's printed output (cut):\n" + child_log[-2000:])
+                read["notes"].append("your code's printed output (cut):\n" + child_log[-2000:])
+        else:
+            prepare()
+        files, notes = read["files"], read["notes"]
         leaderboard = []
         if predictions and chosen["predictions"] and (not only or "predictions" in only):
             from autograder.predictions import grade_predictions

@@ -167,7 +167,7 @@ def kill_user(uid: int) -> None:
     """SIGKILL every process of the sandbox user until none is left (at most ~2 s).  A
     zombie (dead, waiting for its parent to reap it) runs nothing and holds nothing, so it
     does not count."""
-    for _ in range(20):
+    for _ in range(100):
         pids = [int(p) for p in os.listdir("/proc")
                 if p.isdigit() and _owner(int(p)) == uid and not _zombie(int(p))]
         if not pids:
@@ -177,7 +177,7 @@ def kill_user(uid: int) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 def _owner(pid: int) -> int | None:

@@ -36,6 +36,7 @@ import site
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,8 +163,10 @@ def kill_group(process: subprocess.Popen, iso: Isolation) -> None:
 
 def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,
               limits: Limits, deadline: float, runs: dict[str, CaseRun], log: _Log,
-              solutions_required: bool) -> str:
+              solutions_required: bool, prepare: Callable[[], None]) -> str:
     """One child over `cases` until it ends, overruns its group, or the run's deadline.
+    `prepare()` runs while the child starts (the stage is written then); the child is let
+    in once it returns.
 
     Fills `runs` for the cases it finished and for the one it was in when it failed.
     Returns how it ended: "finished", "timed out" or "crashed (exit status N)".
@@ -180,19 +183,25 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
     plan_path.chmod(0o644)
     command = iso.prefix + [sys.executable, "-I", "-S", str(trusted / "autograder" / "child.py"),
                             str(plan_path)]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env=_environment(scratch),
                                cwd=str(scratch), pass_fds=(marker_write,),
                                start_new_session=True, preexec_fn=_limits(limits))
     os.close(marker_write)
     names = {case.name: case for case in cases}
     group, current, starts = cases[0].group, None, {}  # starts: case name -> START time
-    group_end = time.monotonic() + limits.group_seconds(group)
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     selector.register(marker_read, selectors.EVENT_READ)
     buffer, ended, exited_at = b"", "finished", None
     try:
+        prepare()
+        try:
+            process.stdin.write(b"go\n")
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # the child is already gone: reported below as a crash
+        group_end = time.monotonic() + limits.group_seconds(group)
         while not (exited_at and (not selector.get_map() or time.monotonic() - exited_at > 1.0)):
             if time.monotonic() > min(group_end, deadline):
                 ended = "timed out"
@@ -241,20 +250,29 @@ def _run_once(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso:
 
 def run_cases(cases: list[Case], run_dir: Path, stage: Path, trusted: Path,
               limits: Limits = Limits(), solutions_required: bool = False,
+              prepare: Callable[[], None] | None = None,
               ) -> tuple[dict[str, CaseRun], str, list[str]]:
     """Produce every case's output under `run_dir/out`, restarting the child after a
     failure at the next group.  `solutions_required`: the child refuses to run without the
-    staff module of trusted solutions in `trusted` (hidden cases are graded).
+    staff module of trusted solutions in `trusted` (hidden cases are graded).  `prepare`,
+    when given, writes `stage` while the first child starts (Python, numpy and torch load
+    meanwhile); the child reads nothing of the stage before it returns.  `trusted` must be
+    complete before.
 
     Returns (case name -> CaseRun, the child's output text, isolation notes).
     """
     with user_slot(isolation().user) as user:
         iso = Isolation(isolation().prefix, user, isolation().notes)
-        return _run_all(cases, run_dir, stage, trusted, iso, limits, solutions_required)
+        return _run_all(cases, run_dir, stage, trusted, iso, limits, solutions_required,
+                        prepare or _nothing)
+
+
+def _nothing() -> None:
+    """Nothing left to prepare: the stage was written for the first child."""
 
 
 def _run_all(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: Isolation,
-             limits: Limits, solutions_required: bool,
+             limits: Limits, solutions_required: bool, prepare: Callable[[], None],
              ) -> tuple[dict[str, CaseRun], str, list[str]]:
     deadline = time.monotonic() + limits.total_s
     runs: dict[str, CaseRun] = {}
@@ -266,7 +284,8 @@ def _run_all(cases: list[Case], run_dir: Path, stage: Path, trusted: Path, iso: 
                 runs[case.name] = CaseRun("not_run", note="the run's time budget was spent")
             break
         ended = _run_once(pending, run_dir, stage, trusted, iso, limits, deadline, runs, log,
-                          solutions_required)
+                          solutions_required, prepare)
+        prepare = _nothing
         if ended != "finished":
             failed = [c for c in pending if c.name in runs and runs[c.name].status != "done"]
             group = failed[0].group if failed else next(c.group for c in pending

@@ -7,20 +7,23 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from autograder_helpers import REPO, assert_valid_results, reference_submission
 
 from autograder import grade as grade_module
-from autograder import npzio
+from autograder import npzio, sandbox
 from autograder.__main__ import main
 from autograder.case import all_cases, all_rules
 from autograder.fences import fenced_functions
-from autograder.grade import case_feedback, grade
+from autograder.grade import Layout, case_feedback, grade, stage_code, stage_trusted
 from autograder.judge import Verdict, compare
 from autograder.manifest import PARTS
 from autograder.reference import build_reference
@@ -285,3 +288,32 @@ def test_speed_case_is_timed_by_the_grader(tmp_path):
     failed = [t for t in data["tests"] if t["status"] != "passed"]
     assert len(failed) == 1 and "too slow" in failed[0]["output"], failed
     assert failed[0]["extra_data"]["case"] == "attention/speed"
+
+
+def test_the_child_waits_for_the_stage_and_a_failed_staging_stops_it():
+    """The first child starts before the stage exists (it loads numpy and torch meanwhile)
+    and runs nothing until `prepare` has written it; when `prepare` fails, no case runs."""
+    layout = Layout.detect()
+    cases = [case for case in all_cases() if case.name == "optimizer/visible_adamw"]
+
+    def fail() -> None:
+        raise RuntimeError("no stage")
+
+    def slow() -> None:
+        time.sleep(1.0)  # the child has long finished importing torch: it must still wait
+        stage_code(layout, {}, run_dir)
+
+    for prepare in (fail, slow):
+        run_dir = Path(tempfile.mkdtemp(prefix="gpt2-grade-"))  # as grading makes it
+        try:
+            trusted = stage_trusted(layout, run_dir)
+            if prepare is fail:
+                with pytest.raises(RuntimeError, match="no stage"):
+                    sandbox.run_cases(cases, run_dir, run_dir / "stage", trusted, prepare=fail)
+                assert not list((run_dir / "out").glob("*"))
+            else:
+                runs, _, _ = sandbox.run_cases(cases, run_dir, run_dir / "stage", trusted,
+                                               prepare=slow)
+                assert runs["optimizer/visible_adamw"].status == "done", runs
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
