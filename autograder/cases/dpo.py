@@ -53,6 +53,7 @@ CASES = [
 
 ### BEGIN STAFF
 
+
 def _case(name, producer, params, rules, title, function, **options):
     return Case(f"dpo/{name}", producer, params, 2.0, rules, f"dpo: {title}",
                 grades=(function,), **options)

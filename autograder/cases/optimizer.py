@@ -38,6 +38,7 @@ def adamw_case(name, title, groups, points, shapes=((3, 4), (5,)), steps=5, froz
                 f"AdamW: {title}", visibility=visibility, atol=1e-6,
                 grades=("optimizer.py:AdamW.step",))
 
+
 FORBIDDEN = ("torch.optim",)
 RULES = {
     "adam_moments": "AdamW moments from zeros, per parameter: m = b1 m + (1 - b1) g, "
@@ -65,6 +66,7 @@ CASES = [
 ]
 
 ### BEGIN STAFF
+
 
 def _adamw(name, title, groups, **options):
     return adamw_case(name, title, groups, 3.0, **options)

@@ -81,6 +81,7 @@ def preconditioned_case(name, title, optimizer, groups, points, shapes=((4, 6),)
                 f"{optimizer.capitalize()}: {title}", visibility=visibility, atol=1e-8,
                 rtol=1e-8, grades=(MUON_STEP if optimizer == "muon" else SHAMPOO_STEP,))
 
+
 FORBIDDEN = ("torch.optim",)  # torch.optim.Muon, torch.optim._muon's Newton-Schulz
 RULES = {
     "ns_normalize": "newton_schulz first divides X by its Frobenius norm ||X||_F",

@@ -24,6 +24,7 @@ CASES = [
 
 ### BEGIN STAFF
 
+
 def _sdpa(name, title, **params):
     return Case(f"sdpa/{name}", "attention", {**params, "impl": "sdpa"}, 2.0, ("sdpa",), title,
                 grades=(SDPA,))

@@ -48,6 +48,7 @@ CASES = [
 
 ### BEGIN STAFF
 
+
 def _case(name, producer, params, rules, title, function):
     return Case(f"smart/{name}", producer, params, 2.0, rules, f"smart: {title}", atol=1e-6,
                 rtol=1e-5, grades=(function,))

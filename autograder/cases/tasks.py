@@ -20,6 +20,7 @@ def sample_case(name, title, rules, points=2.0, visibility="after_due_date", **p
                 f"sample_next: {title}", visibility=visibility, atol=0.0, rtol=0.0,
                 grades=(SAMPLE,))
 
+
 FORBIDDEN = ("transformers", "peft", "trl")
 RULES = {
     "sentiment_head": "sentiment logits are classifier(dropout(last_token)), last_token being "

@@ -24,6 +24,7 @@ def bpe_case(name, producer, params, points, rules, title, visibility="after_due
                 visibility=visibility, atol=0.0, rtol=0.0,
                 grades=tuple(f"bpe.py:{f}" for f in BPE_GRADES[producer]))
 
+
 FORBIDDEN = ("tokenizers", "tiktoken", "transformers")
 RULES = {
     "bpe_count": "pairs are counted per adjacent position, weighted by word frequency",

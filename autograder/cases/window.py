@@ -42,6 +42,7 @@ CASES = [
 
 ### BEGIN STAFF
 
+
 def _case(name, calls, rules, title):
     return Case(f"window/{name}", "visible_keys", {"calls": calls}, 2.0, rules,
                 f"window: {title}", atol=0.0, rtol=0.0, grades=(VISIBLE_KEYS,))
