@@ -160,8 +160,9 @@ def strip_fences(path: str, text: str, parts: tuple[str, ...] | None = None) -> 
 
 
 def strip_staff(path: str, text: str) -> str:
-    """`text` without its staff blocks (the marker lines included); ValueError naming
-    file:line when the markers are unbalanced."""
+    """`text` without its staff blocks (the marker lines included), and without the blank
+    lines a block at the end leaves behind; ValueError naming file:line when the markers
+    are unbalanced."""
     kept, begin = [], None
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         marker = line.strip()
@@ -177,7 +178,8 @@ def strip_staff(path: str, text: str) -> str:
             kept.append(line)
     if begin is not None:
         raise ValueError(f"{path}:{begin}: {STAFF_BEGIN} is never closed")
-    return "".join(kept)
+    shipped = "".join(kept)
+    return shipped if shipped == text else shipped.rstrip("\n") + "\n"
 
 
 def staff_only(rel: str) -> bool:
