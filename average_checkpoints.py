@@ -18,9 +18,10 @@ import argparse
 import sys
 
 from models.gpt2 import GPT2Model
-from training.args import POSITIVE_INT, HelpFormatter
+from training.args import POSITIVE_INT
 from training.averaging import average_checkpoints, last_checkpoints
 from training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from training.helpformat import HelpFormatter
 from training.lm_data import open_split
 from training.perplexity import sequence_nll
 

@@ -34,6 +34,8 @@ from pathlib import Path
 import regex
 from tqdm import tqdm
 
+from training.helpformat import HelpFormatter
+
 # The GPT-2 pre-tokenizer (openai/gpt-2 encoder.py): contractions, letters, numbers, other
 # symbols (each optionally after one space), then whitespace runs. `\s+(?!\S)` leaves the last
 # space of a run to start the next word, so " hello" stays one pre-token.
@@ -696,16 +698,19 @@ class Tokenizer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Train a byte-level BPE tokenizer or encode with one."
+        description="Train a byte-level BPE tokenizer or encode with one.",
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="learn merges from a UTF-8 text file")
+    train = sub.add_parser("train", help="learn merges from a UTF-8 text file",
+                           formatter_class=HelpFormatter)
     train.add_argument("--input", required=True, help="UTF-8 training text")
     train.add_argument("--vocab-size", type=int, required=True, help="bytes + specials + merges")
     train.add_argument("--special", action="append", default=[], help="special token (repeatable)")
     train.add_argument("--out", required=True, help="folder for vocab.json, merges.txt, config")
     train.add_argument("--workers", type=int, default=None, help="pre-tokenization processes")
-    encode = sub.add_parser("encode", help="write the token ids of a text file")
+    encode = sub.add_parser("encode", help="write the token ids of a text file",
+                            formatter_class=HelpFormatter)
     encode.add_argument("--tokenizer", required=True, help="folder with vocab.json and merges.txt")
     encode.add_argument("--special", action="append", default=[], help="extra special token")
     encode.add_argument("--out", default="-", help="output file for the ids (default: stdout)")

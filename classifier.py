@@ -39,7 +39,6 @@ from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
-    HelpFormatter,
     add_ensemble_args,
     add_model_args,
     add_peft_args,
@@ -53,6 +52,7 @@ from training.finetune import (
     predict_and_write,
     seed_everything,
 )
+from training.helpformat import HelpFormatter
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
 from training.smart import add_smart_args

@@ -56,7 +56,6 @@ from modules.lora import disable_adapters, merge_lora
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
-    HelpFormatter,
     add_model_args,
     add_peft_args,
     bounded,
@@ -64,6 +63,7 @@ from training.args import (
 )
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.finetune import fit, make_loader, seed_everything
+from training.helpformat import HelpFormatter
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import apply_peft, load_backbone_checkpoint
 from training.trainer import autocast

@@ -23,7 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training.args import DATA_DIR, POSITIVE_INT, REPO, HelpFormatter
+from training.args import DATA_DIR, POSITIVE_INT, REPO
+from training.helpformat import HelpFormatter
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {"sst": ("classifier.py", "--task", "sst"),

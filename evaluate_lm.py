@@ -48,7 +48,8 @@ import torch
 
 from models.gpt2 import GPT2Model
 from modules.quantize import model_bytes, quantize_model
-from training.args import HelpFormatter, add_quantize_args
+from training.args import add_quantize_args
+from training.helpformat import HelpFormatter
 from training.lm_data import SPLITS, LMTokenizer, open_split, read_text
 from training.loading import load_model
 from training.perplexity import lm_metrics, sequence_nll, windows

@@ -22,8 +22,8 @@ import argparse
 from pathlib import Path
 
 from models.export import to_hf
-from training.args import HelpFormatter
 from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.helpformat import HelpFormatter
 from training.loading import (
     model_and_tokenizer_dir,
     our_checkpoint,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from optimizer import AdamW
+from training.helpformat import HelpFormatter
 
 REFERENCE = Path(__file__).with_name("optimizer_test.npy")
 SEED = 0
@@ -43,7 +44,7 @@ def train_linear(opt_class: type[torch.optim.Optimizer]) -> torch.Tensor:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--regenerate", action="store_true",
                         help="overwrite optimizer_test.npy with this optimizer's result")
     args = parser.parse_args()

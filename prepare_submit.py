@@ -24,6 +24,7 @@ from pathlib import Path
 from autograder.course import ANSWERS_FILE
 from autograder.parts import chosen_assignment
 from autograder.unpack import MAX_FILE_BYTES
+from training.helpformat import HelpFormatter
 
 WARN_BYTES = {".py": 256 << 10}  # code this large is unusual: check for pasted data
 WARN_OTHER_BYTES = 4 << 20
@@ -59,7 +60,7 @@ def collect(root: Path, code_only: bool, course: str | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--out", default="submission.zip", help="the zip to write")
     parser.add_argument("--root", default=str(Path(__file__).resolve().parent),
                         help="your copy of the handout (default: this folder)")

@@ -33,9 +33,9 @@ from training.args import (
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
     POSITIVE_INT,
-    HelpFormatter,
     bounded,
 )
+from training.helpformat import HelpFormatter
 from training.loading import load_model
 
 SEPARATOR = "---------------"  # nanoGPT prints this after each sample

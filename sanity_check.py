@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from training.helpformat import HelpFormatter
+
 ATOL = 1e-5
 
 
@@ -100,7 +102,7 @@ def compare(model_path: str) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model_path", help="local Hugging Face GPT-2 checkpoint folder")
     parser.add_argument("--offline", action="store_true",
                         help="skip `gpt2`; use a random GPT-2 of the same shape")

@@ -37,7 +37,6 @@ from modules.lora import merge_lora
 from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
-    HelpFormatter,
     add_model_args,
     add_peft_args,
     add_quantize_args,
@@ -45,6 +44,7 @@ from training.args import (
     device_from_args,
 )
 from training.finetune import fit, make_loader, quantize_for_eval, seed_everything
+from training.helpformat import HelpFormatter
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import PEFT_LR, apply_peft
 from training.trainer import autocast

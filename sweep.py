@@ -36,7 +36,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training.args import POSITIVE_INT, HelpFormatter
+from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 from training.sweeps import (
     GRID_COPY,
     PRETRAIN,

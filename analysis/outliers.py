@@ -47,8 +47,8 @@ import torch
 
 from models.gpt2 import GPT2Model
 from modules.attention_variants import attention_variant
-from training.args import HelpFormatter
 from training.checkpoint import model_from_checkpoint
+from training.helpformat import HelpFormatter
 from training.lm_data import (
     LMTokenizer,
     gpt2_tokenizer_dir,

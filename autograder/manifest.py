@@ -53,6 +53,7 @@ HANDOUT_FILES: tuple[str, ...] = (
     "evaluation.py",
     "training/__init__.py",
     "training/args.py",
+    "training/helpformat.py",
     "training/paths.py",
     "training/loading.py",
     "training/peft.py",

@@ -28,6 +28,7 @@ from evaluate_lm import evaluate_ids
 from models.gpt2 import GPT2Model
 from modules.attention import KVCache, SinkKVCache
 from training.args import NON_NEGATIVE_INT, POSITIVE_INT
+from training.helpformat import HelpFormatter
 from training.lm_data import open_split
 from training.loading import load_model
 
@@ -104,7 +105,8 @@ def perplexity_table(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--lengths", type=POSITIVE_INT, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--steps", type=POSITIVE_INT, default=32, help="generated tokens")
     parser.add_argument("--window", type=POSITIVE_INT, default=128)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import bpe
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 
 try:
     from tests.reference_tokenizers import EOT, tiktoken_gpt2
@@ -70,7 +71,8 @@ def train_with_tokenizers(path: Path, vocab_size: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     default_data = os.environ.get("BUILD_GPT2_DATA", REPO.parent / "shared" / "data")
     parser.add_argument("--data", type=Path, default=Path(default_data), help="course data folder")
     parser.add_argument("--repeat", type=POSITIVE_INT, default=3,

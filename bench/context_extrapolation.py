@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from evaluate_lm import evaluate_ids
+from training.helpformat import HelpFormatter
 from training.lm_data import open_split
 from training.loading import load_model
 
@@ -21,7 +22,8 @@ FACTORS = (1, 2, 4, 8)
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[int, float | None]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--data_dir", required=True, help="a data/prepare_lm.py folder")
     parser.add_argument("--split", default="val", choices=("train", "val"))
     parser.add_argument("--checkpoint", action="append", required=True, metavar="NAME=PATH",

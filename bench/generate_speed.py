@@ -22,6 +22,7 @@ from config import GPT2Config
 from models.generate import generate
 from models.gpt2 import GPT2Model
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 from utils import save_random_hf_checkpoint
 
 
@@ -36,7 +37,8 @@ def best_time(fn, repeats: int) -> tuple[float, list[int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model_size", default="gpt2", choices=["gpt2", "gpt2-medium"],
                         help="shape of the random checkpoint (without --model_path)")
     parser.add_argument("--model_path", default=None, help="Hugging Face checkpoint folder")

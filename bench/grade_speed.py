@@ -27,6 +27,7 @@ import psutil
 from autograder.grade import Layout, grade
 from autograder.parts import assignment
 from autograder.predictions import TASKS
+from training.helpformat import HelpFormatter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,7 @@ class TreeMemory:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--submission", help="folder or zip (default: the reference solution)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gpt2-bench-") as folder:

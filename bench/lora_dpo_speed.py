@@ -31,6 +31,7 @@ from models.gpt2 import GPT2Model
 from modules.lora import apply_lora
 from optimizer import AdamW
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 
 PROMPT, COMPLETION, PAIRS = 32, 96, 4
 
@@ -93,7 +94,8 @@ def state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--repeats", type=POSITIVE_INT, default=3)
     parser.add_argument("--threads", type=POSITIVE_INT, default=None)
     args = parser.parse_args()

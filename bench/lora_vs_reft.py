@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,7 +60,7 @@ def run(method: str, flags: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model_path", help="a GPT-2 checkpoint folder (or use --tiny)")
     parser.add_argument("--tiny", action="store_true", help="a random 2 x 64 GPT-2")
     parser.add_argument("--data_dir", required=True, help="data/prepare.py's folder")

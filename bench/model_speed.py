@@ -25,6 +25,7 @@ from transformers.utils import logging as hf_logging
 from config import GPT2Config
 from models.gpt2 import GPT2Model
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 from utils import save_random_hf_checkpoint
 
 
@@ -81,7 +82,7 @@ def run_case(title: str, config: GPT2Config, batch: int, seq_len: int, train: bo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--repeats", type=POSITIVE_INT, default=10)
     parser.add_argument("--threads", type=POSITIVE_INT, default=torch.get_num_threads())
     args = parser.parse_args()

@@ -24,6 +24,7 @@ from config import GPT2Config
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 from training.optimizers import param_groups
 
 SHAPES = {
@@ -41,7 +42,8 @@ OPTIMIZERS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--repeats", type=POSITIVE_INT, default=50)
     parser.add_argument("--threads", type=POSITIVE_INT, default=1)
     parser.add_argument("--shape", choices=list(SHAPES), default="recipe")

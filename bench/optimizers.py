@@ -23,6 +23,7 @@ import torch
 import pretrain
 from data import prepare_lm
 from training.args import POSITIVE_FLOAT, POSITIVE_INT
+from training.helpformat import HelpFormatter
 from training.metrics import read_metrics
 from training.optimizers import (
     MUON_LR,
@@ -40,7 +41,7 @@ TEXT = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--input", default=str(TEXT), help="Tiny Shakespeare's input.txt")
     parser.add_argument("--data_dir", default=str(REPO / "data" / "shakespeare_char"))
     parser.add_argument("--out_dir", default=str(REPO / "out" / "bench_optimizers"))

@@ -42,6 +42,7 @@ from models.gpt2 import GPT2Model
 from modules.lora import merge_lora
 from modules.quantize import model_bytes, quantize_model
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 from training.lm_data import open_split, read_text
 from training.loading import load_model
 
@@ -108,7 +109,7 @@ def classifier_accuracy(flags: str, mode: str | None) -> float:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, help="as evaluate_lm.py's --model")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", help="a UTF-8 text to score")

@@ -33,6 +33,7 @@ from config import GPT2Config
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 from training.smart import Smart, add_smart_args
 
 ROWS, TOKENS, CLASSES = 8, 64, 2
@@ -91,7 +92,8 @@ def make_run(layers: int, weights: dict[str, float]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--repeats", type=POSITIVE_INT, default=3)
     parser.add_argument("--threads", type=POSITIVE_INT, default=None)
     parser.add_argument("--layers", type=POSITIVE_INT, default=12)

@@ -50,6 +50,7 @@ from models.lm import CausalLM
 from optimizer import AdamW
 from training.args import POSITIVE_INT
 from training.batches import TokenBatches
+from training.helpformat import HelpFormatter
 from training.lm_data import open_split
 from training.optimizers import param_groups
 from training.trainer import TrainConfig, Trainer
@@ -115,7 +116,8 @@ def per_call_ms(rounds: dict[str, list[float]], steps: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--steps", type=POSITIVE_INT, default=30, help="steps per round")
     parser.add_argument("--repeats", type=POSITIVE_INT, default=5, help="rounds")
     parser.add_argument("--threads", type=POSITIVE_INT, default=torch.get_num_threads())

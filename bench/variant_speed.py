@@ -24,6 +24,7 @@ import torch
 from config import SWITCHES, GPT2Config
 from models.gpt2 import GPT2Model
 from training.args import POSITIVE_INT
+from training.helpformat import HelpFormatter
 
 # Variants whose weights come out of the attention d columns of an identity at a time
 # (ceil((T + 1) / d) calls of the fused kernel; modules/attention_variants.py).
@@ -61,7 +62,7 @@ def median_times(runs: dict, repeats: int, clock) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--repeats", type=POSITIVE_INT, default=10)
     parser.add_argument("--threads", type=POSITIVE_INT, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

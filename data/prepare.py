@@ -37,8 +37,9 @@ from data.loaders import (
     write_paraphrase,
     write_sentiment,
 )
-from training.args import HelpFormatter
+
 from training.paths import course_data
+from training.helpformat import HelpFormatter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUORA_SOURCE = "quora-dev.csv"

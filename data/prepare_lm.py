@@ -51,9 +51,10 @@ import regex
 from tqdm import tqdm
 
 from bpe import Tokenizer, train_bpe
-from training.args import HelpFormatter
+
 from training.lm_data import EOT, gpt2_tokenizer_dir, load_tokenizer_dir, read_text
 from training.paths import TINY_SHAKESPEARE, course_data
+from training.helpformat import HelpFormatter
 
 DTYPE = "uint16"  # nanoGPT's: every id must be at most 65,535
 MAX_VOCAB = 1 << 16

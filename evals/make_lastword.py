@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from training.helpformat import HelpFormatter
+
 
 def lastword_passages(text: str, words: int, limit: int | None = None) -> list[str]:
     """Passages of at least ``words`` words of ``text``, each ending at a letters-only word.
@@ -39,7 +41,7 @@ def lastword_passages(text: str, words: int, limit: int | None = None) -> list[s
 
 def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(prog="make_lastword.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("text", help="UTF-8 text file")
     parser.add_argument("--out", required=True, help="the JSONL file to write")
     parser.add_argument("--words", type=int, default=50,

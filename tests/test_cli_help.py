@@ -1,4 +1,5 @@
-"""Every script's ``--help`` shows the defaults (`training.args.HelpFormatter`): a flag
+"""Every script's ``--help`` (the kit's, the benchmarks', the analysis' and the data
+scripts') shows the defaults (`training.helpformat.HelpFormatter`): a flag
 with a default states it, once, and a flag that is off unless given states none."""
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from training.args import HelpFormatter
+from training.helpformat import HelpFormatter
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ["pretrain.py", "classifier.py", "paraphrase_detection.py", "sonnet_generation.py",
-           "dpo.py", "evaluate_lm.py", "sample.py", "average_checkpoints.py", "export_hf.py",
-           "sweep.py", "ensemble.py", "analysis/outliers.py", "data/prepare.py",
-           "data/prepare_lm.py"]
+SCRIPTS = sorted(str(path.relative_to(REPO)) for folder in ("", "bench", "evals", "analysis", "data")
+                 for path in (REPO / folder).glob("*.py")
+                 if "ArgumentParser(" in path.read_text(encoding="utf-8"))
 
 
 class Parsed(Exception):

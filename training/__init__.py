@@ -1,6 +1,7 @@
 """The training side of the kit, shared by every script and knowing no task.
 
 - ``args``: argparse types (``bounded``, ``POSITIVE_INT``, ...) and the shared model flags;
+- ``helpformat``: the ``--help`` layout of every script (each default shown), free of torch;
 - ``loading``: the tokenizer and the ``GPT2Model`` those flags ask for;
 - ``trainer``: the one training loop (``Trainer``, ``TrainConfig``), which knows no task;
 - ``schedule``: warmup then cosine decay of the learning rate;

@@ -4,7 +4,6 @@ the optimizer flags (``training.optimizers`` builds what they choose)."""
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import os
 from typing import Any
@@ -22,22 +21,6 @@ from training.optimizers import (
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = str(paths.DATA_DIR)  # where data/prepare.py writes: the default --data_dir
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """``--help`` that keeps the description's layout and shows each flag's default: ``(default: X)`` is appended to a flag's
-    help unless its help already names the default, or the default is None, False, empty
-    or suppressed (a flag that is off unless given)."""
-
-    def _format_action(self, action: argparse.Action) -> str:
-        text, default = action.help or "", action.default
-        off = default is None or default is False or default is argparse.SUPPRESS
-        if off or "default" in text.lower() or default in ([], ()):
-            return super()._format_action(action)
-        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-        action = copy.copy(action)
-        action.help = f"{text} (default: {str(shown).replace('%', '%%')})".lstrip()
-        return super()._format_action(action)
 
 
 def bounded(kind: type, low: float | None = None, high: float | None = None,

@@ -29,10 +29,10 @@ from training.args import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY_BELOW_ONE,
-    HelpFormatter,
     add_optimizer_args,
     bounded,
 )
+from training.helpformat import HelpFormatter
 from training.trainer import AUTOCAST_DTYPES
 
 COMPARE_STEPS = 50  # --compare_devices times this many steps on each device
