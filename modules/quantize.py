@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base_gpt import GPTPreTrainedModel
+from modules.mlp import GatedDense, swiglu
 
 Q_MAX = 127  # symmetric int8 codes: -127 .. 127 (-128 is never used)
 QUANTIZE_MODES = ("int8", "bf16")  # quantize_model's modes; "none" is the scripts' default
@@ -116,6 +117,25 @@ class Int8Linear(nn.Module):
                 f"bias={self.bias is not None}")
 
 
+class Int8GatedDense(Int8Linear):
+    """SwiGLU's `interm_dense` in int8: the value projection as an `Int8Linear`, gated by
+    the layer's (int8) `gate_dense`:  x -> swiglu(gate(x), x W^T + b), as `GatedDense`."""
+
+    @classmethod
+    def from_gated(cls, layer: GatedDense, gate: nn.Module) -> Int8GatedDense:
+        """The int8 version of `layer`, gated by `gate` (the layer's gate_dense, already
+        quantized): held by reference, as `GatedDense` holds its gate."""
+        plain = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None,
+                          device=layer.weight.device)
+        plain.weight, plain.bias = layer.weight, layer.bias
+        module = cls.from_linear(plain)
+        module.gate = (gate,)
+        return module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return swiglu(self.gate[0](x), super().forward(x))  # (B, T, I)
+
+
 class Int8Embedding(nn.Module):
     """An `nn.Embedding` table [V, D] kept as int8 codes with a scale per row (`q`, `scale`).
 
@@ -146,14 +166,18 @@ def _quantize_int8(model: nn.Module, include_embeddings: bool) -> None:
     for backbone in backbones:
         prefix = next(name for name, m in model.named_modules() if m is backbone)
         prefix = f"{prefix}." if prefix else ""
-        for name, layer in list(backbone.gpt_layers.named_modules()):
-            if not isinstance(layer, nn.Linear):
-                continue
-            if type(layer) is not nn.Linear:
+        layers = list(backbone.gpt_layers.named_modules())
+        for name, layer in layers:
+            if type(layer) is nn.Linear:
+                _replace(model, f"{prefix}gpt_layers.{name}", Int8Linear.from_linear(layer))
+            elif isinstance(layer, nn.Linear) and not isinstance(layer, GatedDense):
                 raise ValueError(f"quantize_model: int8 takes nn.Linear layers; "
-                                 f"gpt_layers.{name} is a {type(layer).__name__} (mlp="
-                                 f"{backbone.config.mlp!r}); use mode 'bf16' for it")
-            _replace(model, f"{prefix}gpt_layers.{name}", Int8Linear.from_linear(layer))
+                                 f"gpt_layers.{name} is a {type(layer).__name__}")
+        for name, layer in layers:  # SwiGLU: the value projection, gated by its int8 gate
+            if isinstance(layer, GatedDense):
+                parent = backbone.gpt_layers.get_submodule(name.rpartition(".")[0])
+                _replace(model, f"{prefix}gpt_layers.{name}",
+                         Int8GatedDense.from_gated(layer, parent.gate_dense))
         if include_embeddings:
             for name in ("word_embedding", "pos_embedding"):
                 if isinstance(getattr(backbone, name, None), nn.Embedding):
@@ -164,14 +188,15 @@ def quantize_model(model: nn.Module, mode: str, include_embeddings: bool = False
     """Quantize `model` in place for evaluation and return it.
 
     mode "int8": every `nn.Linear` of the transformer blocks (`gpt_layers` of each GPT-2
-    backbone inside `model`, or of `model` itself) becomes an `Int8Linear`; a task head
+    backbone inside `model`, or of `model` itself) becomes an `Int8Linear` (SwiGLU's gated
+    `interm_dense` an `Int8GatedDense`, gated by the int8 `gate_dense`); a task head
     outside the backbone stays float.  The embeddings (and so the tied output layer) stay
     float unless `include_embeddings`, which makes `word_embedding` and a learned
     `pos_embedding` `Int8Embedding`s (an untied `output_embedding` stays float).
     mode "bf16": every parameter and buffer of `model` in bfloat16 (`include_embeddings`
     changes nothing: the embeddings are converted too).
     Raises ValueError naming a mode other than these, and for a linear layer of another
-    kind (SwiGLU's gated `interm_dense`) under "int8".  Adapters must be merged first.
+    kind (an unmerged adapter) under "int8".  Adapters must be merged first.
     """
     if mode not in QUANTIZE_MODES:
         raise ValueError(f"quantize_model: mode {mode!r}; choose one of {list(QUANTIZE_MODES)}")

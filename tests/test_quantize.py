@@ -16,6 +16,7 @@ from config import GPT2Config
 from models.gpt2 import GPT2Model
 from modules.quantize import (
     Int8Embedding,
+    Int8GatedDense,
     Int8Linear,
     dequantize_int8,
     model_bytes,
@@ -142,8 +143,24 @@ def test_quantize_model_modes_and_embeddings():
 def test_quantize_model_refuses_bad_values():
     with pytest.raises(ValueError, match=r"mode 'int4'; choose one of \['int8', 'bf16'\]"):
         quantize_model(tiny_model(), "int4")
-    with pytest.raises(ValueError, match="gpt_layers.0.interm_dense is a GatedDense"):
-        quantize_model(tiny_model(mlp="swiglu"), "int8")
+
+
+def test_swiglu_blocks_quantize_with_their_gate():
+    """SwiGLU's gated value projection becomes an `Int8GatedDense` gated by the int8
+    gate_dense: the model then equals the float model holding the dequantized weights."""
+    ids = torch.randint(0, TINY["vocab_size"], (2, 7), generator=torch.Generator().manual_seed(3))
+    mask = torch.ones_like(ids)
+    float_model, int8 = tiny_model(mlp="swiglu"), quantize_model(tiny_model(mlp="swiglu"), "int8")
+    with torch.no_grad():
+        for layer in float_model.gpt_layers.modules():
+            if isinstance(layer, nn.Linear):
+                layer.weight.copy_(dequantize_int8(*quantize_int8(layer.weight)))
+    assert not [m for m in int8.gpt_layers.modules() if isinstance(m, nn.Linear)]
+    gated = [m for m in int8.modules() if isinstance(m, Int8GatedDense)]
+    assert len(gated) == TINY["num_hidden_layers"]
+    assert all(m.gate[0] is layer.gate_dense for m, layer in zip(gated, int8.gpt_layers, strict=True))
+    torch.testing.assert_close(int8(ids, mask)["last_hidden_state"],
+                               float_model(ids, mask)["last_hidden_state"], atol=1e-6, rtol=1e-6)
 
 
 def test_evaluate_lm_quantized(make_checkpoint, data_dir, tmp_path, capsys):
