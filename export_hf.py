@@ -13,7 +13,8 @@ one (a checkpoint that names no corpus exports without).  The class is ``GPT2LMH
 ``GPTNeoXForCausalLM`` for rope (``models/export.py``); in fp32 its logits equal the kit's
 to 1e-5.  Switches that no ``transformers`` class computes (ALiBi, SwiGLU, the attention
 variants, qk-norm, interleaved rotary) are refused, each with the reason.  The end-of-text
-id becomes bos and eos, the model's pad id stays pad.
+id becomes bos and eos, the model's pad id stays pad (and becomes the tokenizer's pad
+token when it has none).
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ def export(spec: str, out_dir: str | Path, tokenizer_dir: str | None = None) -> 
     out_dir = Path(out_dir)
     twin.save_pretrained(out_dir)
     if folder is not None:
-        AutoTokenizer.from_pretrained(tokenizer_files(folder)).save_pretrained(out_dir)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_files(folder))
+        if tokenizer.pad_token is None and twin.config.pad_token_id is not None:
+            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(twin.config.pad_token_id)
+        tokenizer.save_pretrained(out_dir)
     return {"class": type(twin).__name__, "out_dir": str(out_dir),
             "tokenizer": "none" if folder is None else str(tokenizer_files(folder))}
 

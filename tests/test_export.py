@@ -92,6 +92,7 @@ def test_export_loads_in_transformers_with_equal_logits(runs, exported, name, hf
     assert torch.allclose(theirs, our_logits(ours, ids), atol=ATOL, rtol=0)
     assert hf.config.pad_token_id == ours.config.pad_token_id == 256  # bytes: eot 256 pads
     assert hf.config.eos_token_id == hf.config.bos_token_id == 256 == tokenizer.eos_token_id
+    assert tokenizer.pad_token_id == 256  # the model's pad id, the tokenizer's pad token
     out = hf.generate(ids[:, :6], max_new_tokens=5, min_new_tokens=5, do_sample=False)
     assert out.shape == (1, 11)
 
