@@ -1,6 +1,6 @@
 """Perplexity and bits per byte of a language model on a text file.
 
-    python evaluate_lm.py --model out/ckpt.pt --text ../shared/data/tinyshakespeare/input.txt
+    python evaluate_lm.py --model out/ckpt.pt --data_dir data/shakespeare_char --split val
     python evaluate_lm.py --model gpt2 --text ../shared/data/wikitext-2/test.txt --stride 512
     python evaluate_lm.py --model CHECKPOINT_DIR --text FILE --tokenizer DIR --json out.json
     python evaluate_lm.py --model out/alibi --data_dir data/shakespeare_char --split val \\

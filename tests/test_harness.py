@@ -180,7 +180,7 @@ def test_learned_positions_refuse_a_longer_max_length(kit_lm):
 
 def test_evaluate_lm_harness_on_a_rope_checkpoint_past_its_length(text_file, lastword_file,
                                                                   tmp_path):
-    """A pretrain.py checkpoint (rope, block 32, bytes tokenizer: no end-of-text) through
+    """A pretrain.py checkpoint (rope, block 32, bytes tokenizer: end-of-text 256) through
     evaluate_lm.py --harness with its corpus' tokenizer, in 96-token passes; --json holds
     the harness's results JSON."""
     prepare_lm.main(["--input", str(text_file), "--tokenizer", "bytes",

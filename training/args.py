@@ -73,8 +73,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         choices=["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"],
                         help="published GPT-2 to load from the Hugging Face hub or cache")
     parser.add_argument("--model_path", default=None,
-                        help="local Hugging Face GPT-2 checkpoint folder (config.json + "
-                             "model.safetensors); overrides --model_size")
+                        help="a local Hugging Face GPT-2 checkpoint folder (config.json + "
+                             "model.safetensors) or a pretrain.py checkpoint (its out_dir, "
+                             "ckpt.pt or best.pt); overrides --model_size")
     parser.add_argument("--random_init", action="store_true",
                         help="random weights of --model_size's shape (smoke runs only)")
     parser.add_argument("--tokenizer", default=os.path.join(DATA_DIR, "gpt2-tokenizer"),
