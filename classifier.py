@@ -13,8 +13,9 @@ predictions to `--dev_out` and `--test_out`.  Their defaults are the graded file
 `last-linear-layer`, so that neither mode's run overwrites the other's (`{task}` is sst or
 cfimdb; the folder is `--out_dir`).  `--smart_weight` and `--bregman_weight` add SMART's
 terms to the loss (`training/smart.py`, handout 7.7).  With `--ensemble CKPT ...` (what
-`ensemble.py` runs) it trains nothing: the checkpoints' mean class probabilities give the
-predictions, under the graded names.
+`ensemble.py` runs) it trains nothing: the checkpoints' mean class probabilities
+(`ensemble_probabilities` in `training/finetune.py`, handout 7.9) give the predictions, under
+the graded names.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
               f"{len(args.ensemble)} checkpoints, device {device}")
         return predict_and_write(members, {"dev": dev, "test": test}, batch_of, task, args,
                                  device, evaluation.accuracy_f1, evaluation.write_predictions,
-                                 outputs)
+                                 outputs, ensemble=True)
     seed_everything(args.seed)
     model = build_model(args, task, num_labels).to(device)
     max_length = min(args.max_length, model.gpt.config.max_position_embeddings)

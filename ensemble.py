@@ -7,8 +7,9 @@ Each checkpoint is a task script's best checkpoint (`classifier.py` writes
 `{sst,cfimdb}-classifier.pt`, `paraphrase_detection.py` writes `paraphrase.pt`, both in
 `--checkpoint_dir`).  Each is rebuilt with the flags it was trained with (the weights it
 started from, the fine-tune mode, LoRA), its class probabilities on dev and test are
-averaged with the others', and the argmax of the mean is written to the graded prediction
-files, `<out_dir>/{task}-dev-output.csv` and `-test-`.  Each member's dev accuracy and the
+averaged with the others' (`ensemble_probabilities` in `training/finetune.py`,
+handout 7.9), and the argmax of the mean is written to the graded prediction files,
+`<out_dir>/{task}-dev-output.csv` and `-test-`.  Each member's dev accuracy and the
 ensemble's are printed.
 
 The task's own script does the work in its ensemble mode (`--ensemble CKPT ...`, which

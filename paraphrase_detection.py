@@ -16,7 +16,8 @@ could leave the two answers; restricted to two, prediction and loss always agree
 
 `--smart_weight` and `--bregman_weight` add SMART's terms to the loss (`training/smart.py`,
 handout 7.7).  With `--ensemble CKPT ...` (what `ensemble.py` runs) it trains nothing: the
-checkpoints' mean class probabilities give the predictions.
+checkpoints' mean class probabilities (`ensemble_probabilities` in `training/finetune.py`,
+handout 7.9) give the predictions.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
               f"ensemble of {len(args.ensemble)} checkpoints, device {device}")
         return predict_and_write(ensemble_members(args.ensemble, args, build_model, device),
                                  {"dev": dev, "test": test}, batch_of, "para", args, device,
-                                 evaluation.accuracy_f1, evaluation.write_predictions)
+                                 evaluation.accuracy_f1, evaluation.write_predictions,
+                                 ensemble=True)
     seed_everything(args.seed)
     model = build_model(args).to(device)
     max_length = min(args.max_length, model.gpt.config.max_position_embeddings)

@@ -197,6 +197,7 @@ PARTS: dict[str, Part] = {
     "preconditioned": Part("7.6", "Preconditioned optimizers", "handout/preconditioned.md"),
     "smart": Part("7.7", "SMART", "handout/smart.md"),
     "window": Part("7.8", "Sliding-window attention and attention sinks", "handout/window.md"),
+    "ensemble": Part("7.9", "Ensembles", "handout/ensemble.md"),
     "pretraining": Part("8", "Pretraining", "handout/pretraining.md"),
     "research": Part("9", "Research architectures", "handout/research.md"),
 }

@@ -370,7 +370,7 @@ def shop(handout: Path, work: Path, *only: str) -> dict:
 # assignment -> its parts; every other part ships solved in its release.
 SHOPPING_RELEASES = {"core": ("model", "optimizer", "tokenizer"),
                      "extensions": ("sdpa", "lora", "dpo", "research", "tasks", "quantize",
-                                    "reft", "preconditioned", "smart", "window")}
+                                    "reft", "preconditioned", "smart", "window", "ensemble")}
 
 
 @pytest.fixture(scope="module")
@@ -399,7 +399,8 @@ def test_no_solved_callable_is_a_drop_in_for_a_graded_function(assignment, relea
                                "modules/quantize.py:Int8Linear.forward",
                                "modules/reft.py:LoReFTIntervention.forward",
                                "training/smart.py:smart_loss",
-                               "modules/attention.py:visible_keys"}}[assignment]
+                               "modules/attention.py:visible_keys",
+                               "training/finetune.py:ensemble_probabilities"}}[assignment]
     assert expected <= set(answer["functions"]), answer["functions"]
     assert answer["tried"] > 100, answer
     assert answer["scored"] == [], answer["scored"]

@@ -476,7 +476,7 @@ def save_member(path, model, args):
 def test_ensemble_writes_the_mean_of_its_members(subset, make_checkpoint, tmp_path):
     """ensemble.py on a full-model and a LoRA checkpoint of SST: the graded files hold the
     argmax of the two models' mean probabilities; each member alone is rebuilt exactly."""
-    from training.finetune import predict_probabilities
+    from training.finetune import predict_logits
 
     checkpoint = make_checkpoint(**SIZES)
     paths, probabilities = [], []
@@ -494,7 +494,8 @@ def test_ensemble_writes_the_mean_of_its_members(subset, make_checkpoint, tmp_pa
                     param.normal_(0, 0.5, generator=torch.Generator().manual_seed(index))
         paths.append(tmp_path / f"member{index}.pt")
         save_member(paths[-1], model, args)
-        probabilities.append(predict_probabilities(model, loader, torch.device("cpu"))[1])
+        logits = predict_logits(model, loader, torch.device("cpu"))[1]
+        probabilities.append(torch.softmax(logits, dim=-1))
     out = tmp_path / "predictions"
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "ensemble.py"), "--task", "sst", *map(str, paths),

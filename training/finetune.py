@@ -4,9 +4,12 @@ Each script brings its model (logits from ``forward(input_ids, attention_mask)``
 examples and its ``collate``; this module gives the loaders, the seeding, the loss, the
 predictions, ``fit`` (``epochs`` passes of the ``Trainer`` at a constant learning rate:
 AdamW, or ``--optimizer muon|shampoo`` on the blocks' matrices beside it; no weight decay,
-no clipping, bf16 autocast with ``--use_gpu``; evaluated after every epoch) and ``fit_and_write`` (fit a classifier on dev accuracy, then predict every
-split with its best checkpoint and hand the predictions to the script's writer).  The
-metric and the file format are the script's (``evaluation.py``): this module knows no task.
+no clipping, bf16 autocast with ``--use_gpu``; evaluated after every epoch),
+``fit_and_write`` (fit a classifier on dev accuracy, then predict every split with its best
+checkpoint and hand the predictions to the script's writer) and the scripts' ensemble mode
+(``ensemble_members``, and ``predict_and_write`` with the members' mean probabilities,
+``ensemble_probabilities``, handout 7.9).  The metric and the file format are the script's
+(``evaluation.py``): this module knows no task.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -62,27 +65,28 @@ def classification_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor
 
 
 @torch.no_grad()
-def predict_probabilities(model: nn.Module, loader: DataLoader, device: torch.device,
-                          description: str = "eval") -> tuple[list[str], torch.Tensor, list[int]]:
-    """Returns (ids, class probabilities [N, C] (the softmax of the logits, float32, on the
-    CPU), gold labels (-1 where unlabelled))."""
+def predict_logits(model: nn.Module, loader: DataLoader, device: torch.device,
+                   description: str = "eval") -> tuple[list[str], torch.Tensor, list[int]]:
+    """Returns (ids, class logits [N, C] (float32, on the CPU), gold labels (-1 where
+    unlabelled))."""
     model.eval()
-    ids, probabilities, gold = [], [], []
+    ids, logits, gold = [], [], []
     for batch in tqdm(loader, desc=description, leave=False):
         with autocast(device):
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        probabilities.append(torch.softmax(logits.float(), dim=-1).cpu())  # (B, C)
+            batch_logits = model(batch["input_ids"].to(device),
+                                 batch["attention_mask"].to(device))
+        logits.append(batch_logits.float().cpu())  # (B, C)
         gold += batch["labels"].tolist()
         ids += batch["ids"]
-    return ids, torch.cat(probabilities), gold
+    return ids, torch.cat(logits), gold
 
 
 def predict(model: nn.Module, loader: DataLoader, device: torch.device,
             description: str = "eval") -> tuple[list[str], list[int], list[int]]:
-    """Returns (ids, predicted labels (the most probable class), gold labels (-1 where
-    unlabelled))."""
-    ids, probabilities, gold = predict_probabilities(model, loader, device, description)
-    return ids, probabilities.argmax(dim=-1).tolist(), gold
+    """Returns (ids, predicted labels (the most probable class: the largest logit), gold
+    labels (-1 where unlabelled))."""
+    ids, logits, gold = predict_logits(model, loader, device, description)
+    return ids, logits.argmax(dim=-1).tolist(), gold
 
 
 def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
@@ -223,44 +227,70 @@ def ensemble_members(paths: list[str], args: argparse.Namespace,
         yield model
 
 
+def ensemble_probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The class probabilities of an ensemble (handout 7.9): the mean over its M members of
+    each member's softmax.
+
+    ``logits`` holds M >= 1 tensors [N, C], member m's class logits for the same N examples.
+    Returns [N, C] in the logits' dtype (float64 logits give float64 probabilities), each
+    row summing to 1:
+
+        probabilities[n] = (1 / M) * sum_m softmax(logits[m][n])
+
+    Each member's logits go through a softmax over the classes (the last dimension) first,
+    then the probabilities are averaged; the softmax of the members' mean logits is another
+    rule, one where a member with large logits outvotes the others.  Every member weighs
+    1/M.  One member (M = 1) is an ensemble too: its own softmax.  The ensemble predicts the
+    argmax over C.  For two members with logits [[0, 0]] and [[ln 3, 0]] the softmaxes are
+    [0.5, 0.5] and [0.75, 0.25], and the ensemble's probabilities [[0.625, 0.375]].
+    """
+    ### BEGIN SOLUTION
+    stacked = torch.stack(list(logits))  # (M, N, C)
+    return torch.softmax(stacked, dim=-1).mean(dim=0)  # (N, C)
+    ### END SOLUTION
+
+
 def predict_and_write(models: Iterable[nn.Module], splits: dict[str, list],
                       collate_fn: Callable, name: str, args: argparse.Namespace,
                       device: torch.device,
                       score: Callable[[list[int], list[int]], tuple[float, float]],
                       write: Callable[[str, list[str], list[int]], None],
-                      outputs: dict[str, str] | None = None) -> dict:
-    """Predict each split (``splits``: "dev", labelled, and "test") with the mean class
-    probabilities of ``models`` (one model: its own) and ``write(outputs[split], ids,
-    predictions)`` (default path: ``<args.out_dir>/<name>-<split>-output.csv``).  The models
-    are used one at a time, in order (a generator may build each when it is reached).
-    Returns {'dev_acc', 'dev_f1'} of the mean; with several models it also prints each
-    one's dev accuracy and returns them as 'member_dev_acc'."""
+                      outputs: dict[str, str] | None = None, ensemble: bool = False) -> dict:
+    """Predict each split (``splits``: "dev", labelled, and "test") and
+    ``write(outputs[split], ids, predictions)`` (default path:
+    ``<args.out_dir>/<name>-<split>-output.csv``).  With ``ensemble`` (the scripts'
+    ``--ensemble`` mode, one checkpoint or more) ``models`` are its members and the
+    predictions are the argmax of ``ensemble_probabilities`` of their logits; without it,
+    ``models`` is one trained model and they are its logits' argmax.  The models are used
+    one at a time, in order (a generator may build each when it is reached).  Returns
+    {'dev_acc', 'dev_f1'}; with several models it also prints each one's dev accuracy and
+    returns them as 'member_dev_acc'."""
     loaders = {split: make_loader(examples, collate_fn, args.eval_batch_size)
                for split, examples in splits.items()}
-    sums: dict[str, torch.Tensor] = {}  # split -> summed probabilities [N, C]
+    logits: dict[str, list[torch.Tensor]] = {}  # split -> each model's logits [N, C]
     labels: dict[str, tuple[list[str], list[int]]] = {}  # split -> (ids, gold)
     member_acc = []
     for model in models:
         for split, loader in loaders.items():
-            ids, probabilities, gold = predict_probabilities(model, loader, device,
-                                                             f"{name} {split}")
-            sums[split] = probabilities + sums[split] if split in sums else probabilities
+            ids, member, gold = predict_logits(model, loader, device, f"{name} {split}")
+            logits.setdefault(split, []).append(member)
             labels[split] = (ids, gold)
             if split == "dev":
-                member_acc.append(score(gold, probabilities.argmax(dim=-1).tolist())[0])
+                member_acc.append(score(gold, member.argmax(dim=-1).tolist())[0])
     if len(member_acc) > 1:
         print(f"[{name}] each member's dev acc: "
               + ", ".join(f"{accuracy:.4f}" for accuracy in member_acc))
     results = {}
     for split, (ids, gold) in labels.items():
-        predictions = sums[split].argmax(dim=-1).tolist()  # the mean's argmax
+        scores = ensemble_probabilities(logits[split]) if ensemble else logits[split][0]
+        predictions = scores.argmax(dim=-1).tolist()  # (N,) the most probable class
         path = (outputs or {}).get(split) or os.path.join(args.out_dir,
                                                            f"{name}-{split}-output.csv")
         write(path, ids, predictions)
         print(f"[{name}] {split} predictions -> {path}")
         if split == "dev":
             results["dev_acc"], results["dev_f1"] = score(gold, predictions)
-    label = "best" if len(member_acc) == 1 else f"ensemble of {len(member_acc)}:"
+    label = f"ensemble of {len(member_acc)}:" if ensemble else "best"
     print(f"[{name}] {label} dev acc {results['dev_acc']:.4f}, macro-F1 {results['dev_f1']:.4f}")
     if len(member_acc) > 1:
         results["member_dev_acc"] = member_acc
