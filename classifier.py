@@ -11,7 +11,8 @@ predictions to `--dev_out` and `--test_out`.  Their defaults are the graded file
 `predictions/{task}-dev-output.csv` and `predictions/{task}-test-output.csv`, for
 `full-model`, and `predictions/last-linear-layer-{task}-dev-output.csv` (and `-test-`) for
 `last-linear-layer`, so that neither mode's run overwrites the other's (`{task}` is sst or
-cfimdb; the folder is `--out_dir`).  `--smart_weight` and `--bregman_weight` add SMART's
+cfimdb; the folder is `--out_dir`); the best checkpoint, `{task}-classifier.pt` in
+`--checkpoint_dir`, is named the same way.  `--smart_weight` and `--bregman_weight` add SMART's
 terms to the loss (`training/smart.py`, handout 7.7).  With `--ensemble CKPT ...` (what
 `ensemble.py` runs) it trains nothing: the checkpoints' mean class probabilities
 (`ensemble_probabilities` in `training/finetune.py`, handout 7.9) give the predictions, under
@@ -146,21 +147,23 @@ def run_task(args: argparse.Namespace, task: str, tokenizer, device: torch.devic
     print(f"[{task}] {len(train)} train / {len(dev)} dev / {len(test)} test, "
           f"{num_labels} classes, {args.fine_tune_mode}, peft {args.peft}, lr {lr}, device {device}")
     return fit_and_write(model, train_loader, {"dev": dev, "test": test}, batch_of, task,
-                         f"{task}-classifier.pt", args, device, lr,
+                         f"{mode_prefix(args)}{task}-classifier.pt", args, device, lr,
                          evaluation.accuracy_f1, evaluation.write_predictions, outputs)
+
+
+def mode_prefix(args: argparse.Namespace) -> str:
+    """What a run's file names start with, so that the two modes' runs keep apart: nothing
+    for full-model (the graded names) and for an ensemble, ``{mode}-`` for another mode."""
+    return "" if args.fine_tune_mode == GRADED_MODE or args.ensemble else f"{args.fine_tune_mode}-"
 
 
 def output_path(args: argparse.Namespace, task: str, split: str) -> str:
     """Where ``task``'s ``split`` predictions go: ``--dev_out``/``--test_out`` with ``{task}``
-    filled in, else ``<out_dir>/{task}-{split}-output.csv`` for full-model and
-    ``<out_dir>/{mode}-{task}-{split}-output.csv`` for another mode (an ensemble writes the
-    graded names)."""
+    filled in, else ``<out_dir>/{mode_prefix}{task}-{split}-output.csv``."""
     given = getattr(args, f"{split}_out")
     if given is not None:
         return given.replace("{task}", task)
-    graded = args.fine_tune_mode == GRADED_MODE or args.ensemble
-    prefix = "" if graded else f"{args.fine_tune_mode}-"
-    return os.path.join(args.out_dir, f"{prefix}{task}-{split}-output.csv")
+    return os.path.join(args.out_dir, f"{mode_prefix(args)}{task}-{split}-output.csv")
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -187,7 +187,12 @@ def test_bad_inputs(hf_folder, text_file, data_dir, tmp_path, capsys):
         (["--model", str(tmp_path / "no_model"), "--text", str(text_file)],
          "no such checkpoint file or folder"),
         (["--model", str(hf_folder), "--text", str(one_token)], "scoring needs at least 2"),
+        (["--model", str(tmp_path / "dpo_run"), "--text", str(text_file)],
+         "dpo_run: a folder with no ckpt.pt or best.pt and no config.json; it holds "
+         "dpo-sonnet.pt: pass one of them"),
     ]
+    (tmp_path / "dpo_run").mkdir()
+    (tmp_path / "dpo_run" / "dpo-sonnet.pt").write_bytes(b"")
     for argv, message in cases:
         with pytest.raises(SystemExit):
             evaluate_lm(argv + tokenizer)

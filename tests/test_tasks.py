@@ -250,6 +250,13 @@ def test_classifier_output_files_keep_the_graded_names_for_full_model(flags, dev
         assert (path == graded[f"sst-{split}"]) == (flags[-1:] == ["full-model"])
 
 
+@pytest.mark.parametrize("flags, name", [(["--fine-tune-mode", "full-model"], "sst-classifier.pt"),
+                                         ([], "last-linear-layer-sst-classifier.pt")])
+def test_classifier_checkpoints_of_the_two_modes_keep_apart(flags, name):
+    args = classifier.get_args(flags)
+    assert f"{classifier.mode_prefix(args)}sst-classifier.pt" == name
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--dev_out", "dev.csv"], "--dev_out dev.csv: with --task both it must hold {task}"),
     (["--task", "sst", "--dev_out", "p.csv", "--test_out", "p.csv"],
@@ -325,7 +332,7 @@ def test_classifier_with_lora(subset, make_checkpoint, tmp_path):
     width, inner = SIZES["hidden_size"], SIZES["intermediate_size"]
     adapters = 2 * (4 * 2 * width * 2 + 4 * (width + inner))  # 2 layers: query, value, interm
     assert trainable_line(out, "sst")[0] == adapters + 5 * width + 5  # plus the 5-class head
-    keys = lora_checkpoint_keys(tmp_path / "out" / "sst-classifier.pt")
+    keys = lora_checkpoint_keys(tmp_path / "out" / "last-linear-layer-sst-classifier.pt")
     assert keys >= {"classifier.weight", "classifier.bias"}
     assert all(k.endswith(ADAPTERS) for k in keys - {"classifier.weight", "classifier.bias"})
     assert len(keys) == 2 + 2 * 3 * 2
@@ -451,7 +458,7 @@ def test_classifier_with_reft_evaluated_in_int8(subset, make_checkpoint, tmp_pat
     width = SIZES["hidden_size"]
     assert int(match.group(1).replace(",", "")) == 2 * 2 * (2 * width + 1) + 5 * width + 5
     assert "[sst] quantized int8:" in out
-    state = torch.load(tmp_path / "out" / "sst-classifier.pt", map_location="cpu",
+    state = torch.load(tmp_path / "out" / "last-linear-layer-sst-classifier.pt", map_location="cpu",
                        weights_only=False)
     assert (state["config"]["peft"], state["config"]["reft_positions"]) == ("reft", "first+last")
     keys = set(state["model"])

@@ -176,6 +176,11 @@ def model_and_tokenizer_dir(spec: str, tokenizer_dir: str | None) -> tuple[GPT2M
         own = ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
                or (folder / "tokenizer.json").is_file())
         default = folder if own else None
+    elif Path(spec).is_dir():
+        held = sorted(path.name for path in Path(spec).glob("*.pt"))
+        hint = f"; it holds {', '.join(held)}: pass one of them" if held else ""
+        raise FileNotFoundError(f"{spec}: a folder with no {' or '.join(CHECKPOINT_NAMES)} and "
+                                f"no config.json{hint}")
     elif any(c in spec for c in "/\\") or spec.startswith("."):
         raise FileNotFoundError(f"{spec}: no such checkpoint file or folder; pass a ckpt.pt, "
                                 "a folder holding one, a Hugging Face checkpoint folder, or a "
