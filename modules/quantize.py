@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base_gpt import GPTPreTrainedModel
+from models.base_gpt import gpt_backbones
 
 Q_MAX = 127  # symmetric int8 codes: -127 .. 127 (-128 is never used)
 QUANTIZE_MODES = ("int8", "bf16")  # quantize_model's modes; "none" is the scripts' default
@@ -142,7 +142,7 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def _quantize_int8(model: nn.Module, include_embeddings: bool) -> None:
-    backbones = [m for m in model.modules() if isinstance(m, GPTPreTrainedModel)] or [model]
+    backbones = gpt_backbones(model)
     for backbone in backbones:
         prefix = next(name for name, m in model.named_modules() if m is backbone)
         prefix = f"{prefix}." if prefix else ""

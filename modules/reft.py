@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrize import register_parametrization
 
-from models.base_gpt import GPTPreTrainedModel
+from models.base_gpt import GPTPreTrainedModel, gpt_backbones
 
 
 class OrthonormalRows(nn.Module):
@@ -69,9 +69,7 @@ class LoReFTIntervention(nn.Module):
         super().__init__()
         if not isinstance(hidden_size, int) or hidden_size < 1:
             raise ValueError(f"LoReFT hidden_size must be an integer >= 1, got {hidden_size!r}")
-        if not isinstance(rank, int) or not 1 <= rank <= hidden_size:
-            raise ValueError(f"LoReFT rank must be an integer in [1, hidden_size={hidden_size}], "
-                             f"got {rank!r}")
+        check_rank(rank, hidden_size)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"LoReFT dropout must be in [0, 1), got {dropout!r}")
         rotate = nn.Linear(hidden_size, rank, bias=False)
@@ -112,6 +110,14 @@ class LoReFTIntervention(nn.Module):
     def extra_repr(self) -> str:
         rank, hidden = self.rotate_layer.weight.shape
         return f"hidden_size={hidden}, rank={rank}"
+
+
+def check_rank(rank: int, hidden_size: int) -> None:
+    """ValueError naming `rank` unless it is an integer in [1, hidden_size]: R [rank,
+    hidden_size] has orthonormal rows."""
+    if not isinstance(rank, int) or not 1 <= rank <= hidden_size:
+        raise ValueError(f"LoReFT rank must be an integer in [1, hidden_size={hidden_size}], "
+                         f"got {rank!r}")
 
 
 def parse_positions(text: str) -> tuple[int, int]:
@@ -191,9 +197,8 @@ def apply_reft(model: nn.Module, rank: int = 4, layers: str = "all", positions: 
     head) keep their `requires_grad`.  Returns the edited layers' qualified names.
     ValueError naming a bad value, or when the model already has interventions."""
     first, last = parse_positions(positions)
-    backbones = [m for m in model.modules() if isinstance(m, GPTPreTrainedModel)] or [model]
     names = []
-    for backbone in backbones:
+    for backbone in gpt_backbones(model):
         if hasattr(backbone, "reft"):
             raise ValueError("apply_reft: the model already has ReFT interventions")
         chosen = parse_layers(layers, backbone.config.num_hidden_layers)
