@@ -33,31 +33,13 @@ from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from tests.conftest import SIZES
 from training.checkpoint import model_from_checkpoint
 from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
 from training.metrics import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
-             max_position_embeddings=256)  # real GPT-2 vocabulary, tiny everything else
-EVAL_ROWS = {"ids-sst": 80, "ids-cfimdb": 24, "quora": 80}  # dev/test rows kept per task
-
-
-@pytest.fixture(scope="module")
-def subset(data_dir, tmp_path_factory):
-    """data/prepare.py output for the real course files, dev and test cut to a few rows."""
-    out = tmp_path_factory.mktemp("data")
-    subprocess.run([sys.executable, os.path.join(REPO, "data", "prepare.py"),
-                    "--from", str(data_dir / "cs224n"),
-                    "--tokenizer", str(data_dir / "gpt2-tokenizer"), "--out", str(out)],
-                   check=True, capture_output=True, timeout=120)
-    for stem, rows in EVAL_ROWS.items():
-        for split in ("dev", "test-student"):
-            path = out / f"{stem}-{split}.csv"
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            path.write_text("".join(lines[:rows + 1]), encoding="utf-8")
-    return out
 
 
 @pytest.fixture(scope="module")
