@@ -18,11 +18,11 @@ Training runs on the one loop (`training.finetune.fit`, `training.trainer.Traine
 step logs the loss, the chosen and rejected rewards, their margin and the reward accuracy
 to `<checkpoint_dir>/dpo-<task>-metrics.jsonl` (`train_loss`, `train_chosen_reward`, ...),
 and each epoch evaluates the dev preference accuracy and, for sonnets, the dev chrF and the
-sonnet-form score (also once before training).  The trained model is saved to
-`<checkpoint_dir>/dpo-<task>.pt` (a whole GPT-2: LoRA adapters are merged into it), which
-`sample.py`, `evaluate_lm.py` and `export_hf.py` load (the loop also keeps
-`dpo-<task>-best.pt`, the epoch of the best dev preference accuracy, as a task script's
-checkpoint: with LoRA, the adapters only), and its graded prediction files go
+sonnet-form score (also once before training), each epoch's logged in the same file.  The
+trained model is saved to `<checkpoint_dir>/dpo-<task>.pt` (a whole GPT-2: LoRA adapters
+are merged into it), which `sample.py`, `evaluate_lm.py` and `export_hf.py` load (the loop
+also keeps `dpo-<task>-best.pt`, the epoch of the best dev preference accuracy, as a task
+script's checkpoint: with LoRA, the adapters only), and its graded prediction files go
 to `<out_dir>` under the names the autograder reads: `generated_sonnets_dev.txt` and
 `generated_sonnets.txt`, or `para-dev-output.csv` and `para-test-output.csv` (so pass
 another `--out_dir` to keep the fine-tuned model's).

@@ -48,7 +48,7 @@ import torch
 
 from models.gpt2 import GPT2Model
 from modules.quantize import model_bytes, quantize_model
-from training.args import add_quantize_args
+from training.args import add_quantize_args, torch_device
 from training.helpformat import HelpFormatter
 from training.lm_data import SPLITS, LMTokenizer, open_split, read_text
 from training.loading import load_model
@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--stride", type=int, help="tokens between window starts "
                         "(default: half the window)")
     parser.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (8)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", type=torch_device,
+                        default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     add_quantize_args(parser)
     parser.add_argument("--json", help="also write the figures (with --harness: the "
                         "harness's results) to this JSON file")

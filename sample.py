@@ -34,6 +34,7 @@ from training.args import (
     NON_NEGATIVE_INT,
     POSITIVE_INT,
     bounded,
+    torch_device,
 )
 from training.helpformat import HelpFormatter
 from training.loading import load_model
@@ -62,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--top_p", type=bounded(float, 0.0, 1.0, low_open=True), default=1.0,
         help="nucleus sampling: keep the smallest set reaching this probability")
     add("--seed", type=int, default=1337, help="random seed")
-    add("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-        help="cuda when available, else cpu")
+    add("--device", type=torch_device, default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     return parser
 
 
@@ -88,8 +89,6 @@ def main(argv: list[str] | None = None) -> list[str]:
     """Print the samples (each followed by nanoGPT's separator) and return them."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device} but CUDA is not available; use --device cpu")
     try:
         prompt = read_start(args.start)
         model, tokenizer = load_model(model_spec(args), args.tokenizer)

@@ -51,3 +51,9 @@ class GPTPreTrainedModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def gpt_backbones(model: nn.Module) -> list[nn.Module]:
+    """The GPT-2 backbones (`GPTPreTrainedModel`s) inside `model`, itself included (a task
+    model holds one), or [model] when it holds none."""
+    return [m for m in model.modules() if isinstance(m, GPTPreTrainedModel)] or [model]

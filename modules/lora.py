@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base_gpt import GPTPreTrainedModel
+from models.base_gpt import gpt_backbones
 
 ADAPTER_NAMES = ("lora_A", "lora_B")  # the parameter names `lora_state_dict` keeps
 
@@ -144,7 +144,7 @@ def apply_lora(model: nn.Module, targets: Sequence[str] = ("query", "value"), r:
     targets = tuple(targets)
     if not targets:
         raise ValueError("apply_lora: no target names given")
-    backbones = [m for m in model.modules() if isinstance(m, GPTPreTrainedModel)] or [model]
+    backbones = gpt_backbones(model)
     for backbone in backbones:
         for param in backbone.parameters():
             param.requires_grad_(False)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base_gpt import GPTPreTrainedModel
+from models.base_gpt import gpt_backbones
 from modules.mlp import GatedDense, swiglu
 
 Q_MAX = 127  # symmetric int8 codes: -127 .. 127 (-128 is never used)
@@ -162,7 +162,7 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def _quantize_int8(model: nn.Module, include_embeddings: bool) -> None:
-    backbones = [m for m in model.modules() if isinstance(m, GPTPreTrainedModel)] or [model]
+    backbones = gpt_backbones(model)
     for backbone in backbones:
         prefix = next(name for name, m in model.named_modules() if m is backbone)
         prefix = f"{prefix}." if prefix else ""

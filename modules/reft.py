@@ -9,8 +9,8 @@ becomes
 with R [r, D] of orthonormal rows (R R^T = I) and W [r, D], b [r] a linear map: inside the
 r-dimensional subspace spanned by R's rows, the part R h of h is replaced by W h + b, and h
 is untouched outside it.  R stays orthonormal through training because it is parametrized
-(`torch.nn.utils.parametrizations.orthogonal`).  An intervention of rank r trains
-r (2D + 1) numbers per layer.
+(`OrthonormalRows`: the Gram-Schmidt rows of a free matrix, which any optimizer, weight
+decay included, may move).  An intervention of rank r trains r (2D + 1) numbers per layer.
 
     names = apply_reft(model, rank=4, layers="all", positions="last")
     ...train: only the interventions (and a task head) have requires_grad...
@@ -29,9 +29,29 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import orthogonal
+from torch.nn.utils.parametrize import register_parametrization
 
-from models.base_gpt import GPTPreTrainedModel
+from models.base_gpt import GPTPreTrainedModel, gpt_backbones
+
+
+class OrthonormalRows(nn.Module):
+    """The parametrization of R [r, D] (r <= D): the orthonormal rows that Gram-Schmidt makes
+    of a free V [r, D] of full rank, i.e. R^T = Q of the QR decomposition V^T = Q T with
+    T's diagonal made positive.  R is the same for V and c V (c > 0), so weight decay, which
+    shrinks V, leaves R orthonormal, and an orthonormal R is its own V (`right_inverse`).
+
+    (torch's `orthogonal(..., orthogonal_map="householder")` keeps the signs of R's columns
+    in the diagonal of its parameter as +-1 read by truncation to int; weight decay takes it
+    below 1 and R collapses to zero.)  Example: V = [[2, 0], [1, 1]] -> R = [[1, 0], [0, 1]].
+    """
+
+    def forward(self, V: torch.Tensor) -> torch.Tensor:
+        Q, T = torch.linalg.qr(V.mT)  # (D, r), (r, r)
+        signs = torch.where(T.diagonal() < 0, -1.0, 1.0).to(Q.dtype)  # (r,)
+        return (Q * signs).mT  # (r, D)
+
+    def right_inverse(self, R: torch.Tensor) -> torch.Tensor:
+        return R
 
 
 class LoReFTIntervention(nn.Module):
@@ -39,7 +59,8 @@ class LoReFTIntervention(nn.Module):
 
     Attributes:
         rotate_layer: nn.Linear(D, r, bias=False) whose weight, R [r, D], is kept with
-            orthonormal rows by the `orthogonal` parametrization (initialised orthonormal).
+            orthonormal rows by the `OrthonormalRows` parametrization (initialised
+            orthonormal; `rotate_layer.weight = Q` sets it to an orthonormal Q).
         learned_source: nn.Linear(D, r): W [r, D] and b [r].
         dropout: dropout on the edited state, as pyreft applies it (`nn.Identity` at p = 0).
     """
@@ -48,26 +69,23 @@ class LoReFTIntervention(nn.Module):
         super().__init__()
         if not isinstance(hidden_size, int) or hidden_size < 1:
             raise ValueError(f"LoReFT hidden_size must be an integer >= 1, got {hidden_size!r}")
-        if not isinstance(rank, int) or not 1 <= rank <= hidden_size:
-            raise ValueError(f"LoReFT rank must be an integer in [1, hidden_size={hidden_size}], "
-                             f"got {rank!r}")
+        check_rank(rank, hidden_size)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"LoReFT dropout must be in [0, 1), got {dropout!r}")
         rotate = nn.Linear(hidden_size, rank, bias=False)
         nn.init.orthogonal_(rotate.weight)
-        # Householder reflections without trivialization: R is a function of its one
-        # parameter alone (no random base buffer, so saving the trainable parameters saves
-        # R), for any rank up to D, and R can be assigned (`rotate_layer.weight = Q`).
-        self.rotate_layer = orthogonal(rotate, orthogonal_map="householder",
-                                       use_trivialization=False)
+        # R is a function of its one parameter alone (no buffer), so saving the trainable
+        # parameters saves R.
+        register_parametrization(rotate, "weight", OrthonormalRows())
+        self.rotate_layer = rotate
         self.learned_source = nn.Linear(hidden_size, rank)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     @property
     def R(self) -> torch.Tensor:
         """[r, D], orthonormal rows (R R^T = I).  For a bfloat16 or float16 intervention
-        (`quantize_model(model, "bf16")`) R is computed in float32, which the CPU's
-        Householder product needs, and returned in the intervention's dtype."""
+        (`quantize_model(model, "bf16")`) R is computed in float32, which the QR
+        decomposition needs, and returned in the intervention's dtype."""
         original = self.rotate_layer.parametrizations.weight.original
         if original.dtype in (torch.float32, torch.float64):
             return self.rotate_layer.weight
@@ -92,6 +110,14 @@ class LoReFTIntervention(nn.Module):
     def extra_repr(self) -> str:
         rank, hidden = self.rotate_layer.weight.shape
         return f"hidden_size={hidden}, rank={rank}"
+
+
+def check_rank(rank: int, hidden_size: int) -> None:
+    """ValueError naming `rank` unless it is an integer in [1, hidden_size]: R [rank,
+    hidden_size] has orthonormal rows."""
+    if not isinstance(rank, int) or not 1 <= rank <= hidden_size:
+        raise ValueError(f"LoReFT rank must be an integer in [1, hidden_size={hidden_size}], "
+                         f"got {rank!r}")
 
 
 def parse_positions(text: str) -> tuple[int, int]:
@@ -171,9 +197,8 @@ def apply_reft(model: nn.Module, rank: int = 4, layers: str = "all", positions: 
     head) keep their `requires_grad`.  Returns the edited layers' qualified names.
     ValueError naming a bad value, or when the model already has interventions."""
     first, last = parse_positions(positions)
-    backbones = [m for m in model.modules() if isinstance(m, GPTPreTrainedModel)] or [model]
     names = []
-    for backbone in backbones:
+    for backbone in gpt_backbones(model):
         if hasattr(backbone, "reft"):
             raise ValueError("apply_reft: the model already has ReFT interventions")
         chosen = parse_layers(layers, backbone.config.num_hidden_layers)

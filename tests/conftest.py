@@ -7,6 +7,8 @@ data, root and apt-get, so a skip there would hide a test that did not run (Slur
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +26,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
 # Small shapes used across the tests: (layers, heads, width, vocab, context).
 TINY = dict(num_hidden_layers=2, num_attention_heads=2, hidden_size=32, intermediate_size=128,
             vocab_size=97, max_position_embeddings=64)
+# The task scripts' checkpoints: GPT-2's real vocabulary (the tasks' tokenizer), two layers.
+SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
+             max_position_embeddings=256)
+EVAL_ROWS = {"ids-sst": 80, "ids-cfimdb": 24, "quora": 80}  # dev/test rows `subset` keeps
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -63,3 +69,19 @@ def make_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def subset(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/prepare.py output for the real course files, dev and test cut to `EVAL_ROWS`."""
+    out = tmp_path_factory.mktemp("data")
+    subprocess.run([sys.executable, str(REPO / "data" / "prepare.py"),
+                    "--from", str(data_dir / "cs224n"),
+                    "--tokenizer", str(data_dir / "gpt2-tokenizer"), "--out", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    for stem, rows in EVAL_ROWS.items():
+        for split in ("dev", "test-student"):
+            path = out / f"{stem}-{split}.csv"
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            path.write_text("".join(lines[:rows + 1]), encoding="utf-8")
+    return out

@@ -177,6 +177,15 @@ def test_bad_window_flags(hf_folder, text_file, data_dir, capsys, extra, message
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"])
+def test_a_device_this_machine_lacks_is_refused_naming_it(device, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_lm(["--model", "gpt2", "--text", "any.txt", "--device", device])
+    assert exit_info.value.code == 2
+    assert f"argument --device: {device!r} is not a device this machine has (it has cpu" in \
+        capsys.readouterr().err
+
+
 def test_bad_inputs(hf_folder, text_file, data_dir, tmp_path, capsys):
     tokenizer = ["--tokenizer", str(data_dir / "gpt2-tokenizer")]
     one_token = tmp_path / "one.txt"

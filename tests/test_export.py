@@ -269,6 +269,15 @@ def test_sample_errors_name_the_flag(runs, tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"])
+def test_sample_refuses_a_device_this_machine_lacks(device, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(["--device", device])
+    assert exit_info.value.code == 2
+    assert f"argument --device: {device!r} is not a device this machine has (it has cpu" in \
+        capsys.readouterr().err
+
+
 def test_task_scripts_take_a_pretrain_checkpoint_as_model_path(runs, tmp_path):
     """--model_path out/DIR loads a pretrain.py run; one with a vocabulary smaller than
     GPT-2's (the tasks' tokenizer) is refused naming both sizes."""

@@ -101,6 +101,32 @@ def test_a_resume_without_flags_takes_the_checkpoints_schedule_and_model(corpus,
         pretrain.main([*flags, "--init_from", "resume", "--n_embd", "64", "--override"])
 
 
+def test_a_resume_is_checked_with_the_checkpoints_flags_not_the_defaults(corpus, tmp_path,
+                                                                         capsys):
+    """A run trained with --warmup_iters 2 resumes with only --max_iters given: the
+    schedule's check sees the checkpoint's warmup, not the default 100, so without
+    --override the refusal names the changed flag, and with it the run trains on with the
+    checkpoint's other flags, the change logged."""
+    out = tmp_path / "run"
+    flags = ["--data_dir", str(corpus), "--out_dir", str(out), "--num_samples", "0"]
+    pretrain.main([*flags, "--max_iters", "3", *TINY])
+    resume = [*flags, "--init_from", "resume"]
+    with pytest.raises(SystemExit, match=r"but --max_iters 60 \(the checkpoint has 3\); drop "
+                                         r"the flag\(s\), or pass --override"):
+        pretrain.main([*resume, "--max_iters", "60"])
+    pretrain.main([*resume, "--max_iters", "5", "--override"])
+    assert "resume with --override: --max_iters 5 (the checkpoint has 3)" in \
+        capsys.readouterr().out
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["iter_num"] == 5
+    assert (state["config"]["max_iters"], state["config"]["warmup_iters"],
+            state["config"]["lr_decay_iters"], state["config"]["n_embd"]) == (5, 2, 3, 32)
+    with pytest.raises(SystemExit) as exit_info:  # a new value that cannot train still can't
+        pretrain.main([*resume, "--max_iters", "7", "--warmup_iters", "4", "--override"])
+    assert exit_info.value.code == 2
+    assert "--lr_decay_iters 3 must exceed --warmup_iters 4" in capsys.readouterr().err
+
+
 def test_init_from_a_gpt2_folder_continues_its_weights(corpus, tmp_path, make_checkpoint):
     folder = make_checkpoint(vocab_size=300)
     out = tmp_path / "continued"

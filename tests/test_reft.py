@@ -3,7 +3,7 @@
 pyreft itself is not installed: it pins transformers==4.45.1, which the kit's
 transformers pin excludes, so the intervention is checked against its formula
 h + (h W^T + b - h R^T) R at 1e-6 (float32; 1e-12 in float64), and R R^T = I at 1e-5 after
-50 optimizer steps.
+50 optimizer steps, with weight decay too.
 """
 
 import copy
@@ -82,6 +82,26 @@ def test_R_stays_orthonormal_after_50_steps():
         ((module(h) - target) ** 2).mean().backward()
         optimizer.step()
     assert (module.R - start).abs().max() > 0.1  # R moved
+    torch.testing.assert_close(module.R @ module.R.T, torch.eye(4), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda parameters: torch.optim.AdamW(parameters, lr=1e-2, weight_decay=0.01),
+    lambda parameters: torch.optim.SGD(parameters, lr=1e-1, weight_decay=1e-4),
+], ids=["AdamW", "SGD"])
+def test_R_stays_orthonormal_under_weight_decay(make_optimizer):
+    """Weight decay shrinks R's parameter every step; R (the Gram-Schmidt rows of it) must
+    not follow (torch's Householder `orthogonal` collapses to R = 0 at the first step)."""
+    torch.manual_seed(1)
+    module = LoReFTIntervention(16, 4)
+    h, target = torch.randn(8, 16), torch.randn(8, 16)
+    optimizer = make_optimizer(module.parameters())
+    start = module.R.detach().clone()
+    for _ in range(50):
+        optimizer.zero_grad()
+        ((module(h) - target) ** 2).mean().backward()
+        optimizer.step()
+    assert (module.R - start).abs().max() > 0.01  # R moved
     torch.testing.assert_close(module.R @ module.R.T, torch.eye(4), atol=1e-5, rtol=0)
 
 

@@ -19,6 +19,7 @@ import sweep
 from analysis.outliers import analyse, load_model, sample_windows
 from analysis.sweep_summary import GROUPED, aggregate, final_metrics, group_rows, loss_spikes
 from data import prepare_lm
+from tests.conftest import SIZES
 from training.checkpoint import model_from_checkpoint
 from training.lm_data import load_lm_tokenizer, open_split
 from training.metrics import read_metrics
@@ -325,6 +326,34 @@ def test_a_task_sweep_runs_the_script_skips_finished_runs_and_tables_dev_accurac
     assert float(rows["lr=0.5,seed=0"]["best_dev_acc"]) == 0.5
     assert rows["lr=0.5,seed=0"]["epoch"] == "2" and rows["lr=0.5,seed=0"]["dev_f1"] == "0.2"
     assert rows["lr=0.25,seed=1"]["best_dev_acc"] == ""  # failed: listed, no metrics
+
+
+def test_a_sweep_of_the_real_classifier_tables_its_dev_metrics(subset, make_checkpoint,
+                                                               tmp_path, monkeypatch):
+    """classifier.py itself (a tiny random checkpoint, 8 training sentences), two runs: its
+    metrics log holds each epoch's dev accuracy and F1, and summary.csv tables them under
+    unique headers, beside the grid's task and epochs as given."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grid = write_grid(tmp_path, 'script = "classifier.py"\nseeds = [0]\n[base]\n'
+                      '[grid]\nlr = [0.001, 0.002]\n',
+                      {"task": "sst", "epochs": 1, "model_path": str(make_checkpoint(**SIZES)),
+                       "data_dir": str(subset), "tokenizer": str(subset / "gpt2-tokenizer"),
+                       "max_train_examples": 8, "max_length": 32})
+    out = tmp_path / "s"
+    assert sweep.main(["run", str(grid), "--out_dir", str(out)]) == 0
+    logged = read_metrics(out / "lr=0.001,seed=0" / "sst-metrics.jsonl")
+    assert len(logged) == 1 and 0 <= logged[0]["dev_acc"] <= 1 and 0 <= logged[0]["dev_f1"] <= 1
+    assert sweep.main(["aggregate", str(out)]) == 0
+    with (out / "summary.csv").open(newline="") as handle:
+        header, *table = list(csv.reader(handle))
+    assert len(header) == len(set(header)), header
+    rows = [dict(zip(header, row, strict=True)) for row in table]
+    assert [row["run"] for row in rows] == ["lr=0.001,seed=0", "lr=0.002,seed=0"]
+    for row in rows:
+        assert (row["task"], row["epochs"], row["evaluated_task"]) == ("sst", "1", "sst")
+        assert 0 <= float(row["best_dev_acc"]) <= 1 and 0 <= float(row["dev_f1"]) <= 1
+        assert (row["epoch"], row["evaluations"]) == ("1", "1")
+    assert float(rows[0]["best_dev_acc"]) == logged[0]["dev_acc"]
 
 
 @pytest.mark.parametrize("text, message", [

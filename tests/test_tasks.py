@@ -33,31 +33,13 @@ from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
 from optimizer import AdamW
+from tests.conftest import SIZES
 from training.checkpoint import model_from_checkpoint
 from training.finetune import make_loader, predict
 from training.loading import load_tokenizer
 from training.metrics import read_metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SIZES = dict(vocab_size=50257, hidden_size=64, intermediate_size=256,
-             max_position_embeddings=256)  # real GPT-2 vocabulary, tiny everything else
-EVAL_ROWS = {"ids-sst": 80, "ids-cfimdb": 24, "quora": 80}  # dev/test rows kept per task
-
-
-@pytest.fixture(scope="module")
-def subset(data_dir, tmp_path_factory):
-    """data/prepare.py output for the real course files, dev and test cut to a few rows."""
-    out = tmp_path_factory.mktemp("data")
-    subprocess.run([sys.executable, os.path.join(REPO, "data", "prepare.py"),
-                    "--from", str(data_dir / "cs224n"),
-                    "--tokenizer", str(data_dir / "gpt2-tokenizer"), "--out", str(out)],
-                   check=True, capture_output=True, timeout=120)
-    for stem, rows in EVAL_ROWS.items():
-        for split in ("dev", "test-student"):
-            path = out / f"{stem}-{split}.csv"
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            path.write_text("".join(lines[:rows + 1]), encoding="utf-8")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +280,42 @@ def test_bad_arguments_are_refused_with_the_value(module, flags, message, capsys
     with pytest.raises(SystemExit) as exit_info:
         module.get_args(flags)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, flags, message", [
+    (classifier, ["--task", "sst", "--reft_rank", "100"],
+     "--reft_rank 100: LoReFT rank must be an integer in [1, hidden_size=64], got 100"),
+    (classifier, ["--task", "sst", "--reft_layers", "5"],
+     "--reft_layers 5: ReFT layers '5': give 'all' or comma-separated layer indices in 0 .. 1"),
+    (paraphrase_detection, ["--reft_rank", "65"], "--reft_rank 65: LoReFT rank must be"),
+    (paraphrase_detection, ["--reft_layers", "0,2"], "--reft_layers 0,2: ReFT layers '0,2'"),
+    (sonnet_generation, ["--reft_rank", "100"], "--reft_rank 100: LoReFT rank must be"),
+    (sonnet_generation, ["--reft_layers", "5"], "--reft_layers 5: ReFT layers '5'"),
+])
+def test_reft_flags_the_model_cannot_take_are_refused_with_the_value(
+        module, flags, message, subset, make_checkpoint, tmp_path, capsys):
+    """A rank above the model's width or a layer beyond its depth is known once the model is
+    built: refused as argparse refuses a flag (status 2, the flag and its value)."""
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--model_path", str(make_checkpoint(**SIZES)), "--data_dir", str(subset),
+                     "--tokenizer", str(subset / "gpt2-tokenizer"), "--out_dir",
+                     str(tmp_path / "predictions"), "--checkpoint_dir", str(tmp_path / "out"),
+                     "--peft", "reft", *flags])
+    assert exit_info.value.code == 2
+    assert f": error: {message}" in capsys.readouterr().err
+
+
+def test_a_lora_target_the_model_lacks_is_refused_without_a_traceback(subset, make_checkpoint,
+                                                                      tmp_path):
+    command = [sys.executable, os.path.join(REPO, "classifier.py"), "--task", "sst",
+               "--model_path", str(make_checkpoint(**SIZES)), "--data_dir", str(subset),
+               "--tokenizer", str(subset / "gpt2-tokenizer"), "--out_dir", str(tmp_path),
+               "--checkpoint_dir", str(tmp_path), "--peft", "lora", "--lora_targets", "qkv"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "classifier.py: error: --lora_targets qkv: apply_lora: no nn.Linear named like " \
+           "['qkv']" in result.stderr
 
 
 # --- --peft lora (handout 7.2) and DPO from the LoRA sonnet checkpoint (handout 7.3) ---

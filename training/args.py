@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import torch
 
@@ -53,6 +54,32 @@ NON_NEGATIVE_INT = bounded(int, 0)
 POSITIVE_FLOAT = bounded(float, 0.0, low_open=True)
 NON_NEGATIVE_FLOAT = bounded(float, 0.0)
 PROBABILITY_BELOW_ONE = bounded(float, 0.0, 1.0, high_open=True)  # dropout
+
+
+def flag_error(message: str) -> NoReturn:
+    """Exit as argparse refuses a flag: ``<script>: error: <message>`` on stderr, exit
+    status 2, no traceback.  For a value that only the model can refuse, once it is built
+    (e.g. ``--reft_rank 100: ...`` on a model 32 wide)."""
+    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def torch_device(text: str) -> str:
+    """An argparse ``type`` for ``--device``: a device this machine has (``cpu``; ``cuda``
+    or ``cuda:N`` with CUDA; ``mps`` on Apple silicon).  Anything else is refused naming it,
+    e.g. ``argument --device: 'tpu' is not a device this machine has (it has cpu)``."""
+    here, shown = ["cpu"], ["cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        here += ["cuda", *(f"cuda:{index}" for index in range(count))]
+        shown += ["cuda", "cuda:0" if count == 1 else f"cuda:0 .. cuda:{count - 1}"]
+    if torch.backends.mps.is_available():
+        here.append("mps")
+        shown.append("mps")
+    if text not in here:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device this machine has (it "
+                                         f"has {', '.join(shown)})")
+    return text
 
 
 def device_from_args(args: argparse.Namespace) -> torch.device:

@@ -104,8 +104,9 @@ def fit(model: nn.Module, loader: DataLoader, loss_fn: Callable, name: str,
     ``args.checkpoint_dir/last_name``.  Checkpoints hold the model only, as
     ``training.peft.checkpoint_state`` selects it for ``args.peft`` (with LoRA: the adapters
     and the head).  Every epoch (or every ``log_interval`` steps) logs a row to
-    ``args.checkpoint_dir/<name>-metrics.jsonl``; a ``loss_fn`` that returns {'loss', part:
-    ...} logs each part as ``train_<part>``.  ``after_step()`` runs after every optimizer
+    ``args.checkpoint_dir/<name>-metrics.jsonl``, with what ``evaluate`` returned (e.g.
+    ``dev_acc``, ``dev_f1``); a ``loss_fn`` that returns {'loss', part: ...} logs each part
+    as ``train_<part>``.  ``after_step()`` runs after every optimizer
     step.  Returns the last epoch's row.
     """
     steps = len(loader)

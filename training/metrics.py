@@ -4,7 +4,9 @@ Every row has the keys of ``KEYS``; a value not measured at that step is ``null`
 (``val_loss``, ``perplexity``, ``bits_per_byte`` between evaluations; ``bits_per_byte``
 when the data has no byte count).  ``train_loss`` is the mean training loss over the
 optimizer steps since the previous row.  A loss made of parts adds one ``train_<part>``
-key per part after these (``train_cross_entropy``, ``train_z_loss``, ...).  The log is the source of truth: plots
+key per part after these (``train_cross_entropy``, ``train_z_loss``, ...), and a row of an
+evaluation adds what the evaluation measured beyond ``val_loss`` and ``bits_per_byte``
+(a task's ``dev_acc``, ``dev_f1``, ...).  The log is the source of truth: plots
 (``training.plots``) and sweeps read it afterwards, and Weights & Biases, when asked for,
 receives the same rows.
 """
@@ -34,11 +36,11 @@ class MetricsLog:
         self.wandb_run = wandb_run
 
     def write(self, row: dict[str, Any]) -> None:
-        """Append one row: the keys of ``KEYS``, then any ``train_<part>`` keys."""
+        """Append one row: the keys of ``KEYS``, then its other keys (``train_<part>``, an
+        evaluation's metrics) in the row's order."""
         extra = [key for key in row if key not in KEYS]
-        if set(KEYS) - set(row) or any(not key.startswith("train_") for key in extra):
-            raise ValueError(f"metrics row keys {sorted(row)}: need {list(KEYS)} and "
-                             "optionally train_<part> keys")
+        if set(KEYS) - set(row):
+            raise ValueError(f"metrics row keys {sorted(row)}: need {list(KEYS)}")
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps({key: row[key] for key in (*KEYS, *extra)}) + "\n")
         if self.wandb_run is not None:

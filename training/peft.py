@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
 
+from models.base_gpt import gpt_backbones
 from models.gpt2 import GPT2Model, copy_checked
 from modules.lora import apply_lora, load_trainable_state_dict, merge_lora
-from modules.reft import apply_reft
+from modules.reft import apply_reft, check_rank, parse_layers
+from training.args import flag_error
 from training.checkpoint import load_checkpoint
 
 
@@ -36,11 +39,37 @@ def reft_settings(args: argparse.Namespace) -> dict:
             "positions": args.reft_positions, "dropout": args.reft_dropout}
 
 
+def lora_from_flags(model: nn.Module, args: argparse.Namespace) -> list[str]:
+    """`apply_lora` with the --lora_* flags; exits naming --lora_targets when no layer of
+    `model` has one of its names (the other flags are checked as they are parsed)."""
+    try:
+        return apply_lora(model, **lora_settings(args))
+    except ValueError as error:
+        flag_error(f"--lora_targets {' '.join(args.lora_targets)}: {error}")
+
+
+def reft_from_flags(model: nn.Module, args: argparse.Namespace) -> list[str]:
+    """`apply_reft` with the --reft_* flags; exits naming --reft_rank or --reft_layers and
+    its value when a GPT-2 backbone of `model` is too narrow or too shallow for it (the
+    other flags are checked as they are parsed)."""
+    for backbone in gpt_backbones(model):
+        config = backbone.config
+        for flag, check in (
+                ("reft_rank", partial(check_rank, args.reft_rank, config.hidden_size)),
+                ("reft_layers", partial(parse_layers, args.reft_layers,
+                                        config.num_hidden_layers))):
+            try:
+                check()
+            except ValueError as error:
+                flag_error(f"--{flag} {getattr(args, flag)}: {error}")
+    return apply_reft(model, **reft_settings(args))
+
+
 # --peft value -> function(model, args) that prepares the model and returns what it changed.
 PEFT_METHODS: dict[str, Callable[[nn.Module, argparse.Namespace], list[str]]] = {
     "none": lambda model, args: [],
-    "lora": lambda model, args: apply_lora(model, **lora_settings(args)),
-    "reft": lambda model, args: apply_reft(model, **reft_settings(args)),
+    "lora": lora_from_flags,
+    "reft": reft_from_flags,
 }
 
 
@@ -57,7 +86,8 @@ def trainable_summary(model: nn.Module) -> str:
 
 def apply_peft(model: nn.Module, args: argparse.Namespace, name: str) -> list[str]:
     """Apply --peft to `model`, print "[name] peft ...: <trainable_summary>", return the
-    names of the adapted layers (none without peft)."""
+    names of the adapted layers (none without peft).  A flag value the model cannot take
+    exits as argparse does, naming the flag and the value (`training.args.flag_error`)."""
     changed = PEFT_METHODS[args.peft](model, args)
     print(f"[{name}] peft {args.peft}"
           + (f" on {len(changed)} layers" if changed else "") + f": {trainable_summary(model)}")

@@ -9,7 +9,8 @@ machine lacks, which a sweep submitted from a login node without a GPU must not 
 A resume (``--init_from resume``) continues the run its checkpoint saved: the flags of
 ``RESUME_FLAGS`` (the schedule and the model) take the checkpoint's values, and one given
 on the command line with another value is refused, naming each, unless ``--override``
-(``resume_flags``).
+(``resume_flags``).  Its combinations are checked (``check_args``) once the checkpoint's
+values are in, not against the defaults of the flags left out.
 """
 
 from __future__ import annotations
@@ -165,9 +166,11 @@ def given_flags(argv: list[str] | None) -> set[str]:
 
 def resume_flags(args: argparse.Namespace, given: set[str], saved: dict) -> list[str]:
     """Set ``args``' ``RESUME_FLAGS`` to the checkpoint's run flags ``saved`` (its
-    ``config``), but those in ``given`` when ``args.override``; returns one line per given
-    flag whose value differs from the checkpoint's, e.g. "--max_iters 400 (the checkpoint
-    has 200)".  Without ``--override``, changed flags raise ValueError naming each."""
+    ``config``), but those in ``given`` when ``args.override``, then ``check_args`` the
+    result (exits naming the flags of a combination that cannot train); returns one line
+    per given flag whose value differs from the checkpoint's, e.g. "--max_iters 400 (the
+    checkpoint has 200)".  Without ``--override``, changed flags raise ValueError naming
+    each."""
     changed = [f"--{name} {getattr(args, name)} (the checkpoint has {saved[name]})"
                for name in RESUME_FLAGS
                if name in given and name in saved and getattr(args, name) != saved[name]]
@@ -178,6 +181,7 @@ def resume_flags(args: argparse.Namespace, given: set[str], saved: dict) -> list
     for name in RESUME_FLAGS:
         if name in saved and not (args.override and name in given):
             setattr(args, name, saved[name])
+    check_args(build_parser(), args)
     return changed
 
 
@@ -196,9 +200,11 @@ def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def get_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse and check pretrain.py's command line (exits with a message naming the flag)."""
+    """Parse and check pretrain.py's command line (exits with a message naming the flag);
+    a resume's combinations are checked by ``resume_flags``, with the checkpoint's values."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    check_args(parser, args)
+    if args.init_from != "resume":
+        check_args(parser, args)
     check_device(parser, args)
     return args

@@ -292,31 +292,40 @@ def mark_finished(run_dir: str | Path, command: list[str]) -> None:
 
 def task_summary(sweep_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """``summary.csv`` of a task sweep: one row per run and task (each
-    ``<task>-metrics.jsonl`` of the run's folder): ``run``, the grid's flags and the seed,
-    ``task``, ``best_dev_acc`` with the ``dev_f1`` and ``epoch`` of that evaluation, and
-    ``epochs`` evaluated.  Unfinished runs are listed with empty metrics."""
+    ``<task>-metrics.jsonl`` of the run's folder): ``run``, the run's flags (the grid's and
+    the seed, as given), ``evaluated_task`` (the log's task), ``best_dev_acc`` with the
+    other dev metrics (``dev_f1``, ...) and the ``epoch`` of that evaluation, and
+    ``evaluations``, how many the log holds.  Unfinished runs are listed with empty
+    metrics.  Raises GridError when a flag has the name of one of these columns."""
     sweep_dir = Path(sweep_dir)
     runs = read_runs(sweep_dir)
     keys = list(dict.fromkeys(key for flags in runs.values() for key in flags))
-    rows = []
+    rows, metrics = [], {}  # metrics: the dev metrics beside dev_acc, in log order
     for name, flags in runs.items():
         logs = sorted((sweep_dir / name).glob("*-metrics.jsonl"))
         finished = (sweep_dir / name / FINISHED).is_file()
         for log in logs if finished else []:
             evaluated = [row for row in read_metrics(log) if row.get("dev_acc") is not None]
-            best = max(evaluated, key=lambda row: row["dev_acc"], default=None)
-            rows.append({"run": name, **flags, "task": log.name.removesuffix("-metrics.jsonl"),
-                         "best_dev_acc": best and best["dev_acc"],
-                         "dev_f1": best and best["dev_f1"],
-                         "epoch": best and evaluated.index(best) + 1,
-                         "epochs": len(evaluated)})
+            best = max(evaluated, key=lambda row: row["dev_acc"], default={})
+            others = {key: value for key, value in best.items() if key.startswith("dev_")
+                      and key != "dev_acc"}
+            metrics.update(dict.fromkeys(others))
+            rows.append({"run": name, **flags,
+                         "evaluated_task": log.name.removesuffix("-metrics.jsonl"),
+                         "best_dev_acc": best.get("dev_acc"), **others,
+                         "epoch": evaluated.index(best) + 1 if best else None,
+                         "evaluations": len(evaluated)})
         if not finished:
             rows.append({"run": name, **flags})
+    header = ["run", *keys, "evaluated_task", "best_dev_acc", *metrics, "epoch", "evaluations"]
+    clashes = sorted({column for column in header if header.count(column) > 1})
+    if clashes:
+        raise GridError(f"{sweep_dir}: the flags {clashes} have the names of summary.csv's "
+                        "own columns")
     path = Path(out_dir or sweep_dir) / "summary.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, ["run", *keys, "task", "best_dev_acc", "dev_f1",
-                                         "epoch", "epochs"])
+        writer = csv.DictWriter(handle, header)
         writer.writeheader()
         writer.writerows(rows)
     return path

@@ -137,7 +137,8 @@ class Trainer:
     - ``batches``: ``next_step()``, ``state_dict()``, ``load_state_dict()``;
     - ``evaluate(model) -> {name: float}``, run on every rank, in eval mode, without
       gradients; it returns ``config.best_metric`` (and ``val_loss``, ``bits_per_byte``
-      where they apply); None: no evaluation, no best checkpoint;
+      where they apply), and every metric it returns goes into that step's metrics row;
+      None: no evaluation, no best checkpoint;
     - ``describe(row) -> str``, the line printed per evaluation (default: step, losses);
     - ``model_args`` and ``run_config`` go into every checkpoint as they are;
     - ``select_state(state) -> state``: the part of the model's state dict that checkpoints
@@ -396,6 +397,8 @@ class Trainer:
 
     def _write_row(self, log: MetricsLog | None, train: dict[str, float],
                    metrics: dict[str, float]) -> dict[str, Any]:
+        """The metrics row of this step (``training.metrics``): the training figures since
+        the last row, and all that ``metrics`` (an evaluation's, or {}) holds."""
         val_loss = metrics.get("val_loss")
         config = self.config
         lr = lr_at(max(self.iter_num - 1, 0), config.learning_rate, config.min_lr,
@@ -407,6 +410,7 @@ class Trainer:
                "tokens_per_s": train.get("tokens_per_s"), "grad_norm": train.get("grad_norm"),
                "time_s": self.elapsed,
                **{f"train_{name}": train.get(f"train_{name}") for name in self.loss_parts}}
+        row.update({name: value for name, value in metrics.items() if name not in row})
         if log is not None:
             log.write(row)
         return row
