@@ -25,7 +25,8 @@ also keeps `dpo-<task>-best.pt`, the epoch of the best dev preference accuracy, 
 script's checkpoint: with LoRA, the adapters only), and its graded prediction files go
 to `<out_dir>` under the names the autograder reads: `generated_sonnets_dev.txt` and
 `generated_sonnets.txt`, or `para-dev-output.csv` and `para-test-output.csv` (so pass
-another `--out_dir` to keep the fine-tuned model's).
+another `--out_dir` to keep the fine-tuned model's).  `--quantize int8|bf16` writes them
+with the policy quantized (the checkpoint stays float).
 """
 
 from __future__ import annotations
@@ -58,11 +59,12 @@ from training.args import (
     POSITIVE_INT,
     add_model_args,
     add_peft_args,
+    add_quantize_args,
     bounded,
     device_from_args,
 )
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from training.finetune import fit, make_loader, seed_everything
+from training.finetune import fit, make_loader, quantize_for_eval, seed_everything
 from training.helpformat import HelpFormatter
 from training.loading import load_gpt2, load_tokenizer
 from training.peft import apply_peft, load_backbone_checkpoint
@@ -403,6 +405,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gen_batch_size", type=POSITIVE_INT, default=12)
     add_model_args(parser)
     add_peft_args(parser)
+    add_quantize_args(parser)
     parser.set_defaults(epochs=1, batch_size=4)
     args = parser.parse_args(argv)
     if args.peft == "reft":
@@ -486,6 +489,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"[dpo] checkpoint -> {checkpoint}")
     for key in before:
         print(f"[dpo] {key}: before {before[key]:.4f}, after {after[key]:.4f}")
+    quantize_for_eval(policy, args, name)  # --quantize: the predictions of the quantized policy
     for path in TASKS[args.task][2](policy, tokenizer, args):
         print(f"[dpo] predictions -> {path}")
     return {"before": before, "after": {key: after[key] for key in before},

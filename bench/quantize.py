@@ -2,17 +2,23 @@
 
     .venv/bin/python bench/quantize.py --model out/pretrain/best.pt --data_dir data/shakespeare_char
     .venv/bin/python bench/quantize.py --model gpt2 --text ../shared/data/wikitext-2/test.txt \\
+        --classifier_checkpoint out/sst-classifier.pt --classifier_task sst
+    .venv/bin/python bench/quantize.py --model gpt2 --text ../shared/data/wikitext-2/test.txt \\
         --classifier_flags "--task sst --fine-tune-mode full-model --epochs 1"
 
 Rows: fp32, bf16 (`quantize_model(model, "bf16")`), int8 weight-only (the transformer
 blocks' linear layers, `quantize_model(model, "int8")`) and int8 including the embeddings
 (`include_embeddings=True`).  Columns: megabytes of the whole model and of its blocks
 (`model_bytes`), bits per byte and perplexity on the text (`evaluate_lm.evaluate_ids`,
-windows of `--block_size`, the first `--max_tokens` tokens), with `--classifier_flags` the
-dev accuracy of `classifier.py` run with those flags and `--quantize` of the row (the same
-seed and steps, so the same fine-tuned checkpoint, evaluated quantized; the row with the
-embeddings has no such flag), and milliseconds per generated token (greedy, batch 1, the KV
-cache, median of `--repeats`).
+windows of `--block_size`, the first `--max_tokens` tokens), the task metric, and
+milliseconds per generated token (greedy, batch 1, the KV cache, median of `--repeats`).
+The task metric is the dev accuracy of a fine-tuned `classifier.py` checkpoint
+(`--classifier_checkpoint`, evaluated by `classifier.py --ensemble CKPT --quantize` of the
+row, which trains nothing; `--classifier_flags` adds flags such as `--data_dir`), or of
+`classifier.py` run with `--classifier_flags` alone and the row's `--quantize` (the same seed
+and steps, so the same fine-tuned model, evaluated quantized).
+The row with the embeddings has no task metric: the task scripts' `--quantize` has no such
+mode.
 
 In the same run, when `torchao` is installed, the fp32 model's block linear layers are
 quantized with torchao's `Int8WeightOnlyConfig` and the largest logit difference against
@@ -30,6 +36,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -99,12 +106,14 @@ def torchao_line(model: GPT2Model, ours_int8: GPT2Model, ids: np.ndarray,
             f"{reference.abs().max():.3g})")
 
 
-def classifier_accuracy(flags: str, mode: str | None) -> float:
-    """The best dev accuracy `classifier.py` prints, run with `flags` and `--quantize mode`."""
-    command = [sys.executable, os.path.join(REPO, "classifier.py"), *shlex.split(flags),
+def classifier_accuracy(flags: list[str], mode: str | None) -> float:
+    """The dev accuracy `classifier.py` prints, run with `flags` and `--quantize mode`."""
+    command = [sys.executable, os.path.join(REPO, "classifier.py"), *flags,
                "--quantize", mode or "none"]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return float(re.findall(r"best dev acc (\d+\.\d+)", out)[-1])
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"classifier.py {' '.join(flags)} failed:\n{result.stderr[-2000:]}")
+    return float(re.findall(r"(?:best|ensemble of 1:) dev acc (\d+\.\d+)", result.stdout)[-1])
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -123,9 +132,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="generated tokens per timing (64)")
     parser.add_argument("--repeats", type=POSITIVE_INT, default=3)
     parser.add_argument("--threads", type=POSITIVE_INT, default=None)
-    parser.add_argument("--classifier_flags", help="classifier.py flags (one string) whose "
-                        "run gives each row's task metric")
+    parser.add_argument("--classifier_checkpoint", help="a classifier.py checkpoint "
+                        "({task}-classifier.pt): its dev accuracy is each row's task metric")
+    parser.add_argument("--classifier_flags", help="classifier.py flags (one string): alone, "
+                        "a training run whose dev accuracy is each row's task metric; with "
+                        "--classifier_checkpoint, added to its evaluation (e.g. --data_dir)")
+    parser.add_argument("--classifier_task", default="sst", choices=("sst", "cfimdb"),
+                        help="the task of --classifier_checkpoint")
     args = parser.parse_args(argv)
+    if args.classifier_checkpoint and not os.path.isfile(args.classifier_checkpoint):
+        parser.error(f"--classifier_checkpoint {args.classifier_checkpoint}: no such file")
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tokenizer = load_model(args.model, args.tokenizer or args.data_dir)
@@ -137,18 +153,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ids = ids[:args.max_tokens]
     block_size = args.block_size or model.config.max_position_embeddings
     prompt = [int(t) for t in ids[:16]]
-    rows = []
-    for name, how in ROWS.items():
-        lm = quantized(model, how)
-        figures = evaluate_ids(lm, tokenizer, ids, block_size, max(1, block_size // 2))
-        row = {"format": name, "MiB": model_bytes(lm) / 2**20,
-               "blocks MiB": model_bytes(lm.gpt_layers) / 2**20,
-               "bits/byte": figures["bits_per_byte"], "perplexity": figures["perplexity"],
-               "ms/token": ms_per_token(lm, prompt, args.new_tokens, args.repeats)}
-        if args.classifier_flags:
-            row["task dev acc"] = ("--" if how is not None and how[1] else
-                                   classifier_accuracy(args.classifier_flags, how and how[0]))
-        rows.append(row)
+    with tempfile.TemporaryDirectory(prefix="quantize-bench-") as scratch:  # the classifier's files
+        classifier_flags = shlex.split(args.classifier_flags or "")
+        if args.classifier_checkpoint:
+            classifier_flags += ["--task", args.classifier_task, "--ensemble",
+                                 args.classifier_checkpoint, "--out_dir", scratch]
+        rows = []
+        for name, how in ROWS.items():
+            lm = quantized(model, how)
+            figures = evaluate_ids(lm, tokenizer, ids, block_size, max(1, block_size // 2))
+            row = {"format": name, "MiB": model_bytes(lm) / 2**20,
+                   "blocks MiB": model_bytes(lm.gpt_layers) / 2**20,
+                   "bits/byte": figures["bits_per_byte"], "perplexity": figures["perplexity"],
+                   "ms/token": ms_per_token(lm, prompt, args.new_tokens, args.repeats)}
+            if classifier_flags:
+                row["task dev acc"] = ("--" if how is not None and how[1] else
+                                       classifier_accuracy(classifier_flags, how and how[0]))
+            rows.append(row)
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |")
     print("| " + " | ".join("---" for _ in columns) + " |")

@@ -32,6 +32,7 @@ import sonnet_generation
 from config import GPT2Config
 from data.loaders import SENTIMENT_TASKS, read_paraphrase, read_sentiment
 from models.gpt2 import GPT2Model
+from modules.quantize import quantize_model
 from optimizer import AdamW
 from tests.conftest import SIZES
 from training.checkpoint import model_from_checkpoint
@@ -411,9 +412,11 @@ def test_sonnet_with_lora_then_dpo(subset, make_checkpoint, tmp_path):
 def test_dpo_quora_with_a_frozen_copy_as_reference(subset, make_checkpoint, tmp_path):
     out = run_script("dpo.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "quora",
                      "--max_train_examples", "8", "--max_dev_pairs", "8", "--loss_type", "ipo",
-                     "--lr", "1e-3", "--checkpoint_dir", str(tmp_path / "out"))
+                     "--lr", "1e-3", "--checkpoint_dir", str(tmp_path / "out"),
+                     "--quantize", "int8")
     assert "[dpo] peft none: " in out and "[dpo-quora] step 2: loss" in out
     assert re.search(r"\[dpo\] dev_preference_accuracy: before [\d.]+, after [\d.]+", out)
+    assert "[dpo-quora] quantized int8:" in out  # the predictions come from the int8 policy
     pairs = (tmp_path / "predictions" / "dpo-quora-train-pairs.jsonl").read_text().splitlines()
     assert len(pairs) == 8 and all(json.loads(p)["rule"] == "wrong_answer" for p in pairs)
     for split, name in (("dev", "quora-dev.csv"), ("test", "quora-test-student.csv")):
@@ -541,6 +544,26 @@ def test_ensemble_writes_the_mean_of_its_members(subset, make_checkpoint, tmp_pa
     check_predictions(out / "sst-test-output.csv",
                       [e.id for e in read_sentiment(str(subset / "ids-sst-test-student.csv"), 5)],
                       5)
+
+    # one fine-tuned checkpoint evaluated in int8, training nothing (bench/quantize.py's way)
+    int8 = classifier.get_args(["--model_path", str(checkpoint), "--task", "sst",
+                                "--fine-tune-mode", "full-model"])
+    classifier.seed_everything(int8.seed)
+    model = classifier.build_model(int8, "sst", 5)
+    model.load_state_dict(torch.load(paths[0], weights_only=False)["model"])
+    quantize_model(model, "int8")
+    expected = evaluation.accuracy_f1([e.label for e in dev], predict_logits(
+        model, loader, torch.device("cpu"))[1].argmax(dim=-1).tolist())[0]
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "classifier.py"), "--task", "sst", "--ensemble",
+         str(paths[0]), "--quantize", "int8", "--data_dir", str(subset), "--tokenizer",
+         str(subset / "gpt2-tokenizer"), "--out_dir", str(tmp_path / "int8"),
+         "--max_length", "64"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[ensemble] quantized int8:" in result.stdout
+    accuracy = float(re.findall(r"ensemble of 1: dev acc ([\d.]+)", result.stdout)[0])
+    assert accuracy == pytest.approx(expected, abs=1e-4)
 
 
 def test_ensemble_refuses_a_checkpoint_of_another_task(subset, make_checkpoint, tmp_path):

@@ -207,7 +207,8 @@ def ensemble_members(paths: list[str], args: argparse.Namespace,
     makes it with the flags it was trained with (``args``'s for ``RUN_FLAGS``), after
     seeding with its run's seed as training did, so that a random or frozen backbone comes
     back the same; then its weights are loaded.  Exits naming the file when it is missing,
-    unreadable or not a task checkpoint, or its weights do not fit."""
+    unreadable or not a task checkpoint, or its weights do not fit.  With ``--quantize`` each
+    member is quantized once loaded (``quantize_for_eval``)."""
     for path in paths:
         try:
             checkpoint = load_checkpoint(path, map_location=device, keys=("model", "config"))
@@ -225,7 +226,7 @@ def ensemble_members(paths: list[str], args: argparse.Namespace,
                              f"({error}); pass checkpoints that this task's script wrote") \
                 from None
         print(f"[ensemble] {path}: peft {flags.peft}, seed {flags.seed}")
-        yield model
+        yield quantize_for_eval(model, args, "ensemble")  # --quantize: the member quantized
 
 
 def ensemble_probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
