@@ -55,7 +55,7 @@ from training.finetune import (
     seed_everything,
 )
 from training.helpformat import HelpFormatter
-from training.loading import load_gpt2, load_tokenizer
+from training.loading import load_gpt2, load_tokenizer, task_tokenizer
 from training.peft import PEFT_LR, apply_peft
 from training.smart import add_smart_args
 
@@ -210,6 +210,7 @@ def get_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
     device = device_from_args(args)
+    args.tokenizer = task_tokenizer(args)  # what the run's checkpoints record
     tokenizer = load_tokenizer(args.tokenizer)
     tasks = list(SENTIMENT_TASKS) if args.task == "both" else [args.task]
     return {task: run_task(args, task, tokenizer, device) for task in tasks}

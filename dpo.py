@@ -66,7 +66,7 @@ from training.args import (
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.finetune import fit, make_loader, quantize_for_eval, seed_everything
 from training.helpformat import HelpFormatter
-from training.loading import load_gpt2, load_tokenizer
+from training.loading import load_gpt2, load_tokenizer, task_tokenizer
 from training.peft import apply_peft, load_backbone_checkpoint
 from training.trainer import autocast
 
@@ -447,6 +447,7 @@ def save_merged(policy: GPT2Model, path: str) -> None:
 def main(argv: list[str] | None = None) -> dict:
     args = get_args(argv)
     device = device_from_args(args)
+    args.tokenizer = task_tokenizer(args)  # what the run's checkpoints record
     tokenizer = load_tokenizer(args.tokenizer)
     seed_everything(args.seed)
     try:

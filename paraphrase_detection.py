@@ -47,6 +47,7 @@ from training.args import (
     add_peft_args,
     add_quantize_args,
     device_from_args,
+    flag_error,
 )
 from training.finetune import (
     ensemble_members,
@@ -56,7 +57,7 @@ from training.finetune import (
     seed_everything,
 )
 from training.helpformat import HelpFormatter
-from training.loading import load_gpt2, load_tokenizer
+from training.loading import load_gpt2, load_tokenizer, task_tokenizer
 from training.peft import PEFT_LR, apply_peft
 from training.smart import add_smart_args
 
@@ -136,9 +137,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.max_train_examples:
         train = train[:args.max_train_examples]
 
+    args.tokenizer = task_tokenizer(args)  # what the run's checkpoints record
     tokenizer = load_tokenizer(args.tokenizer)
     tokenizer.truncation_side = "left"
-    answer_ids = answer_token_ids(tokenizer)
+    try:
+        answer_ids = answer_token_ids(tokenizer)
+    except ValueError as error:
+        flag_error(f"--tokenizer {args.tokenizer}: {error} (a character model's bytes "
+                   "cannot answer it: use a checkpoint with GPT-2's vocabulary)")
 
     def build_model(flags: argparse.Namespace) -> nn.Module:
         model = ParaphraseGPT(load_gpt2(flags), answer_ids)

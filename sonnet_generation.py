@@ -45,7 +45,7 @@ from training.args import (
 )
 from training.finetune import fit, make_loader, quantize_for_eval, seed_everything
 from training.helpformat import HelpFormatter
-from training.loading import load_gpt2, load_tokenizer
+from training.loading import load_gpt2, load_tokenizer, task_tokenizer
 from training.peft import PEFT_LR, apply_peft
 from training.trainer import autocast
 
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     train = [text for _, text in sonnets["sonnets.txt"]]
     if args.max_train_examples:
         train = train[:args.max_train_examples]
+    args.tokenizer = task_tokenizer(args)  # what the run's checkpoints record
     tokenizer = load_tokenizer(args.tokenizer)
     seed_everything(args.seed)
     gpt = load_gpt2(args)

@@ -278,9 +278,10 @@ def test_sample_refuses_a_device_this_machine_lacks(device, capsys):
         capsys.readouterr().err
 
 
-def test_task_scripts_take_a_pretrain_checkpoint_as_model_path(runs, tmp_path):
-    """--model_path out/DIR loads a pretrain.py run; one with a vocabulary smaller than
-    GPT-2's (the tasks' tokenizer) is refused naming both sizes."""
+def test_task_scripts_take_a_pretrain_checkpoint_as_model_path(runs, tmp_path, data_dir):
+    """--model_path out/DIR loads a pretrain.py run (a character model too, read with its
+    run's bytes tokenizer); one whose vocabulary is smaller than a --tokenizer given (GPT-2's)
+    is refused naming both sizes."""
     import argparse
 
     from training.args import add_model_args
@@ -295,6 +296,9 @@ def test_task_scripts_take_a_pretrain_checkpoint_as_model_path(runs, tmp_path):
                tmp_path / "ckpt.pt")
     loaded = load_gpt2(parser.parse_args(["--model_path", str(tmp_path)]))
     assert all(torch.equal(t, loaded.state_dict()[k]) for k, t in model.state_dict().items())
-    with pytest.raises(SystemExit, match="vocabulary has 257 tokens but the tasks tokenize "
-                                         "with GPT-2's 50257"):
-        load_gpt2(parser.parse_args(["--model_path", str(runs["learned"])]))
+    chars = load_gpt2(parser.parse_args(["--model_path", str(runs["learned"])]))
+    assert chars.config.vocab_size == 257
+    gpt2 = str(data_dir / "gpt2-tokenizer")
+    with pytest.raises(SystemExit, match=f"vocabulary has 257 tokens but the tokenizer {gpt2} "
+                                         "has 50257"):
+        load_gpt2(parser.parse_args(["--model_path", str(runs["learned"]), "--tokenizer", gpt2]))

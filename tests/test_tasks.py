@@ -344,6 +344,39 @@ def trainable_line(out: str, name: str) -> tuple[int, int]:
     return trainable, total
 
 
+def test_a_character_model_reads_its_own_tokenizer_in_the_tasks(subset, data_dir, tmp_path,
+                                                                 capsys):
+    """A pretrain.py checkpoint of a bytes corpus as --model_path, with no --tokenizer: the
+    classifier and the sonnets (with LoRA) read their text in bytes, the run's tokenizer,
+    and record it; the paraphrase cloze, whose answers are no single byte, is refused."""
+    import pretrain
+    from data import prepare_lm
+
+    text = tmp_path / "text.txt"
+    text.write_text((data_dir / "tinyshakespeare" / "input.txt").read_text()[:20000])
+    prepare_lm.main(["--input", str(text), "--tokenizer", "bytes", "--out_dir",
+                     str(tmp_path / "chars")])
+    pretrain.main(["--data_dir", str(tmp_path / "chars"), "--out_dir", str(tmp_path / "run"),
+                   "--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--batch_size", "2",
+                   "--block_size", "128", "--max_iters", "2", "--warmup_iters", "1",
+                   "--eval_interval", "1", "--eval_iters", "1", "--num_samples", "0"])
+
+    common = ["--model_path", str(tmp_path / "run"), "--data_dir", str(subset), "--out_dir",
+              str(tmp_path / "predictions"), "--checkpoint_dir", str(tmp_path / "out"),
+              "--epochs", "1"]
+    classifier.main([*common, "--task", "sst", "--max_train_examples", "8", "--max_length", "128"])
+    state = torch.load(tmp_path / "out" / "last-linear-layer-sst-classifier.pt",
+                       weights_only=False)
+    assert state["config"]["tokenizer"] == str(tmp_path / "chars" / "tokenizer")
+    sonnet_generation.main([*common, "--max_train_examples", "2", "--max_new_tokens", "8", *LORA])
+    generated = evaluation.read_sonnets(tmp_path / "predictions" / "generated_sonnets_dev.txt")
+    assert generated
+    with pytest.raises(SystemExit) as refused:
+        paraphrase_detection.main([*common, "--max_train_examples", "8"])
+    assert refused.value.code == 2
+    assert "answer ' no' is 3 tokens in this tokenizer" in capsys.readouterr().err
+
+
 def test_classifier_with_lora(subset, make_checkpoint, tmp_path):
     out = run_script("classifier.py", subset, make_checkpoint(**SIZES), tmp_path, "--task", "sst",
                      "--epochs", "1", "--max_train_examples", "32", "--max_length", "128",

@@ -105,9 +105,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                              "ckpt.pt or best.pt); overrides --model_size")
     parser.add_argument("--random_init", action="store_true",
                         help="random weights of --model_size's shape (smoke runs only)")
-    parser.add_argument("--tokenizer", default=os.path.join(DATA_DIR, "gpt2-tokenizer"),
+    parser.add_argument("--tokenizer", default=None,
                         help="Hugging Face tokenizer name, or a folder with vocab.json and "
-                             "merges.txt (default: the one data/prepare.py copies)")
+                             "merges.txt (default: for a pretrain.py --model_path, the "
+                             "tokenizer of its run's corpus; else the GPT-2 files "
+                             "data/prepare.py copies, data/gpt2-tokenizer)")
     parser.add_argument("--sdpa", action="store_true",
                         help="fused attention (torch scaled_dot_product_attention)")
     parser.add_argument("--attention_window", type=POSITIVE_INT, default=None,

@@ -5,6 +5,7 @@ names."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from training.lm_data import (
     load_tokenizer_dir,
     read_meta,
 )
+from training.paths import DATA_DIR
 
 TOKENIZER_HINT = ("pass --tokenizer ../shared/data/gpt2-tokenizer (a folder with vocab.json "
                   "and merges.txt), or run `python data/prepare.py --from "
@@ -51,12 +53,34 @@ def load_tokenizer(name_or_dir: str):
     return tokenizer
 
 
+def task_tokenizer(args: argparse.Namespace) -> str:
+    """The tokenizer a task script reads its text with (``add_model_args``'s flags):
+    ``--tokenizer`` when given; for a ``pretrain.py`` checkpoint as ``--model_path``, the
+    tokenizer of its run's corpus (a character model reads bytes); else the GPT-2 files that
+    ``data/prepare.py`` copies (``data/gpt2-tokenizer``)."""
+    if args.tokenizer:
+        return args.tokenizer
+    ours = our_checkpoint(args.model_path) if args.model_path else None
+    if ours is not None:
+        try:
+            return str(tokenizer_files(run_tokenizer_dir(ours)))
+        except ValueError:
+            pass  # a checkpoint that names no corpus: the tasks' GPT-2 files
+    return str(DATA_DIR / "gpt2-tokenizer")
+
+
+def tokenizer_vocab_size(name_or_dir: str) -> int | None:
+    """Entries of a tokenizer folder's ``vocab.json`` (None for a hub name)."""
+    path = Path(name_or_dir) / "vocab.json"
+    return len(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
 def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
     """The ``GPT2Model`` the flags of ``add_model_args`` ask for.
 
     ``--model_path`` is a Hugging Face folder or a ``pretrain.py`` checkpoint (``ckpt.pt``,
-    ``best.pt`` or their folder), whose vocabulary must hold GPT-2's, which the tasks
-    tokenize with.  ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path;
+    ``best.pt`` or their folder), whose vocabulary must hold the task's tokenizer's
+    (``task_tokenizer``: its own run's by default).  ``config_overrides`` (e.g. ``hidden_dropout_prob``) apply to every path;
     ``--sdpa`` adds ``attention_impl="sdpa"``, and ``--attention_window`` and
     ``--attention_sinks`` their fields when given.  Exits with what to pass when no weights
     can be had.
@@ -68,7 +92,8 @@ def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
             config_overrides[name] = getattr(args, name)
     ours = our_checkpoint(args.model_path) if args.model_path else None
     if ours is not None:
-        return load_pretrained_run(ours, args.random_init, **config_overrides)
+        return load_pretrained_run(ours, args.random_init, task_tokenizer(args),
+                                   **config_overrides)
     if args.random_init:
         if args.model_path:
             from transformers import AutoConfig
@@ -90,10 +115,11 @@ def load_gpt2(args: argparse.Namespace, **config_overrides) -> GPT2Model:
 
 
 
-def load_pretrained_run(checkpoint: Path, random_init: bool, **config_overrides) -> GPT2Model:
+def load_pretrained_run(checkpoint: Path, random_init: bool, tokenizer: str,
+                        **config_overrides) -> GPT2Model:
     """A ``pretrain.py`` checkpoint for a task (``--model_path out/DIR``): its weights, or
     random ones of its shape with ``random_init``.  Exits naming the file when it is
-    unreadable or its vocabulary is smaller than GPT-2's."""
+    unreadable or its vocabulary is smaller than that of ``tokenizer`` (a folder or name)."""
     try:
         if random_init:
             model_args = load_checkpoint(checkpoint, keys=("model", "model_args"))["model_args"]
@@ -102,12 +128,11 @@ def load_pretrained_run(checkpoint: Path, random_init: bool, **config_overrides)
             model = model_from_checkpoint(checkpoint, **config_overrides)
     except (FileNotFoundError, ValueError, TypeError) as error:
         raise SystemExit(f"--model_path {checkpoint}: {error}") from error
-    gpt2_vocab = GPT2Config().vocab_size
-    if model.config.vocab_size < gpt2_vocab:
+    needed = tokenizer_vocab_size(tokenizer) or GPT2Config().vocab_size
+    if model.config.vocab_size < needed:
         raise SystemExit(f"--model_path {checkpoint}: its vocabulary has "
-                         f"{model.config.vocab_size} tokens but the tasks tokenize with "
-                         f"GPT-2's {gpt2_vocab}; pretrain on a corpus prepared with "
-                         "`data/prepare_lm.py --tokenizer gpt2`")
+                         f"{model.config.vocab_size} tokens but the tokenizer {tokenizer} has "
+                         f"{needed}; leave --tokenizer out to read with its run's own")
     return model
 
 # --- language models named on the command line (evaluate_lm.py, sample.py, export_hf.py) ---
