@@ -7,7 +7,9 @@ False gives a separate `output_embedding` [V, D] for the logits.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Any
 
 import torch
@@ -190,12 +192,12 @@ class GPT2Model(GPTPreTrainedModel):
         position_encoding="rope".
         """
         from transformers import AutoConfig
-        from transformers import GPT2Model as HFGPT2Model
 
         try:
-            if AutoConfig.from_pretrained(model).model_type == "gpt_neox":
+            hf_config = AutoConfig.from_pretrained(model)
+            if hf_config.model_type == "gpt_neox":
                 return cls._from_neox(model, **config_overrides)
-            hf_model = HFGPT2Model.from_pretrained(model)
+            hf_state = read_hf_gpt2(model, hf_config)
         except OSError as error:
             raise OSError(
                 f"could not load GPT-2 weights {model!r} ({error}).\n"
@@ -205,10 +207,9 @@ class GPT2Model(GPTPreTrainedModel):
                 "with network: `python -c \"from transformers import GPT2LMHeadModel; "
                 "GPT2LMHeadModel.from_pretrained('gpt2').save_pretrained('DIR')\"`."
             ) from error
-        config = GPT2Config.from_hf(hf_model.config, **config_overrides)
+        config = GPT2Config.from_hf(hf_config, **config_overrides)
         ours = cls(config)
-        state, new, dropped = fit_to_model(
-            ours, hf_to_ours(hf_model.state_dict(), config.num_hidden_layers))
+        state, new, dropped = fit_to_model(ours, hf_to_ours(hf_state, config.num_hidden_layers))
         copy_checked(ours, state)
         if new or dropped:
             logger.warning("loaded %s into a GPT-2 variant: new parameters (fresh init, "
@@ -229,6 +230,50 @@ class GPT2Model(GPTPreTrainedModel):
         ours = cls(config)
         copy_checked(ours, neox_to_ours(hf_model.state_dict(), config))
         return ours
+
+
+HF_BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers older checkpoints hold
+
+
+def read_hf_gpt2(model: str, hf_config: Any) -> dict[str, torch.Tensor]:
+    """The Hugging Face `GPT2Model` state dict of checkpoint `model` (names without the
+    `transformer.` prefix, as `hf_to_ours` reads them), in the checkpoint's dtype.
+
+    A local folder holding `model.safetensors` (or its shards, listed in
+    `model.safetensors.index.json`) is read with `safetensors` alone: `transformer.` is
+    stripped, and `lm_head.weight` (GPT-2's head is the word embedding) and the causal-mask
+    buffers are dropped, as `transformers.GPT2Model.from_pretrained` drops them.  A weight
+    missing from the folder is a ValueError naming it.  Anything else (a hub name, a
+    `pytorch_model.bin`) goes through `transformers.GPT2Model.from_pretrained`.
+    """
+    index = os.path.join(model, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    elif os.path.isfile(os.path.join(model, "model.safetensors")):
+        files = ["model.safetensors"]
+    else:
+        from transformers import GPT2Model as HFGPT2Model
+
+        return HFGPT2Model.from_pretrained(model).state_dict()
+    from safetensors.torch import load_file
+
+    state = {}
+    for name in files:
+        for key, tensor in load_file(os.path.join(model, name)).items():
+            key = key.removeprefix("transformer.")
+            if key != "lm_head.weight" and not key.endswith(HF_BUFFERS):
+                state[key] = tensor
+    layer = ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+             "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+             "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias")
+    expected = ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias",
+                *(f"h.{i}.{name}" for i in range(hf_config.n_layer) for name in layer)]
+    missing = [key for key in expected if key not in state]
+    if missing:
+        raise ValueError(f"{model} lacks GPT-2 weight {missing[0]!r} ({len(missing)} of "
+                         f"{len(expected)} missing)")
+    return state
 
 
 def hf_to_ours(hf_state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:

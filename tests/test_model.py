@@ -14,7 +14,7 @@ from transformers import GPT2Model as HFGPT2Model
 
 from config import GPT2Config
 from conftest import REPO
-from models.gpt2 import GPT2Model, copy_checked
+from models.gpt2 import GPT2Model, copy_checked, hf_to_ours
 from modules.attention import KVCache
 
 ATOL = 1e-5
@@ -63,13 +63,65 @@ def test_matches_transformers(make_checkpoint, shape, impl):
     torch.testing.assert_close(logits[real], hf_logits[real], atol=ATOL, rtol=0)
 
 
-def test_loads_a_base_model_checkpoint_too(make_checkpoint, tmp_path):
-    """A checkpoint saved from transformers' GPT2Model (no `transformer.` prefix) loads."""
-    HFGPT2Model.from_pretrained(make_checkpoint()).save_pretrained(tmp_path)
-    a = GPT2Model.from_pretrained(str(make_checkpoint()))
-    b = GPT2Model.from_pretrained(str(tmp_path))
-    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
-        assert torch.equal(p, q), name
+def saved_as(folder, tmp_path, kind):
+    """The checkpoint `folder` saved again as `kind`: an lm-head model, a base model, in
+    bfloat16, with an untied head, or sharded into several safetensors files."""
+    out = tmp_path / kind
+    if kind == "base model":
+        HFGPT2Model.from_pretrained(folder).save_pretrained(out)
+    elif kind == "bfloat16":
+        GPT2LMHeadModel.from_pretrained(folder, dtype=torch.bfloat16).save_pretrained(out)
+    elif kind == "untied head":
+        model = GPT2LMHeadModel.from_pretrained(folder, tie_word_embeddings=False)
+        with torch.no_grad():
+            model.lm_head.weight.normal_()
+        model.save_pretrained(out)
+    elif kind == "sharded":
+        GPT2LMHeadModel.from_pretrained(folder).save_pretrained(out, max_shard_size="40KB")
+    else:
+        GPT2LMHeadModel.from_pretrained(folder).save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["lm head", "base model", "bfloat16", "untied head",
+                                  "sharded"])
+def test_a_checkpoint_folder_loads_the_weights_transformers_reads(make_checkpoint, tmp_path,
+                                                                   kind):
+    """`from_pretrained` on a folder reads the safetensors itself; every weight equals the
+    one `transformers.GPT2Model.from_pretrained` reads from the same folder, mapped."""
+    folder = saved_as(make_checkpoint(), tmp_path, kind)
+    if kind == "sharded":
+        assert (folder / "model.safetensors.index.json").exists()
+    ours = GPT2Model.from_pretrained(str(folder))
+    reference = GPT2Model(ours.config)
+    copy_checked(reference, hf_to_ours(HFGPT2Model.from_pretrained(folder).state_dict(),
+                                       ours.config.num_hidden_layers))
+    for (name, p), q in zip(ours.named_parameters(), reference.parameters(), strict=True):
+        assert p.dtype == torch.float32 and torch.equal(p, q), name
+
+
+def test_a_checkpoint_folder_loads_without_transformers_model_classes(make_checkpoint):
+    """Loading a local folder imports neither transformers' modelling code nor GPT-2's
+    (seconds of start-up in every task script and grading child)."""
+    code = ("import sys\nfrom models.gpt2 import GPT2Model\n"
+            f"GPT2Model.from_pretrained({str(make_checkpoint())!r})\n"
+            "print(sorted(m for m in sys.modules if m.startswith('transformers.model')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "modeling_utils" not in result.stdout and "modeling_gpt2" not in result.stdout
+
+
+def test_a_checkpoint_without_a_layer_names_the_missing_weight(make_checkpoint, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "cut"
+    shutil.copytree(make_checkpoint(), folder)
+    state = load_file(folder / "model.safetensors")
+    save_file({k: v for k, v in state.items() if ".h.1." not in k}, folder / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"lacks GPT-2 weight 'h\.1\.ln_1\.weight' \(12 of"):
+        GPT2Model.from_pretrained(str(folder))
 
 
 @pytest.fixture(scope="module")

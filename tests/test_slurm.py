@@ -2,11 +2,14 @@
 
 When slurm-wlm or munge is missing and we are root (CI), they are installed with
 apt-get.  The daemons run in the foreground from a private folder (own munge key and
-socket, own ports, own state), the real sbatch.sh is submitted with `sbatch --wait` and a
-tiny CPU configuration, and exactly the daemons started here are stopped, by process id.
+socket, own ports, own state), the real sbatch.sh is submitted with a tiny CPU configuration
+and waited for by polling `scontrol` (`sbatch --wait` sleeps ever longer between its polls
+and returns up to half a minute after the job), and exactly the daemons started here are
+stopped, by process id.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +27,8 @@ from data import prepare_lm
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEARCH_PATH = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin"
 DAEMONS = ("munged", "slurmctld", "slurmd")
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+            "BOOT_FAIL", "DEADLINE", "PREEMPTED")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Slurm needs Linux")]
 
@@ -101,6 +106,34 @@ def logs(folder):
         if os.path.exists(path):
             text += f"--- {name}\n" + open(path, errors="replace").read()[-1500:]
     return text
+
+
+def wait_for_job(env, folder, job_id, timeout):
+    """Poll `scontrol -o show job JOB_ID` every 0.25 s until each of its tasks (one line per
+    array task) has finished; return their "STATE ExitCode=N:M" strings.  On timeout, cancel
+    every job and fail with the daemons' logs."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = subprocess.run([which("scontrol"), "-o", "show", "job", job_id], env=env,
+                               capture_output=True, text=True).stdout.splitlines()
+        fields = [re.search(r"JobState=(\S+)", line).group(1) for line in lines]
+        if fields and all(state in FINISHED for state in fields):
+            return [" ".join(re.search(pattern, line).group(0)
+                             for pattern in (r"(?<=JobState=)\S+", r"ExitCode=\S+"))
+                    for line in lines]
+        time.sleep(0.25)
+    subprocess.run([which("scancel"), "--user=root"], env=env)
+    pytest.fail(f"job {job_id} did not finish within {timeout} s\n" + logs(folder))
+
+
+def submit(slurm, script, options, cwd, job_env, timeout):
+    """`sbatch --parsable OPTIONS SCRIPT` in CWD, waited for; return (job id, its states)."""
+    env, folder = slurm
+    result = subprocess.run([which("sbatch"), "--parsable", *options, script], cwd=cwd,
+                            env=job_env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr + logs(folder)
+    job_id = result.stdout.strip().split(";")[0]
+    return job_id, wait_for_job(env, folder, job_id, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -190,18 +223,12 @@ def test_sbatch_runs_the_three_tasks(slurm, make_checkpoint, data_dir, tmp_path)
         "SONNET_ARGS": f"--epochs 1 --max_train_examples 2 --max_new_tokens 8 "
                        f"--checkpoint_dir {tmp_path}/out",
     }
-    command = [which("sbatch"), "--wait", "--parsable", "--gres=none", "--cpus-per-task=1",
-               "--mem=1G", "--time=00:10:00", os.path.join(REPO, "sbatch.sh")]
-    try:
-        result = subprocess.run(command, cwd=job_dir, env=job_env, capture_output=True,
-                                text=True, timeout=170)
-    except subprocess.TimeoutExpired:
-        subprocess.run([which("scancel"), "--user=root"], env=env)
-        pytest.fail("the job did not finish within 170 s\n" + logs(folder))
-    job_id = result.stdout.strip().split(";")[0]
+    job_id, states = submit(slurm, os.path.join(REPO, "sbatch.sh"),
+                            ["--gres=none", "--cpus-per-task=1", "--mem=1G", "--time=00:10:00"],
+                            job_dir, job_env, timeout=170)
     output = job_dir / f"slurm-{job_id}.out"
     text = output.read_text() if output.exists() else "(no output file)"
-    assert result.returncode == 0, f"{result.stderr}\n{text}\n{logs(folder)}"
+    assert states == ["COMPLETED ExitCode=0:0"], f"{states}\n{text}\n{logs(folder)}"
     for expected in ("[sst] epoch 1/1", "[para] epoch 1/1", "[sonnet] dev chrF", "done"):
         assert expected in text, text
     for name in ("sst-dev-output.csv", "sst-test-output.csv", "para-dev-output.csv",
@@ -231,19 +258,13 @@ def test_sbatch_pretrain_runs_as_a_two_task_job_through_the_rendezvous(slurm, tm
                          "--gradient_accumulation_steps 2 --max_iters 4 --warmup_iters 1 "
                          "--eval_interval 2 --eval_iters 2 --num_samples 0",
     }
-    command = [which("sbatch"), "--wait", "--parsable", "--gres=none", "--ntasks-per-node=2",
-               "--cpus-per-task=1", "--mem=1G", "--time=00:10:00",
-               os.path.join(REPO, "sbatch_pretrain.sh")]
-    try:  # two ranks and their torchruns on 2 cores beside the other test worker: 49 s alone
-        result = subprocess.run(command, cwd=job_dir, env=job_env, capture_output=True,
-                                text=True, timeout=400)
-    except subprocess.TimeoutExpired:
-        subprocess.run([which("scancel"), "--user=root"], env=env)
-        pytest.fail("the job did not finish within 400 s\n" + logs(folder))
-    job_id = result.stdout.strip().split(";")[0]
+    job_id, states = submit(slurm, os.path.join(REPO, "sbatch_pretrain.sh"),
+                            ["--gres=none", "--ntasks-per-node=2", "--cpus-per-task=1",
+                             "--mem=1G", "--time=00:10:00"],
+                            job_dir, job_env, timeout=400)  # two ranks on 2 cores beside a worker
     output = job_dir / f"slurm-{job_id}.out"
     text = output.read_text() if output.exists() else "(no output file)"
-    assert result.returncode == 0, f"{result.stderr}\n{text}\n{logs(folder)}"
+    assert states == ["COMPLETED ExitCode=0:0"], f"{states}\n{text}\n{logs(folder)}"
     assert "2 torchrun(s) x 1 rank(s)" in text and "2 process(es) on cpu" in text, text
     assert "done" in text, text
     state = torch.load(out / "ckpt.pt", weights_only=False)
@@ -266,17 +287,16 @@ def test_sweep_runs_as_a_job_array_one_task_per_run(slurm, tmp_path):
     out, job_dir = tmp_path / "sweep", tmp_path / "job"
     job_dir.mkdir()
     command = [sys.executable, os.path.join(REPO, "sweep.py"), "slurm", str(grid), "--out_dir",
-               str(out), "--data_dir", str(tmp_path / "chars"), "--wait", "--sbatch_args",
+               str(out), "--data_dir", str(tmp_path / "chars"), "--sbatch_args",
                "--gres=none --cpus-per-task=1 --mem=1G --time=00:10:00"]
-    try:
-        result = subprocess.run(command, cwd=job_dir, env={**env, "PATH": SEARCH_PATH},
-                                capture_output=True, text=True, timeout=170)
-    except subprocess.TimeoutExpired:
-        subprocess.run([which("scancel"), "--user=root"], env=env)
-        pytest.fail("the array did not finish within 170 s\n" + logs(folder))
+    result = subprocess.run(command, cwd=job_dir, env={**env, "PATH": SEARCH_PATH},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr + logs(folder)
+    job_id = result.stdout.strip().splitlines()[-1].split(";")[0]  # sbatch --parsable's line
+    states = wait_for_job(env, folder, job_id, timeout=170)
     outputs = sorted(out.glob("slurm-*_*.out"))
     text = "".join(f"--- {path.name}\n{path.read_text()}" for path in outputs)
-    assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{text}\n{logs(folder)}"
+    assert states == ["COMPLETED ExitCode=0:0"] * 2, f"{states}\n{text}\n{logs(folder)}"
     assert "--array=0-1" in result.stdout
     assert [path.name.rsplit("_", 1)[1] for path in outputs] == ["0.out", "1.out"], text
     names = ["attention_variant=softmax,seed=0", "attention_variant=attn_bias,seed=0"]

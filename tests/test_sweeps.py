@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -278,6 +279,25 @@ def test_a_failed_run_fails_the_sweep_naming_it_and_the_others_still_run(
 def test_array_spec_compresses_indices():
     assert sweep.array_spec([0, 1, 2, 3], None) == "0-3"
     assert sweep.array_spec([0, 1, 2, 5, 7, 8], 2) == "0-2,5,7-8%2"
+
+
+def test_slurm_submits_one_array_and_waits_through_sbatch(tmp_path, monkeypatch):
+    """`sweep.py slurm --wait` hands sbatch one array over the runs, the output pattern, the
+    --sbatch_args and --wait (a recording sbatch on PATH; the real Slurm is in test_slurm)."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "argv.json"
+    bin_dir.mkdir()
+    fake = bin_dir / "sbatch"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {record}\necho 7\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    grid = write_grid(tmp_path, "seeds = [0, 1]\n[base]\n", TINY)
+    out = tmp_path / "s"
+    assert sweep.main(["slurm", str(grid), "--out_dir", str(out), "--data_dir",
+                       str(tmp_path), "--wait", "--sbatch_args", "--mem=1G --time=5"]) == 0
+    argv = record.read_text().splitlines()
+    assert argv == ["--parsable", "--array=0-1", f"--output={out.resolve()}/slurm-%A_%a.out",
+                    "--mem=1G", "--time=5", "--wait", str(sweep.SBATCH_SCRIPT),
+                    str(out.resolve())]
 
 
 # Stands for a task script: records its argv, writes a metrics log whose dev accuracy is
