@@ -135,17 +135,15 @@ class Shop:
 
 def tensor_glues(candidate, choice: tuple[int, ...], args: tuple) -> list[str]:
     """The glues that turn `candidate`'s output on `choice` of the arguments a case gave the
-    graded function into a tensor: only those are worth running the cases.  Each call gets
-    copies: clones of the tensors, and deep copies of all only when the choice takes another
-    argument (the module, the optimizer), since copying those for each of the tens of
-    thousands of calls took most of the attack's time."""
+    graded function into a tensor: only those are worth running the cases.  The candidate
+    gets copies of the chosen arguments alone (clones of tensors, deep copies of the rest:
+    the module, the optimizer), so nothing it does reaches the case's own; copying every
+    argument for each of the tens of thousands of calls took most of the attack's time."""
     signal.alarm(CALL_SECONDS)
     try:
-        if all(isinstance(args[i], torch.Tensor) for i in choice):
-            args = tuple(a.clone() if isinstance(a, torch.Tensor) else None for a in args)
-        else:
-            args = copy.deepcopy(args)
-        out = candidate(*(args[i] for i in choice))
+        chosen = [args[i].clone() if isinstance(args[i], torch.Tensor) else copy.deepcopy(args[i])
+                  for i in choice]
+        out = candidate(*chosen)
         if isinstance(out, tuple | list) and out:
             out = out[0]
         kept = []
