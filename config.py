@@ -30,7 +30,7 @@ SWITCHES: dict[str, tuple[str, ...]] = {
                           "sigmoid"),  # modules/attention_variants.py
     "position_encoding": ("learned", "alibi", "rope", "none"),  # modules/positions.py
     "rope_layout": ("half", "interleaved"),  # modules/positions.py
-    "mlp": ("gelu_tanh", "swiglu"),  # modules/mlp.py
+    "mlp": ("gelu_tanh", "gelu", "swiglu"),  # modules/mlp.py
 }
 
 # Boolean switches: qk_norm (modules/attention.py), bias (modules/common.py),
@@ -48,7 +48,8 @@ SWITCH_HELP: dict[str, str] = {
                          "(rotary), none",
     "rope_layout": "rotary channel pairs: half (i, i + r/2, GPT-NeoX) or interleaved "
                    "(2i, 2i+1, GPT-J)",
-    "mlp": "feed-forward block: gelu_tanh (GPT-2) or swiglu",
+    "mlp": "feed-forward block: gelu_tanh (GPT-2), gelu (the exact erf GELU, nanoGPT's) "
+           "or swiglu",
     "qk_norm": "LayerNorm on queries and keys (width d, shared by the heads)",
     "bias": "biases in every Linear and LayerNorm (False: nanoGPT's bias=False)",
     "tie_word_embeddings": "logits through the word embedding (False: a separate output "
@@ -69,6 +70,7 @@ SWITCH_HELP: dict[str, str] = {
 # rounded up to a multiple of 256 as in the output-embedding-centering study.
 MLP_WIDTHS = {
     "gelu_tanh": lambda D: 4 * D,
+    "gelu": lambda D: 4 * D,
     "swiglu": lambda D: 256 * math.ceil(int(8 * D / 3) / 256),
 }
 
@@ -86,6 +88,13 @@ HF_FIELDS: dict[str, str] = {
     "hidden_dropout_prob": "resid_pdrop",
     "attention_probs_dropout_prob": "attn_pdrop",
 }
+
+# transformers' activation names (GPT-2's activation_function, GPT-NeoX's hidden_act) ->
+# our mlp: gelu_new and gelu_pytorch_tanh are both the tanh GELU, gelu the exact (erf) one.
+# An export writes HF_ACTIVATION_OF[mlp].
+HF_ACTIVATIONS: dict[str, str] = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                                  "gelu": "gelu"}
+HF_ACTIVATION_OF: dict[str, str] = {"gelu_tanh": "gelu_pytorch_tanh", "gelu": "gelu"}
 
 
 @dataclass
@@ -202,14 +211,17 @@ class GPT2Config:
 
     @classmethod
     def from_hf(cls, hf_config: Any, **overrides: Any) -> GPT2Config:
-        """Sizes from a `transformers.GPT2Config` (the checkpoint's own config.json)."""
-        if getattr(hf_config, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        """Sizes from a `transformers.GPT2Config` (the checkpoint's own config.json), and
+        `mlp` from its activation (HF_ACTIVATIONS; any other is a ValueError)."""
+        activation = getattr(hf_config, "activation_function", "gelu_new")
+        if activation not in HF_ACTIVATIONS:
             raise ValueError(
-                f"checkpoint uses activation {hf_config.activation_function!r}; this model "
-                "implements GPT-2's tanh-approximated GELU only"
+                f"checkpoint uses activation {activation!r}; this model computes "
+                f"{sorted(HF_ACTIVATIONS)} (mlp={sorted(set(HF_ACTIVATIONS.values()))})"
             )
         ours = {field: getattr(hf_config, hf_field) for field, hf_field in HF_FIELDS.items()}
         ours["intermediate_size"] = ours["intermediate_size"] or 4 * hf_config.n_embd
+        ours["mlp"] = HF_ACTIVATIONS[activation]
         return cls(**{**ours, **overrides})
 
     def hf_kwargs(self) -> dict[str, Any]:

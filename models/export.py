@@ -2,10 +2,10 @@
 
 `to_hf(model)` gives the `transformers` model that computes the same function:
 
-- learned positions (or none: a zero table), `gelu_tanh`, softmax attention
+- learned positions (or none: a zero table), `gelu_tanh` or `gelu`, softmax attention
   -> `GPT2LMHeadModel`;
-- `position_encoding="rope"` with the half layout (any `rotary_fraction`), `gelu_tanh`,
-  softmax -> `GPTNeoXForCausalLM` with a sequential residual (`use_parallel_residual=False`).
+- `position_encoding="rope"` with the half layout (any `rotary_fraction`), `gelu_tanh` or
+  `gelu`, softmax -> `GPTNeoXForCausalLM` with a sequential residual (`use_parallel_residual=False`).
 
 `bias=False` exports as zero biases and an untied output as a separate `lm_head`; the
 training-only options (z_loss, mu_loss, mu_centering) do not change the function.  Any
@@ -25,11 +25,8 @@ from typing import Any
 
 import torch
 
-from config import GPT2Config
+from config import HF_ACTIVATION_OF, HF_ACTIVATIONS, GPT2Config
 from models.gpt2 import GPT2Model
-
-# The activations of transformers that are GPT-2's tanh GELU.
-TANH_GELUS = ("gelu_new", "gelu_pytorch_tanh")
 
 # (switch, value) -> why no transformers class computes a model with it.
 REFUSED: dict[tuple[str, Any], str] = {
@@ -86,12 +83,13 @@ def hf_config(config: GPT2Config, bos_token_id: int | None = None,
            "pad_token_id": config.pad_token_id,
            "tie_word_embeddings": config.tie_word_embeddings}
     if config.position_encoding in ("learned", "none"):
-        return HFGPT2Config(**config.hf_kwargs(), activation_function="gelu_pytorch_tanh", **ids)
+        return HFGPT2Config(**config.hf_kwargs(), activation_function=HF_ACTIVATION_OF[config.mlp],
+                            **ids)
     return GPTNeoXConfig(
         vocab_size=config.vocab_size, hidden_size=config.hidden_size,
         num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size, hidden_act="gelu_pytorch_tanh",
+        intermediate_size=config.intermediate_size, hidden_act=HF_ACTIVATION_OF[config.mlp],
         max_position_embeddings=config.max_position_embeddings,
         layer_norm_eps=config.layer_norm_eps, hidden_dropout=config.hidden_dropout_prob,
         attention_dropout=config.attention_probs_dropout_prob,
@@ -200,7 +198,7 @@ def config_from_neox(neox: Any, **overrides: Any) -> GPT2Config:
     """A `position_encoding="rope"` config with the sizes of a `transformers.GPTNeoXConfig`.
 
     Raises ValueError for a checkpoint this model does not compute: a parallel residual
-    (Pythia's), another activation than the tanh GELU, no attention biases, or a rope
+    (Pythia's), another activation than a GELU, no attention biases, or a rope
     scaling other than the default.
     """
     rope = dict(neox.rope_parameters or {})
@@ -208,9 +206,9 @@ def config_from_neox(neox: Any, **overrides: Any) -> GPT2Config:
     if neox.use_parallel_residual:
         problems.append("use_parallel_residual=True (this model adds attention, then the "
                         "MLP; a parallel block feeds both the same input)")
-    if neox.hidden_act not in TANH_GELUS:
-        problems.append(f"hidden_act={neox.hidden_act!r} (this model's MLP uses the tanh "
-                        f"GELU, one of {list(TANH_GELUS)})")
+    if neox.hidden_act not in HF_ACTIVATIONS:
+        problems.append(f"hidden_act={neox.hidden_act!r} (this model's MLP uses a GELU, "
+                        f"one of {list(HF_ACTIVATIONS)})")
     if not neox.attention_bias:
         problems.append("attention_bias=False (this model's attention has biases)")
     if rope.get("rope_type", "default") != "default":
@@ -226,7 +224,8 @@ def config_from_neox(neox: Any, **overrides: Any) -> GPT2Config:
                   pad_token_id=neox.pad_token_id, position_encoding="rope", rope_layout="half",
                   rope_theta=rope.get("rope_theta", 10000.0),
                   rotary_fraction=rope.get("partial_rotary_factor", 1.0),
-                  tie_word_embeddings=bool(neox.tie_word_embeddings))
+                  tie_word_embeddings=bool(neox.tie_word_embeddings),
+                  mlp=HF_ACTIVATIONS[neox.hidden_act])
     return GPT2Config(**{**fields, **overrides})
 
 

@@ -1,12 +1,14 @@
 """The feed-forward block's activation (`config.mlp`, read only here).
 
 - "gelu_tanh": GPT-2's m = gelu_tanh(interm_dense(x)), then out_dense(m);
+- "gelu": the same with the exact GELU, x * Phi(x) (nanoGPT's `nn.GELU()`; "gelu" in
+  Hugging Face);
 - "swiglu": m = silu(gate_dense(x)) * interm_dense(x), then out_dense(m) (Shazeer, "GLU
   variants improve Transformer", 2020; LLaMA's MLP with gate_proj = gate_dense,
   up_proj = interm_dense, down_proj = out_dense).
 
 `mlp_modules(config)` gives the modules a `GPT2Layer` sets on itself, so that its
-forward, `interm_af(interm_dense(x))`, is the same for both: for SwiGLU `interm_dense` is the
+forward, `interm_af(interm_dense(x))`, is the same for all three: for SwiGLU `interm_dense` is the
 value projection that also applies the gate, and `interm_af` is the identity.
 The width (`intermediate_size`) is set by config.MLP_WIDTHS.
 """
@@ -26,6 +28,11 @@ from modules.common import linear
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     """GELU with the tanh approximation, the activation of GPT-2 ("gelu_new" in Hugging Face)."""
     return F.gelu(x, approximate="tanh")
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """The exact GELU, x * Phi(x) with Phi the standard normal CDF (through erf)."""
+    return F.gelu(x)
 
 
 def identity(x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +74,11 @@ def _gelu_tanh_mlp(config: GPT2Config) -> dict[str, nn.Module | Callable]:
             "interm_af": gelu_tanh}
 
 
+def _gelu_mlp(config: GPT2Config) -> dict[str, nn.Module | Callable]:
+    return {"interm_dense": linear(config, config.hidden_size, config.intermediate_size),
+            "interm_af": gelu}
+
+
 def _swiglu_mlp(config: GPT2Config) -> dict[str, nn.Module | Callable]:
     gate = linear(config, config.hidden_size, config.intermediate_size)
     value = linear(config, config.hidden_size, config.intermediate_size, kind=GatedDense)
@@ -76,6 +88,7 @@ def _swiglu_mlp(config: GPT2Config) -> dict[str, nn.Module | Callable]:
 # config.mlp -> the modules of the feed-forward block up to out_dense.
 MLPS: dict[str, Callable[[GPT2Config], dict[str, nn.Module | Callable]]] = {
     "gelu_tanh": _gelu_tanh_mlp,
+    "gelu": _gelu_mlp,
     "swiglu": _swiglu_mlp,
 }
 

@@ -116,8 +116,10 @@ def random_model(**switches) -> GPT2Model:
 
 @pytest.mark.parametrize("switches", [{"bias": False, "tie_word_embeddings": False},
                                       {"position_encoding": "none"},
-                                      {"position_encoding": "rope", "bias": False}])
-def test_to_hf_exports_zero_biases_untied_heads_and_no_positions(switches):
+                                      {"position_encoding": "rope", "bias": False},
+                                      {"mlp": "gelu"},
+                                      {"position_encoding": "rope", "mlp": "gelu"}])
+def test_to_hf_exports_zero_biases_untied_heads_no_positions_and_the_exact_gelu(switches):
     model = random_model(**switches)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -127,6 +129,20 @@ def test_to_hf_exports_zero_biases_untied_heads_and_no_positions(switches):
     with torch.no_grad():
         assert torch.allclose(twin(ids).logits, our_logits(model, ids), atol=ATOL, rtol=0)
     assert twin.config.eos_token_id == 7
+
+
+@pytest.mark.parametrize("position_encoding", ["learned", "rope"])
+def test_an_exact_gelu_model_round_trips_through_its_export(position_encoding, tmp_path):
+    """mlp="gelu" exports as transformers' "gelu" and loads back as mlp="gelu", same logits."""
+    model = random_model(mlp="gelu", position_encoding=position_encoding)
+    twin = to_hf(model)
+    field = "activation_function" if position_encoding == "learned" else "hidden_act"
+    assert getattr(twin.config, field) == "gelu"
+    twin.save_pretrained(tmp_path)
+    back = GPT2Model.from_pretrained(str(tmp_path))
+    assert back.config.mlp == "gelu"
+    ids = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(our_logits(back, ids), our_logits(model, ids), atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("switches, named", [

@@ -63,6 +63,45 @@ def test_matches_transformers(make_checkpoint, shape, impl):
     torch.testing.assert_close(logits[real], hf_logits[real], atol=ATOL, rtol=0)
 
 
+def hf_checkpoint_with(activation: str, folder) -> str:
+    """A random 2-layer GPT2LMHeadModel with `activation_function=activation`, saved; its
+    weights are perturbed by N(0, 0.3) so that the MLP inputs are of order 1, where the two
+    GELUs differ (at GPT-2's init they agree to 1e-6)."""
+    from transformers import GPT2Config as HFGPT2Config
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(HFGPT2Config(vocab_size=61, n_positions=24, n_embd=32, n_layer=2,
+                                         n_head=2, activation_function=activation,
+                                         bos_token_id=60, eos_token_id=60))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+    model.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_an_exact_gelu_checkpoint_loads_as_mlp_gelu_and_matches_transformers(tmp_path, impl):
+    """activation_function="gelu" (the erf GELU, nanoGPT's) loads as mlp="gelu" and gives
+    transformers' logits at 1e-5."""
+    path = hf_checkpoint_with("gelu", tmp_path)
+    ours = GPT2Model.from_pretrained(path, attention_impl=impl).eval()
+    assert ours.config.mlp == "gelu"
+    hf_lm = GPT2LMHeadModel.from_pretrained(path, attn_implementation="eager").eval()
+    input_ids, mask = padded_batch(61, 3, 20)
+    real = mask.bool()
+    with torch.no_grad():
+        logits = ours.hidden_state_to_token(ours(input_ids, mask)["last_hidden_state"])
+        expected = hf_lm(input_ids=input_ids, attention_mask=mask).logits
+    torch.testing.assert_close(logits[real], expected[real], atol=ATOL, rtol=0)
+
+
+def test_a_checkpoint_with_another_activation_is_refused_naming_it(tmp_path):
+    with pytest.raises(ValueError, match=r"checkpoint uses activation 'relu'; this model "
+                                         r"computes \['gelu', 'gelu_new', 'gelu_pytorch_tanh'\]"):
+        GPT2Model.from_pretrained(hf_checkpoint_with("relu", tmp_path))
+
+
 def saved_as(folder, tmp_path, kind):
     """The checkpoint `folder` saved again as `kind`: an lm-head model, a base model, in
     bfloat16, with an untied head, or sharded into several safetensors files."""

@@ -22,7 +22,7 @@ TINY = dict(vocab_size=61, max_position_embeddings=32, hidden_size=24, num_hidde
     ("attention_variant", "flash", r"attention_variant='flash'; allowed values: \['softmax'"),
     ("position_encoding", "sinusoid", r"position_encoding='sinusoid'; allowed values"),
     ("rope_layout", "gptj", r"rope_layout='gptj'; allowed values: \['half', 'interleaved'\]"),
-    ("mlp", "relu", r"mlp='relu'; allowed values: \['gelu_tanh', 'swiglu'\]"),
+    ("mlp", "relu", r"mlp='relu'; allowed values: \['gelu_tanh', 'gelu', 'swiglu'\]"),
     ("qk_norm", 1, r"qk_norm must be True or False, got 1"),
     ("bias", "no", r"bias must be True or False"),
     ("tie_word_embeddings", None, r"tie_word_embeddings must be True or False"),
