@@ -6,7 +6,10 @@ in one process, on the CPU.
 
 All contenders train the same configuration on the same batches (``TokenBatches``, one seed):
 - ours, eager and sdpa attention, through the one loop (``Trainer.train_step``: sampling the
-  batch from the token memmap, forward, loss, backward, clipping, our AdamW step);
+  batch from the token memmap, forward, loss, backward, clipping, our AdamW step), with
+  GPT-2's tanh GELU and, as "ours (..., gelu)", with ``mlp="gelu"``: the exact GELU of
+  nanoGPT's ``nn.GELU()``, so that model is nanoGPT's function (their first losses are
+  checked equal);
 - transformers' GPT2LMHeadModel from the same weights, through a hand loop with our AdamW
   (weight decay on matrices, clipping at 1.0);
 - with ``--nanogpt DIR`` (a checkout of karpathy/nanoGPT; its ``model.py`` is imported from
@@ -17,7 +20,8 @@ All contenders train the same configuration on the same batches (``TokenBatches`
 Default shape: nanoGPT's Tiny Shakespeare CPU recipe (4 layers, 4 heads, width 128,
 context 64, batch 12).  Prints the time per step, tokens per second, the ratios ours /
 transformers in tokens per second (target >= 1.0) and ours / nanoGPT in time per step
-(target <= 1.0), and the share of our step spent waiting for data (target < 2%); then the
+(target <= 1.0; a summary line compares each with its own model: GPT-2's with transformers,
+the exact-GELU one with nanoGPT), and the share of our step spent waiting for data (target < 2%); then the
 model alone, forward plus backward of the mean cross-entropy on the same batch.  Beside each
 wall time it prints the CPU time of this process, which machine load inflates less (with
 ``--threads 1`` the work runs on the calling thread).  The
@@ -146,14 +150,16 @@ def main() -> None:
 
     trainers, models = {}, {}
     with tempfile.TemporaryDirectory() as out:
-        for impl in ("eager", "sdpa"):
-            gpt = GPT2Model(GPT2Config(**{**config.__dict__, "attention_impl": impl}))
+        for impl, mlp in (("eager", "gelu_tanh"), ("sdpa", "gelu_tanh"), ("eager", "gelu"),
+                          ("sdpa", "gelu")):
+            name = f"ours ({impl})" if mlp == "gelu_tanh" else f"ours ({impl}, {mlp})"
+            gpt = GPT2Model(GPT2Config(**{**config.__dict__, "attention_impl": impl,
+                                          "mlp": mlp}))
             gpt.load_state_dict(hf_to_ours(hf_state, config.num_hidden_layers))
-            models[f"ours ({impl})"] = CausalLM(gpt)
-            trainers[f"ours ({impl})"] = Trainer(
-                models[f"ours ({impl})"],
-                TrainConfig(max_iters=10**9, out_dir=out, progress=False), lm_loss,
-                batches(), None)
+            models[name] = CausalLM(gpt)
+            trainers[name] = Trainer(
+                models[name], TrainConfig(max_iters=10**9, out_dir=out, progress=False),
+                lm_loss, batches(), None)
     hf_optimizer = AdamW(param_groups(hf_model, 0.1), lr=6e-4, betas=(0.9, 0.95), eps=1e-8)
     hf_batches = batches()
 
@@ -182,6 +188,15 @@ def main() -> None:
             nano_optimizer.step()
             nano_optimizer.zero_grad(set_to_none=True)
         runs["nanoGPT"] = nano_step
+        (batch,) = batches().next_step()
+        with torch.no_grad():
+            ours_loss = lm_loss(models["ours (eager, gelu)"], batch).item()
+            nano_loss = nano_model(batch["input_ids"], batch["targets"].contiguous())[1].item()
+        if abs(ours_loss - nano_loss) > 1e-5:
+            raise SystemExit(f"ours with mlp='gelu' is not nanoGPT's model: first loss "
+                             f"{ours_loss:.6f} vs nanoGPT's {nano_loss:.6f}")
+        print(f"same model as nanoGPT's with mlp='gelu': first loss {ours_loss:.6f}, "
+              f"nanoGPT's {nano_loss:.6f}")
 
     for run in runs.values():
         run()  # warm-up
@@ -193,7 +208,7 @@ def main() -> None:
           f"{args.n_embd}, batch {args.batch_size} x {args.block_size}, vocabulary {vocab}, "
           f"median of {args.repeats} rounds of {args.steps} steps")
     step_ms, cpu_ms = per_call_ms(seconds, args.steps), per_call_ms(cpu_seconds, args.steps)
-    print(f"{'contender':<16} {'ms/step':>8} {'tokens/s':>10} {'vs transformers':>16} "
+    print(f"{'contender':<18} {'ms/step':>8} {'tokens/s':>10} {'vs transformers':>16} "
           f"{'time vs nanoGPT':>16} {'data wait':>10} {'CPU ms/step':>12} {'vs nanoGPT':>11}")
     for name, took in step_ms.items():
         rate = per_step / took * 1000
@@ -202,9 +217,17 @@ def main() -> None:
             if "nanoGPT" in step_ms else ("", ""))
         wait = (f"{100 * trainers[name].data_time / sum(seconds[name]):.2f}%"
                 if name in trainers else "")
-        print(f"{name:<16} {took:>8.1f} {rate:>10,.0f} "
+        print(f"{name:<18} {took:>8.1f} {rate:>10,.0f} "
               f"{step_ms['transformers'] / took:>15.2f}x {versus_nano:>16} {wait:>10} "
               f"{cpu_ms[name]:>12.1f} {cpu_versus_nano:>11}")
+    best = {model: min(step_ms[f"ours ({impl}{suffix})"] for impl in ("eager", "sdpa"))
+            for model, suffix in (("gelu_tanh", ""), ("gelu", ", gelu"))}
+    print(f"summary: ours / transformers tokens/s on GPT-2's model "
+          f"{step_ms['transformers'] / best['gelu_tanh']:.2f}x (target >= 1.0)")
+    if "nanoGPT" in step_ms:
+        print(f"summary: ours / nanoGPT time per step on nanoGPT's model (mlp='gelu') "
+              f"{best['gelu'] / step_ms['nanoGPT']:.2f}x (target <= 1.0); with GPT-2's tanh "
+              f"GELU {best['gelu_tanh'] / step_ms['nanoGPT']:.2f}x")
 
     (batch,) = batches().next_step()
     passes = {name: lambda model=model: lm_loss(model, batch).backward()
@@ -221,15 +244,20 @@ def main() -> None:
         run()  # warm-up
     pass_ms, pass_cpu_ms = (per_call_ms(rounds, args.steps)
                             for rounds in timed_rounds(passes, args.steps, args.repeats))
-    print(f"{'contender':<16} {'ms':>8} {'vs transformers':>16} {'vs nanoGPT':>11} "
+    print(f"{'contender':<18} {'ms':>8} {'vs transformers':>16} {'vs nanoGPT':>11} "
           f"{'CPU ms':>8} {'vs nanoGPT':>11}")
     for name, took in pass_ms.items():
         versus_nano, cpu_versus_nano = (
             (f"{took / pass_ms['nanoGPT']:.2f}x",
              f"{pass_cpu_ms[name] / pass_cpu_ms['nanoGPT']:.2f}x")
             if "nanoGPT" in pass_ms else ("", ""))
-        print(f"{name:<16} {took:>8.1f} {took / pass_ms['transformers']:>15.2f}x "
+        print(f"{name:<18} {took:>8.1f} {took / pass_ms['transformers']:>15.2f}x "
               f"{versus_nano:>11} {pass_cpu_ms[name]:>8.1f} {cpu_versus_nano:>11}")
+    if "nanoGPT" in pass_ms:
+        print(f"summary: ours / nanoGPT forward + backward on nanoGPT's model "
+              f"(mlp='gelu'): sdpa {pass_ms['ours (sdpa, gelu)'] / pass_ms['nanoGPT']:.2f}x "
+              f"(target <= 1.0), eager "
+              f"{pass_ms['ours (eager, gelu)'] / pass_ms['nanoGPT']:.2f}x (target <= 1.15)")
 
 
 if __name__ == "__main__":
